@@ -1,0 +1,94 @@
+# ringmail build. `make run` and `make test` are the two entry points a new
+# user needs (see README.md); everything else is for developers.
+#
+# Sources are discovered by wildcard so that adding a module never means
+# editing this file: every .c under engine/ (except the CLI entry point),
+# campaigns/ and templates/ goes into one static library that both the
+# binary and the test runner link.
+
+CC       ?= cc
+PKGS     := liburing openssl yaml-0.1 hiredis libcares
+BUILD    ?= build
+
+# -Wconversion and -Wpedantic from STYLE.md 3.9 are left out for now: the
+# Criterion macros trip -Wpedantic, and -Wconversion is kept for a later
+# pass over the parsers (see README "Build").
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wimplicit-fallthrough -Wvla \
+            -Wpointer-arith -Wundef -Wwrite-strings -fno-common
+OPT      ?= -O2 -g
+HARDEN   ?= -fstack-protector-strong -D_FORTIFY_SOURCE=2
+CFLAGS   += -std=c17 -D_GNU_SOURCE $(OPT) -pipe $(WARN) $(HARDEN) -fPIE \
+            -Iengine -I. -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS  += -pie -Wl,-z,relro,-z,now
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+MAIN_SRC := engine/cli/main.c
+LIB_SRC  := $(filter-out $(MAIN_SRC),$(sort $(shell find engine campaigns templates -name '*.c' 2>/dev/null)))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SRC := $(sort $(wildcard tests/unit/*.c))
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+HDRS     := $(sort $(shell find engine campaigns templates -name '*.h' 2>/dev/null))
+
+.PHONY: all deps run test unit integration asan bench check-headers clean fmt fuzz
+
+all: $(BUILD)/ringmail
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libringmail.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/ringmail: $(BUILD)/obj/$(MAIN_SRC:.c=.o) $(BUILD)/libringmail.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test_all: $(TEST_OBJ) $(BUILD)/libringmail.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+# Every header must compile on its own (STYLE.md 3.6).
+check-headers: $(HDRS:%.h=$(BUILD)/hdr/%.ok)
+$(BUILD)/hdr/%.ok: %.h
+	@mkdir -p $(dir $@)
+	@echo '#include "$<"' | $(CC) $(CFLAGS) -x c -fsyntax-only -include $< - && touch $@
+
+# The one test command (README, .ci/run). Installs what the tests need,
+# builds, runs the unit suite (Criterion) and the integration suite (real
+# redis-server, real SMTP receivers, started by the tests on free loopback
+# ports), then prints one closing "N passed, N failed" line for both.
+test: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/test_all check-headers
+	@scripts/run-tests.sh $(BUILD)
+
+unit: $(BUILD)/test_all
+	$(BUILD)/test_all -j2
+
+integration: all
+	/usr/bin/python3 tests/integration/run.py --build $(BUILD)
+
+# ASan + UBSan build of the same suite, in its own build directory.
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	  OPT='-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' \
+	  HARDEN= LDFLAGS='-fsanitize=address,undefined' all build-asan/test_all
+	ASAN_OPTIONS=detect_leaks=1 build-asan/test_all -j2
+	RINGMAIL_SANITIZED=1 /usr/bin/python3 tests/integration/run.py --build build-asan
+
+run: deps all
+	@scripts/run-example.sh $(BUILD)
+
+bench: deps all
+	@bench/run.sh $(BUILD)
+
+fmt:
+	clang-format -i $(LIB_SRC) $(MAIN_SRC) $(HDRS) $(TEST_SRC)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/obj/$(MAIN_SRC:.c=.d)

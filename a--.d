@@ -1,0 +1,3 @@
+-: templates/tpl.h engine/lib/buf.h templates/tpl.h
+engine/lib/buf.h:
+templates/tpl.h:

@@ -1,0 +1,89 @@
+/*
+ * config: config.yaml, read with libyaml into one typed, immutable struct.
+ *
+ * Owns: the struct config and every string in it (freed by config_free).
+ * Every key has a default (config_defaults), so an empty file is valid and
+ * a worker needs nothing but a Redis address. Unknown keys, wrong types and
+ * out-of-range values are errors reported as "FILE:LINE:COL: message".
+ * Must not touch: runtime state; nothing mutates a loaded config (a reload
+ * builds a new one).
+ */
+#ifndef ENGINE_CORE_CONFIG_H
+#define ENGINE_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Static route: mail for `domain` goes to host:port ("*" = any domain). */
+struct config_route {
+	char		*domain;	/* lower-case; "*" for the default */
+	char		*host;		/* IP literal or name */
+	uint16_t	 port;
+};
+
+struct config_timeouts {		/* all milliseconds (RFC 5321 4.5.3.2) */
+	uint32_t	 connect;	/* default 30 s */
+	uint32_t	 banner;	/* 5 min */
+	uint32_t	 ehlo;		/* 5 min */
+	uint32_t	 mail_from;	/* 5 min */
+	uint32_t	 rcpt_to;	/* 5 min */
+	uint32_t	 data;		/* 2 min */
+	uint32_t	 data_block;	/* 3 min */
+	uint32_t	 data_dot;	/* 10 min */
+	uint32_t	 idle;		/* idle in pool before QUIT: 60 s */
+};
+
+struct config {
+	/* redis: */
+	char		*redis_host;		/* "127.0.0.1" */
+	uint16_t	 redis_port;		/* 6379 */
+	uint32_t	 redis_db;		/* 0 */
+	char		*redis_password;	/* NULL = none */
+	/* worker: */
+	uint32_t	 worker_threads;	/* 0 = one per core */
+	uint32_t	 fetch_batch;		/* jobs per XREADGROUP: 16 */
+	uint32_t	 max_queued;		/* recipients held per thread: 20000 */
+	uint32_t	 claim_idle_ms;		/* reclaim others' jobs idle this long: 300 s */
+	/* smtp: */
+	char		*ehlo_name;		/* default: gethostname() */
+	bool		 pipelining;		/* true */
+	uint32_t	 connection_limit;	/* per destination per thread: 10 */
+	uint32_t	 max_deliveries_per_connection; /* 100 */
+	struct config_timeouts timeouts;
+	/* message: */
+	char		*message_id_domain;	/* default: the From domain */
+	/* retry: */
+	uint32_t	 retry_delay_ms;	/* fixed delay for now: 5 min */
+	uint32_t	 retry_max_attempts;	/* then the recipient "failed": 10 */
+	/* routes: */
+	struct config_route *routes;		/* owns */
+	size_t		 nroutes;
+	/* log: */
+	int		 log_level;		/* enum log_level; LOG_INFO */
+	/* Where it came from, for messages. */
+	char		*path;
+};
+
+/* Fill c with defaults (allocates the default strings). 0 or -ENOMEM. */
+int	config_defaults(struct config *c);
+/*
+ * Load a YAML document. name is used in error messages ("config.yaml").
+ * On error returns -EINVAL (or -ENOENT/-errno for the file) and writes
+ * "name:LINE:COL: message" into err; *out is untouched.
+ */
+int	config_load_file(const char *path, struct config **out, char *err,
+	    size_t errlen);
+int	config_load_string(const char *yaml, size_t len, const char *name,
+	    struct config **out, char *err, size_t errlen);
+void	config_free(struct config *c);
+/* The route for a domain (exact match, then "*"), or NULL. */
+const struct config_route *config_route_find(const struct config *c,
+	    const char *domain, size_t domlen);
+/*
+ * Apply RINGMAIL_REDIS=host:port (and RINGMAIL_REDIS_PASSWORD) from the
+ * environment. 0, or -EINVAL with a message in err.
+ */
+int	config_apply_env(struct config *c, char *err, size_t errlen);
+
+#endif
