@@ -25,12 +25,14 @@ LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
 MAIN_SRC := engine/cli/main.c
 LIB_SRC  := $(filter-out $(MAIN_SRC),$(sort $(shell find engine campaigns templates -name '*.c' 2>/dev/null)))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+# .S files embed shipped data files (.incbin), e.g. the bounce rules.
+ASM_SRC  := $(sort $(shell find engine campaigns templates -name '*.S' 2>/dev/null))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(ASM_SRC:%.S=$(BUILD)/obj/%.o)
 TEST_SRC := $(sort $(wildcard tests/unit/*.c))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 HDRS     := $(sort $(shell find engine campaigns templates -name '*.h' 2>/dev/null))
 
-.PHONY: all deps run test unit integration asan bench check-headers clean fmt fuzz
+.PHONY: all deps run test unit integration asan bench check-headers clean fmt fuzz fuzz-run
 
 all: $(BUILD)/ringmail
 
@@ -40,6 +42,10 @@ deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) -I. -MMD -MP -c $< -o $@
 
 $(BUILD)/libringmail.a: $(LIB_OBJ)
 	@rm -f $@
@@ -84,6 +90,21 @@ run: deps all
 
 bench: deps all
 	@bench/run.sh $(BUILD)
+
+# libFuzzer targets: tests/fuzz/fuzz_<name>.c, each built with clang
+# against the library sources. `make fuzz` builds them; `make fuzz-run`
+# runs each for FUZZ_SECONDS.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_SECONDS ?= 30
+fuzz: $(FUZZ_BIN)
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(ASM_SRC)
+	@mkdir -p build-fuzz
+	clang -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -Iengine -I. $(shell pkg-config --cflags $(PKGS)) -o $@ $< $(LIB_SRC) $(ASM_SRC) $(LDLIBS)
+fuzz-run: fuzz
+	@for f in $(FUZZ_BIN); do mkdir -p build-fuzz/corpus-$$(basename $$f); \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/corpus-$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) 2>&1 | tail -n 2 || exit 1; done
 
 fmt:
 	clang-format -i $(LIB_SRC) $(MAIN_SRC) $(HDRS) $(TEST_SRC)
