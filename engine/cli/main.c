@@ -2,11 +2,28 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cmd.h"
+
+static const struct {
+	const char	*name;
+	int		(*fn)(int, char **);
+	const char	*help;
+} cmds[] = {
+	{ "submit", cmd_submit, "queue a campaign: submit CAMPAIGN.yaml RECIPIENTS.csv" },
+	{ "worker", cmd_worker, "run the sending engine" },
+	{ "status", cmd_status, "campaign progress and counters" },
+	{ "bounce", cmd_bounce, "bounce parse FILE...: classify bounce messages" },
+	{ "passwd", cmd_passwd, "passwd USER: hash a mailbox password" },
+};
+
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: ringmail COMMAND [ARGS]\n"
-	    "commands: submit worker status\n");
+	fprintf(f, "usage: ringmail COMMAND [OPTIONS] [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].help);
+	fprintf(f, "\nEvery command takes --config FILE (default ./config.yaml); "
+	    "RINGMAIL_REDIS=host:port overrides the Redis address.\n");
 }
 
 int
@@ -16,10 +33,14 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
 		usage(stdout);
 		return 0;
 	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (strcmp(argv[1], cmds[i].name) == 0)
+			return cmds[i].fn(argc - 1, argv + 1);
 	fprintf(stderr, "ringmail: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;
