@@ -275,7 +275,7 @@ Test(config, yaml_syntax_errors)
 	load_err("a: b: c\n", "t.yaml:1:5: mapping values are not allowed in "
 	    "this context");
 	load_err("redis: *nothing\n",
-	    "t.yaml:1:8: found undefined alias while composing a node");
+	    "t.yaml:1:8: found undefined alias");
 	load_err("redis: {}\n---\nlog: {}\n",
 	    "t.yaml:3:1: only one YAML document allowed");
 }
