@@ -427,3 +427,53 @@ Test(csv, read_error_is_eio)
 	csv_free(r);
 	fclose(f);
 }
+
+Test(csv, shipped_example_recipients)
+{
+	const char	*p = "campaigns/examples/welcome/recipients.csv";
+	const char	*doms[] = { "alpha.test", "beta.test", "gamma.test",
+	    "delta.test", "epsilon.test" };
+	unsigned	 per[5] = { 0 }, nonascii = 0, comma = 0;
+	FILE		*f = fopen(p, "rb");
+	struct csv_reader *r;
+	struct csv_record rec;
+	char		 err[128];
+	unsigned long	 n = 0;
+	int		 rc;
+
+	if (f == NULL)
+		f = fopen("../../campaigns/examples/welcome/recipients.csv",
+		    "rb");
+	cr_assert_not_null(f);
+	cr_assert_not_null(r = csv_new(f));
+	cr_assert_eq(csv_next(r, &rec, err, sizeof(err)), 1);
+	cr_assert_eq(rec.nfields, 3);
+	cr_assert_str_eq(rec.fields[0], "email");
+	cr_assert_str_eq(rec.fields[1], "first_name");
+	cr_assert_str_eq(rec.fields[2], "city");
+	while ((rc = csv_next(r, &rec, err, sizeof(err))) == 1) {
+		const char *at;
+
+		cr_assert_eq(rec.nfields, 3);
+		cr_assert_not_null(at = strchr(rec.fields[0], '@'));
+		for (int i = 0; i < 5; i++)
+			if (strcmp(at + 1, doms[i]) == 0)
+				per[i]++;
+		for (size_t i = 0; i < rec.lens[1]; i++)
+			if ((unsigned char)rec.fields[1][i] >= 0x80) {
+				nonascii++;
+				break;
+			}
+		if (strchr(rec.fields[2], ',') != NULL)
+			comma++;
+		n++;
+	}
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(n, 1000);
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(per[i], 200, "%s: %u", doms[i], per[i]);
+	cr_assert(nonascii > 0);
+	cr_assert(comma > 0);
+	csv_free(r);
+	fclose(f);
+}
