@@ -15,6 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Upper bound on entries under routes: (keeps lookups and checks cheap). */
+#define CONFIG_ROUTES_MAX	1024
+
 /* Static route: mail for `domain` goes to host:port ("*" = any domain). */
 struct config_route {
 	char		*domain;	/* lower-case; "*" for the default */

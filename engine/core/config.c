@@ -1,0 +1,876 @@
+/*
+ * config: config.yaml -> struct config. See config.h.
+ *
+ * The document is loaded with libyaml's document API and walked against a
+ * fixed schema (the key tables below), so the walk is bounded by the
+ * schema, not by the input: a recursive alias or a deep nest can only
+ * ever meet a "must be a mapping/scalar" check. Every error names the
+ * offending node's position (libyaml marks are 0-based; we print 1-based).
+ *
+ * Ranges (all inclusive; a value outside is an error):
+ *   redis.port                     1 .. 65535
+ *   redis.db                       0 .. 65535
+ *   worker.threads                 0 .. 256      (0 = one per core)
+ *   worker.fetch_batch             1 .. 1000
+ *   worker.max_queued              1 .. 1000000
+ *   worker.claim_idle              1 s .. 1 d
+ *   smtp.connection_limit          1 .. 10000
+ *   smtp.max_deliveries_per_connection 1 .. 100000
+ *   smtp.timeouts.*                1 ms .. 1 d
+ *   retry.delay                    100 ms .. 30 d
+ *   retry.max_attempts             1 .. 1000
+ *   routes                         at most CONFIG_ROUTES_MAX entries
+ * Strings that end up on the wire (ehlo_name, message_id_domain, route
+ * hosts) are restricted to host-name characters, so a config file can
+ * never inject a CR/LF into an SMTP command or a header.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <yaml.h>
+
+#include "lib/log.h"
+
+#include "core/config.h"
+
+#define CONFIG_FILE_MAX		(1024 * 1024)	/* bytes; a config is small */
+#define CONFIG_STR_MAX		255		/* host names, domains */
+#define CONFIG_PASSWORD_MAX	512
+
+#define MS_SEC	1000u
+#define MS_MIN	(60u * MS_SEC)
+#define MS_HOUR	(60u * MS_MIN)
+#define MS_DAY	(24u * MS_HOUR)
+
+enum config_type {
+	CONFIG_T_STR,		/* free string, no control chars */
+	CONFIG_T_HOST,		/* host name / IP literal, non-empty */
+	CONFIG_T_DOMAIN_OPT,	/* host name or "" (= NULL) */
+	CONFIG_T_SECRET,	/* "" = NULL; never printed */
+	CONFIG_T_PORT,
+	CONFIG_T_U32,
+	CONFIG_T_DURATION,	/* stored as milliseconds */
+	CONFIG_T_BOOL,
+	CONFIG_T_LOGLEVEL,
+	CONFIG_T_SECTION,	/* nested mapping: sub */
+	CONFIG_T_ROUTES,
+};
+
+struct config_key {
+	const char		*name;
+	enum config_type	 type;
+	size_t			 off;	/* into struct config */
+	uint64_t		 min, max;
+	const struct config_key	*sub;	/* CONFIG_T_SECTION */
+};
+
+#define K(n, t, f, lo, hi) \
+	{ n, t, offsetof(struct config, f), lo, hi, NULL }
+#define KT(n, f) { n, CONFIG_T_DURATION, \
+	offsetof(struct config, timeouts) + \
+	offsetof(struct config_timeouts, f), 1, MS_DAY, NULL }
+
+static const struct config_key config_redis[] = {
+	K("host", CONFIG_T_HOST, redis_host, 0, 0),
+	K("port", CONFIG_T_PORT, redis_port, 1, 65535),
+	K("db", CONFIG_T_U32, redis_db, 0, 65535),
+	K("password", CONFIG_T_SECRET, redis_password, 0, 0),
+	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
+};
+
+static const struct config_key config_worker[] = {
+	K("threads", CONFIG_T_U32, worker_threads, 0, 256),
+	K("fetch_batch", CONFIG_T_U32, fetch_batch, 1, 1000),
+	K("max_queued", CONFIG_T_U32, max_queued, 1, 1000000),
+	K("claim_idle", CONFIG_T_DURATION, claim_idle_ms, MS_SEC, MS_DAY),
+	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
+};
+
+static const struct config_key config_timeouts[] = {
+	KT("connect", connect),
+	KT("banner", banner),
+	KT("ehlo", ehlo),
+	KT("mail_from", mail_from),
+	KT("rcpt_to", rcpt_to),
+	KT("data", data),
+	KT("data_block", data_block),
+	KT("data_dot", data_dot),
+	KT("idle", idle),
+	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
+};
+
+static const struct config_key config_smtp[] = {
+	K("ehlo_name", CONFIG_T_DOMAIN_OPT, ehlo_name, 0, 0),
+	K("pipelining", CONFIG_T_BOOL, pipelining, 0, 0),
+	K("connection_limit", CONFIG_T_U32, connection_limit, 1, 10000),
+	K("max_deliveries_per_connection", CONFIG_T_U32,
+	    max_deliveries_per_connection, 1, 100000),
+	{ "timeouts", CONFIG_T_SECTION, 0, 0, 0, config_timeouts },
+	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
+};
+
+static const struct config_key config_message[] = {
+	K("message_id_domain", CONFIG_T_DOMAIN_OPT, message_id_domain, 0, 0),
+	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
+};
+
+static const struct config_key config_retry[] = {
+	K("delay", CONFIG_T_DURATION, retry_delay_ms, 100, 30ull * MS_DAY),
+	K("max_attempts", CONFIG_T_U32, retry_max_attempts, 1, 1000),
+	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
+};
+
+static const struct config_key config_log[] = {
+	K("level", CONFIG_T_LOGLEVEL, log_level, 0, 0),
+	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
+};
+
+static const struct config_key config_top[] = {
+	{ "redis", CONFIG_T_SECTION, 0, 0, 0, config_redis },
+	{ "worker", CONFIG_T_SECTION, 0, 0, 0, config_worker },
+	{ "smtp", CONFIG_T_SECTION, 0, 0, 0, config_smtp },
+	{ "message", CONFIG_T_SECTION, 0, 0, 0, config_message },
+	{ "retry", CONFIG_T_SECTION, 0, 0, 0, config_retry },
+	{ "routes", CONFIG_T_ROUTES, 0, 0, 0, NULL },
+	{ "log", CONFIG_T_SECTION, 0, 0, 0, config_log },
+	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
+};
+
+#undef K
+#undef KT
+
+/* One load in progress: where messages go. */
+struct config_ctx {
+	yaml_document_t	*doc;
+	const char	*name;
+	char		*err;
+	size_t		 errlen;
+};
+
+static int
+config_errf(struct config_ctx *x, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+config_errf(struct config_ctx *x, const yaml_node_t *n, const char *fmt, ...)
+{
+	va_list	ap;
+	int	m;
+
+	if (x->err == NULL || x->errlen == 0)
+		return -EINVAL;
+	m = snprintf(x->err, x->errlen, "%s:%zu:%zu: ", x->name,
+	    n->start_mark.line + 1, n->start_mark.column + 1);
+	if (m >= 0 && (size_t)m < x->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(x->err + m, x->errlen - (size_t)m, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static const char *
+config_sval(const yaml_node_t *n)
+{
+	return (const char *)n->data.scalar.value;
+}
+
+/* A plain "", "~" or "null" scalar: a key written with nothing after it. */
+static bool
+config_is_null(const yaml_node_t *n)
+{
+	const char *s;
+
+	if (n->type != YAML_SCALAR_NODE ||
+	    n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	s = config_sval(n);
+	return *s == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0;
+}
+
+/*
+ * Host-name characters (LDH, dots) plus ':' for bare IPv6 literals and
+ * '_' which some internal names use. Bounded, non-empty.
+ */
+static bool
+config_host_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > CONFIG_STR_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!isalnum(c) && c != '.' && c != '-' && c != ':' &&
+		    c != '_')
+			return false;
+	}
+	return true;
+}
+
+/* LDH labels separated by dots, no empty label, labels <= 63. */
+static bool
+config_domain_ok(const char *s, size_t len)
+{
+	size_t lab = 0;
+
+	if (len == 0 || len > CONFIG_STR_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '.') {
+			if (lab == 0 || s[i - 1] == '-')
+				return false;
+			lab = 0;
+			continue;
+		}
+		if (!isalnum(c) && !(c == '-' && lab > 0) && c != '_')
+			return false;
+		if (++lab > 63)
+			return false;
+	}
+	return lab > 0 && s[len - 1] != '-';
+}
+
+/* Unsigned decimal, digits only (no sign, no spaces). */
+static int
+config_parse_u64(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (len == 0 || len > 19)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* "30" (seconds), "250ms", "30s", "5m", "1h", "2d" -> milliseconds. */
+static int
+config_parse_duration(const char *s, size_t len, uint64_t *ms)
+{
+	size_t		 n = 0;
+	uint64_t	 v, mul;
+	const char	*u;
+
+	while (n < len && s[n] >= '0' && s[n] <= '9')
+		n++;
+	/* 12 digits of days still fit in 64 bits as ms. */
+	if (n == 0 || n > 12 || config_parse_u64(s, n, &v) != 0)
+		return -EINVAL;
+	u = s + n;
+	switch (len - n) {
+	case 0:
+		mul = MS_SEC;
+		break;
+	case 1:
+		if (*u == 's')
+			mul = MS_SEC;
+		else if (*u == 'm')
+			mul = MS_MIN;
+		else if (*u == 'h')
+			mul = MS_HOUR;
+		else if (*u == 'd')
+			mul = MS_DAY;
+		else
+			return -EINVAL;
+		break;
+	case 2:
+		if (u[0] != 'm' || u[1] != 's')
+			return -EINVAL;
+		mul = 1;
+		break;
+	default:
+		return -EINVAL;
+	}
+	*ms = v * mul;
+	return 0;
+}
+
+/*
+ * "host:port" or "[v6]:port" -> host (brackets stripped, allocated) and
+ * port 1..65535. 0, -EINVAL or -ENOMEM.
+ */
+static int
+config_parse_hostport(const char *s, size_t len, char **host, uint16_t *port)
+{
+	const char	*h, *colon;
+	size_t		 hlen;
+	uint64_t	 p;
+	char		 tmp[INET6_ADDRSTRLEN + 1];
+
+	if (len > 0 && s[0] == '[') {
+		const char *rb = memchr(s, ']', len);
+
+		if (rb == NULL || rb + 1 >= s + len || rb[1] != ':')
+			return -EINVAL;
+		h = s + 1;
+		hlen = (size_t)(rb - h);
+		colon = rb + 1;
+		if (hlen == 0 || hlen >= sizeof(tmp))
+			return -EINVAL;
+		memcpy(tmp, h, hlen);
+		tmp[hlen] = '\0';
+		{
+			struct in6_addr a6;
+
+			if (inet_pton(AF_INET6, tmp, &a6) != 1)
+				return -EINVAL;
+		}
+	} else {
+		colon = memchr(s, ':', len);
+		if (colon == NULL)
+			return -EINVAL;
+		h = s;
+		hlen = (size_t)(colon - s);
+		/* A second ':' means an unbracketed IPv6 literal. */
+		if (memchr(colon + 1, ':', len - hlen - 1) != NULL ||
+		    !config_host_ok(h, hlen))
+			return -EINVAL;
+	}
+	if (config_parse_u64(colon + 1, (size_t)(s + len - colon - 1), &p) !=
+	    0 || p == 0 || p > 65535)
+		return -EINVAL;
+	if ((*host = strndup(h, hlen)) == NULL)
+		return -ENOMEM;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+/* Scalar text check shared by string kinds: no NUL, no control chars. */
+static bool
+config_text_ok(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+static int
+config_set_str(char **dst, const char *s, size_t len)
+{
+	char *v = NULL;
+
+	if (len > 0 && (v = strndup(s, len)) == NULL)
+		return -ENOMEM;
+	free(*dst);
+	*dst = v;
+	return 0;
+}
+
+static int
+config_scalar(struct config_ctx *x, struct config *c, const char *path,
+    const struct config_key *k, yaml_node_t *v)
+{
+	const char	*s;
+	size_t		 len;
+	uint64_t	 u;
+	void		*dst = (char *)c + k->off;
+	int		 lvl;
+
+	if (v->type != YAML_SCALAR_NODE)
+		return config_errf(x, v, "%s: expected a scalar value", path);
+	s = config_sval(v);
+	len = v->data.scalar.length;
+	switch (k->type) {
+	case CONFIG_T_STR:
+		if (!config_text_ok(s, len))
+			return config_errf(x, v,
+			    "%s: control characters not allowed", path);
+		return config_set_str(dst, s, len);
+	case CONFIG_T_HOST:
+		if (!config_host_ok(s, len))
+			return config_errf(x, v,
+			    "%s: expected a host name or IP address", path);
+		return config_set_str(dst, s, len);
+	case CONFIG_T_DOMAIN_OPT:
+		if (config_is_null(v) || len == 0)
+			return config_set_str(dst, s, 0);
+		if (!config_domain_ok(s, len))
+			return config_errf(x, v, "%s: expected a domain name",
+			    path);
+		return config_set_str(dst, s, len);
+	case CONFIG_T_SECRET:
+		if (config_is_null(v))
+			len = 0;
+		if (len > CONFIG_PASSWORD_MAX || memchr(s, '\0', len) ||
+		    memchr(s, '\r', len) || memchr(s, '\n', len))
+			/* Never echo the value. */
+			return config_errf(x, v,
+			    "%s: must be at most %d bytes without NUL/CR/LF",
+			    path, CONFIG_PASSWORD_MAX);
+		return config_set_str(dst, s, len);
+	case CONFIG_T_PORT:
+	case CONFIG_T_U32:
+		if (config_parse_u64(s, len, &u) != 0)
+			return config_errf(x, v, "%s: expected an integer",
+			    path);
+		if (u < k->min || u > k->max)
+			return config_errf(x, v,
+			    "%s: must be between %llu and %llu", path,
+			    (unsigned long long)k->min,
+			    (unsigned long long)k->max);
+		if (k->type == CONFIG_T_PORT)
+			*(uint16_t *)dst = (uint16_t)u;
+		else
+			*(uint32_t *)dst = (uint32_t)u;
+		return 0;
+	case CONFIG_T_DURATION:
+		if (config_parse_duration(s, len, &u) != 0)
+			return config_errf(x, v,
+			    "%s: expected a duration like 30s, 5m, 250ms",
+			    path);
+		if (u < k->min || u > k->max)
+			return config_errf(x, v,
+			    "%s: must be between %llums and %llums", path,
+			    (unsigned long long)k->min,
+			    (unsigned long long)k->max);
+		*(uint32_t *)dst = (uint32_t)u;
+		return 0;
+	case CONFIG_T_BOOL:
+		if (strcasecmp(s, "true") == 0 || strcasecmp(s, "yes") == 0)
+			*(bool *)dst = true;
+		else if (strcasecmp(s, "false") == 0 ||
+		    strcasecmp(s, "no") == 0)
+			*(bool *)dst = false;
+		else
+			return config_errf(x, v,
+			    "%s: expected true, false, yes or no", path);
+		return 0;
+	case CONFIG_T_LOGLEVEL:
+		if (strlen(s) != len || (lvl = log_level_parse(s)) < 0)
+			return config_errf(x, v,
+			    "%s: expected error, warn, info or debug", path);
+		*(int *)dst = lvl;
+		return 0;
+	case CONFIG_T_SECTION:
+	case CONFIG_T_ROUTES:
+		break;
+	}
+	return config_errf(x, v, "%s: internal error", path);
+}
+
+/*
+ * Check that the mapping's key at index i is a scalar and not a repeat
+ * of an earlier key. Mappings here are schema-sized or capped
+ * (CONFIG_ROUTES_MAX), so the quadratic scan stays small.
+ */
+static int
+config_key_check(struct config_ctx *x, const char *path, yaml_node_pair_t *b,
+    yaml_node_pair_t *p, yaml_node_t **kp)
+{
+	yaml_node_t *k = yaml_document_get_node(x->doc, p->key);
+
+	if (k == NULL || k->type != YAML_SCALAR_NODE)
+		return config_errf(x, k != NULL ? k :
+		    yaml_document_get_root_node(x->doc),
+		    "%s%smapping keys must be scalars", path,
+		    *path ? ": " : "");
+	for (yaml_node_pair_t *q = b; q < p; q++) {
+		yaml_node_t *o = yaml_document_get_node(x->doc, q->key);
+
+		if (o != NULL && o->type == YAML_SCALAR_NODE &&
+		    o->data.scalar.length == k->data.scalar.length &&
+		    memcmp(o->data.scalar.value, k->data.scalar.value,
+		    k->data.scalar.length) == 0)
+			return config_errf(x, k, "%s%s%s: duplicate key",
+			    path, *path ? "." : "", config_sval(k));
+	}
+	*kp = k;
+	return 0;
+}
+
+static int
+config_routes(struct config_ctx *x, struct config *c, yaml_node_t *m)
+{
+	yaml_node_pair_t	*b, *e;
+	size_t			 n;
+	int			 rc;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_MAPPING_NODE)
+		return config_errf(x, m,
+		    "routes: expected a mapping of domain: host:port");
+	b = m->data.mapping.pairs.start;
+	e = m->data.mapping.pairs.top;
+	n = (size_t)(e - b);
+	if (n > CONFIG_ROUTES_MAX)
+		return config_errf(x, m, "routes: at most %d routes",
+		    CONFIG_ROUTES_MAX);
+	if (n == 0)
+		return 0;
+	if ((c->routes = calloc(n, sizeof(*c->routes))) == NULL)
+		return -ENOMEM;
+	for (yaml_node_pair_t *p = b; p < e; p++) {
+		struct config_route	*r = &c->routes[c->nroutes];
+		yaml_node_t		*k, *v;
+		const char		*d;
+		size_t			 dlen;
+
+		/* Duplicate check is case-insensitive below, after lowering. */
+		if ((rc = config_key_check(x, "routes", b, p, &k)) != 0)
+			return rc;
+		d = config_sval(k);
+		dlen = k->data.scalar.length;
+		if (!(dlen == 1 && d[0] == '*') && !config_domain_ok(d, dlen))
+			return config_errf(x, k,
+			    "routes: '%s' is not a domain name or \"*\"", d);
+		if ((r->domain = strndup(d, dlen)) == NULL)
+			return -ENOMEM;
+		for (char *q = r->domain; *q; q++)
+			*q = (char)tolower((unsigned char)*q);
+		for (size_t i = 0; i < c->nroutes; i++) {
+			if (strcmp(c->routes[i].domain, r->domain) == 0) {
+				free(r->domain);
+				r->domain = NULL;
+				return config_errf(x, k,
+				    "routes.%s: duplicate key", d);
+			}
+		}
+		v = yaml_document_get_node(x->doc, p->value);
+		if (v == NULL || v->type != YAML_SCALAR_NODE) {
+			free(r->domain);
+			r->domain = NULL;
+			return config_errf(x, v != NULL ? v : k,
+			    "routes.%s: expected host:port", d);
+		}
+		rc = config_parse_hostport(config_sval(v),
+		    v->data.scalar.length, &r->host, &r->port);
+		if (rc != 0) {
+			free(r->domain);
+			r->domain = NULL;
+			if (rc == -ENOMEM)
+				return rc;
+			return config_errf(x, v, "routes.%s: expected host:port"
+			    " or [IPv6]:port with port 1..65535", d);
+		}
+		c->nroutes++;
+	}
+	return 0;
+}
+
+static int
+config_section(struct config_ctx *x, struct config *c, const char *path,
+    const struct config_key *keys, yaml_node_t *m)
+{
+	yaml_node_pair_t	*b, *e;
+	char			 sub[128];
+	int			 rc;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_MAPPING_NODE)
+		return config_errf(x, m, "%s%sexpected a mapping", path,
+		    *path ? ": " : "");
+	b = m->data.mapping.pairs.start;
+	e = m->data.mapping.pairs.top;
+	for (yaml_node_pair_t *p = b; p < e; p++) {
+		const struct config_key	*k;
+		yaml_node_t		*kn, *v;
+
+		if ((rc = config_key_check(x, path, b, p, &kn)) != 0)
+			return rc;
+		for (k = keys; k->name != NULL; k++)
+			if (strcmp(k->name, config_sval(kn)) == 0)
+				break;
+		if (k->name == NULL)
+			return config_errf(x, kn, "%s%s%s: unknown key", path,
+			    *path ? "." : "", config_sval(kn));
+		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "",
+		    k->name);
+		if ((v = yaml_document_get_node(x->doc, p->value)) == NULL)
+			return config_errf(x, kn, "%s: missing value", sub);
+		if (k->type == CONFIG_T_SECTION)
+			rc = config_section(x, c, sub, k->sub, v);
+		else if (k->type == CONFIG_T_ROUTES)
+			rc = config_routes(x, c, v);
+		else
+			rc = config_scalar(x, c, sub, k, v);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int
+config_defaults(struct config *c)
+{
+	char host[256];
+
+	memset(c, 0, sizeof(*c));
+	c->redis_port = 6379;
+	c->fetch_batch = 16;
+	c->max_queued = 20000;
+	c->claim_idle_ms = 5 * MS_MIN;
+	c->pipelining = true;
+	c->connection_limit = 10;
+	c->max_deliveries_per_connection = 100;
+	c->timeouts.connect = 30 * MS_SEC;
+	c->timeouts.banner = 5 * MS_MIN;
+	c->timeouts.ehlo = 5 * MS_MIN;
+	c->timeouts.mail_from = 5 * MS_MIN;
+	c->timeouts.rcpt_to = 5 * MS_MIN;
+	c->timeouts.data = 2 * MS_MIN;
+	c->timeouts.data_block = 3 * MS_MIN;
+	c->timeouts.data_dot = 10 * MS_MIN;
+	c->timeouts.idle = 60 * MS_SEC;
+	c->retry_delay_ms = 5 * MS_MIN;
+	c->retry_max_attempts = 10;
+	c->log_level = LOG_INFO;
+	if ((c->redis_host = strdup("127.0.0.1")) == NULL)
+		return -ENOMEM;
+	/* A host name that would not survive EHLO falls back to localhost. */
+	if (gethostname(host, sizeof(host)) != 0 ||
+	    (host[sizeof(host) - 1] = '\0',
+	    !config_domain_ok(host, strlen(host))))
+		strcpy(host, "localhost");
+	if ((c->ehlo_name = strdup(host)) == NULL) {
+		free(c->redis_host);
+		c->redis_host = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Release what c owns, leaving c itself (embedded or not). */
+static void
+config_fini(struct config *c)
+{
+	free(c->redis_host);
+	free(c->redis_password);
+	free(c->ehlo_name);
+	free(c->message_id_domain);
+	for (size_t i = 0; i < c->nroutes; i++) {
+		free(c->routes[i].domain);
+		free(c->routes[i].host);
+	}
+	free(c->routes);
+	free(c->path);
+}
+
+void
+config_free(struct config *c)
+{
+	if (c == NULL)
+		return;
+	config_fini(c);
+	free(c);
+}
+
+/*
+ * libyaml's reader errors (bad UTF-8, control bytes) carry only a byte
+ * offset; scanner and parser errors carry a mark. Both become LINE:COL.
+ */
+static void
+config_parse_error(const yaml_parser_t *p, const char *yaml, size_t len,
+    const char *name, char *err, size_t errlen)
+{
+	size_t line = p->problem_mark.line, col = p->problem_mark.column;
+
+	if (err == NULL || errlen == 0)
+		return;
+	if (p->error == YAML_READER_ERROR) {
+		size_t off = p->problem_offset < len ? p->problem_offset : len;
+
+		line = col = 0;
+		for (size_t i = 0; i < off; i++) {
+			if (yaml[i] == '\n') {
+				line++;
+				col = 0;
+			} else if (((unsigned char)yaml[i] & 0xc0) != 0x80) {
+				col++;
+			}
+		}
+	}
+	snprintf(err, errlen, "%s:%zu:%zu: %s%s%s", name, line + 1, col + 1,
+	    p->problem != NULL ? p->problem : "syntax error",
+	    p->context != NULL ? " " : "",
+	    p->context != NULL ? p->context : "");
+}
+
+int
+config_load_string(const char *yaml, size_t len, const char *name,
+    struct config **out, char *err, size_t errlen)
+{
+	yaml_parser_t		 parser;
+	yaml_document_t		 doc, extra;
+	struct config_ctx	 x = { &doc, name, err, errlen };
+	struct config		*c;
+	yaml_node_t		*root;
+	char			 hostbuf[256];
+	int			 rc;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (name == NULL)
+		name = x.name = "config";
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return -ENOMEM;
+	if ((rc = config_defaults(c)) != 0) {
+		free(c);
+		return rc;
+	}
+	if (!yaml_parser_initialize(&parser)) {
+		config_free(c);
+		return -ENOMEM;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)yaml,
+	    len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		config_parse_error(&parser, yaml, len, name, err, errlen);
+		rc = parser.error == YAML_MEMORY_ERROR ? -ENOMEM : -EINVAL;
+		yaml_parser_delete(&parser);
+		config_free(c);
+		return rc;
+	}
+	root = yaml_document_get_root_node(&doc);
+	if (root != NULL) {
+		rc = config_section(&x, c, "", config_top, root);
+		if (rc == 0) {
+			/* One document per file: a second one is a mistake. */
+			if (!yaml_parser_load(&parser, &extra)) {
+				rc = config_errf(&x, root,
+				    "invalid YAML after the first document");
+			} else {
+				if (yaml_document_get_root_node(&extra) !=
+				    NULL)
+					rc = config_errf(&x,
+					    yaml_document_get_root_node(
+					    &extra),
+					    "only one YAML document allowed");
+				yaml_document_delete(&extra);
+			}
+		}
+	}
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	if (rc == 0 && c->ehlo_name == NULL) {
+		/* ehlo_name: "" means "this host", as when absent. */
+		if (gethostname(hostbuf, sizeof(hostbuf)) != 0 ||
+		    (hostbuf[sizeof(hostbuf) - 1] = '\0',
+		    !config_domain_ok(hostbuf, strlen(hostbuf))))
+			strcpy(hostbuf, "localhost");
+		if ((c->ehlo_name = strdup(hostbuf)) == NULL)
+			rc = -ENOMEM;
+	}
+	if (rc == 0 && (c->path = strdup(name)) == NULL)
+		rc = -ENOMEM;
+	if (rc != 0) {
+		config_free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int
+config_load_file(const char *path, struct config **out, char *err,
+    size_t errlen)
+{
+	FILE	*f;
+	char	*data;
+	size_t	 n;
+	int	 rc;
+
+	if ((f = fopen(path, "rb")) == NULL) {
+		rc = -errno;
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	if ((data = malloc(CONFIG_FILE_MAX + 1)) == NULL) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	n = fread(data, 1, CONFIG_FILE_MAX + 1, f);
+	if (ferror(f)) {
+		rc = -EIO;
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s: read error", path);
+	} else if (n > CONFIG_FILE_MAX) {
+		rc = -EFBIG;
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s: larger than %d bytes", path,
+			    CONFIG_FILE_MAX);
+	} else {
+		rc = config_load_string(data, n, path, out, err, errlen);
+	}
+	free(data);
+	fclose(f);
+	return rc;
+}
+
+const struct config_route *
+config_route_find(const struct config *c, const char *domain, size_t domlen)
+{
+	const struct config_route *def = NULL;
+
+	for (size_t i = 0; i < c->nroutes; i++) {
+		const struct config_route *r = &c->routes[i];
+
+		if (strcmp(r->domain, "*") == 0)
+			def = r;
+		else if (domain != NULL && strlen(r->domain) == domlen &&
+		    strncasecmp(r->domain, domain, domlen) == 0)
+			return r;
+	}
+	return def;
+}
+
+int
+config_apply_env(struct config *c, char *err, size_t errlen)
+{
+	const char	*s;
+	char		*host;
+	uint16_t	 port;
+	int		 rc;
+
+	if ((s = getenv("RINGMAIL_REDIS")) != NULL && *s != '\0') {
+		rc = config_parse_hostport(s, strlen(s), &host, &port);
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc != 0) {
+			if (err != NULL && errlen > 0)
+				snprintf(err, errlen, "RINGMAIL_REDIS: expected"
+				    " host:port or [IPv6]:port");
+			return -EINVAL;
+		}
+		free(c->redis_host);
+		c->redis_host = host;
+		c->redis_port = port;
+	}
+	if ((s = getenv("RINGMAIL_REDIS_PASSWORD")) != NULL) {
+		size_t len = strlen(s);
+
+		if (len > CONFIG_PASSWORD_MAX || strchr(s, '\r') ||
+		    strchr(s, '\n')) {
+			if (err != NULL && errlen > 0)
+				snprintf(err, errlen, "RINGMAIL_REDIS_PASSWORD:"
+				    " must be at most %d bytes without CR/LF",
+				    CONFIG_PASSWORD_MAX);
+			return -EINVAL;
+		}
+		if ((rc = config_set_str(&c->redis_password, s, len)) != 0)
+			return rc;
+	}
+	return 0;
+}

@@ -1,0 +1,431 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+
+#include "core/config.h"
+
+static struct config *
+load_ok(const char *yaml)
+{
+	struct config	*c = NULL;
+	char		 err[256] = "";
+	int		 rc;
+
+	rc = config_load_string(yaml, strlen(yaml), "t.yaml", &c, err,
+	    sizeof(err));
+	cr_assert_eq(rc, 0, "load failed: %s", err);
+	cr_assert_not_null(c);
+	return c;
+}
+
+/* Expect -EINVAL and exactly this message. */
+static void
+load_err(const char *yaml, const char *want)
+{
+	struct config	*c = (struct config *)0x1;
+	char		 err[256] = "";
+	int		 rc;
+
+	rc = config_load_string(yaml, strlen(yaml), "t.yaml", &c, err,
+	    sizeof(err));
+	cr_assert_eq(rc, -EINVAL, "rc=%d for %s", rc, yaml);
+	cr_assert_eq(c, (struct config *)0x1, "*out touched on error");
+	cr_assert_str_eq(err, want);
+}
+
+Test(config, defaults)
+{
+	struct config c;
+
+	cr_assert_eq(config_defaults(&c), 0);
+	cr_assert_str_eq(c.redis_host, "127.0.0.1");
+	cr_assert_eq(c.redis_port, 6379);
+	cr_assert_eq(c.redis_db, 0);
+	cr_assert_null(c.redis_password);
+	cr_assert_eq(c.worker_threads, 0);
+	cr_assert_eq(c.fetch_batch, 16);
+	cr_assert_eq(c.max_queued, 20000);
+	cr_assert_eq(c.claim_idle_ms, 300000);
+	cr_assert_not_null(c.ehlo_name);
+	cr_assert(strlen(c.ehlo_name) > 0);
+	cr_assert(c.pipelining);
+	cr_assert_eq(c.connection_limit, 10);
+	cr_assert_eq(c.max_deliveries_per_connection, 100);
+	cr_assert_eq(c.timeouts.connect, 30000);
+	cr_assert_eq(c.timeouts.banner, 300000);
+	cr_assert_eq(c.timeouts.ehlo, 300000);
+	cr_assert_eq(c.timeouts.mail_from, 300000);
+	cr_assert_eq(c.timeouts.rcpt_to, 300000);
+	cr_assert_eq(c.timeouts.data, 120000);
+	cr_assert_eq(c.timeouts.data_block, 180000);
+	cr_assert_eq(c.timeouts.data_dot, 600000);
+	cr_assert_eq(c.timeouts.idle, 60000);
+	cr_assert_null(c.message_id_domain);
+	cr_assert_eq(c.retry_delay_ms, 300000);
+	cr_assert_eq(c.retry_max_attempts, 10);
+	cr_assert_eq(c.nroutes, 0);
+	cr_assert_eq(c.log_level, LOG_INFO);
+	free(c.redis_host);
+	free(c.ehlo_name);
+}
+
+Test(config, empty_document_is_defaults)
+{
+	struct config *c = load_ok("");
+
+	cr_assert_eq(c->redis_port, 6379);
+	cr_assert_eq(c->fetch_batch, 16);
+	cr_assert_str_eq(c->path, "t.yaml");
+	config_free(c);
+	c = load_ok("# only a comment\n");
+	cr_assert_eq(c->connection_limit, 10);
+	config_free(c);
+	c = load_ok("redis:\nworker: ~\nroutes:\n");
+	cr_assert_eq(c->nroutes, 0);
+	config_free(c);
+}
+
+Test(config, full_file)
+{
+	struct config *c = load_ok(
+	    "redis: {host: redis.internal, port: 6380, db: 3, password: s3cret}\n"
+	    "worker:\n"
+	    "  threads: 4\n"
+	    "  fetch_batch: 32\n"
+	    "  max_queued: 5000\n"
+	    "  claim_idle: 90\n"
+	    "smtp:\n"
+	    "  ehlo_name: mta1.example.net\n"
+	    "  pipelining: no\n"
+	    "  connection_limit: 20\n"
+	    "  max_deliveries_per_connection: 50\n"
+	    "  timeouts: {connect: 250ms, banner: 1m, ehlo: 2m, mail_from: 3m,"
+	    " rcpt_to: 4m, data: 1h, data_block: 5s, data_dot: 1d, idle: 7}\n"
+	    "message: {message_id_domain: ids.example.net}\n"
+	    "retry: {delay: 2h, max_attempts: 3}\n"
+	    "routes:\n"
+	    "  Example.TEST: 127.0.0.1:2525\n"
+	    "  v6.test: \"[::1]:25\"\n"
+	    "  \"*\": relay.internal:587\n"
+	    "log: {level: debug}\n");
+
+	cr_assert_str_eq(c->redis_host, "redis.internal");
+	cr_assert_eq(c->redis_port, 6380);
+	cr_assert_eq(c->redis_db, 3);
+	cr_assert_str_eq(c->redis_password, "s3cret");
+	cr_assert_eq(c->worker_threads, 4);
+	cr_assert_eq(c->fetch_batch, 32);
+	cr_assert_eq(c->max_queued, 5000);
+	cr_assert_eq(c->claim_idle_ms, 90000);
+	cr_assert_str_eq(c->ehlo_name, "mta1.example.net");
+	cr_assert_not(c->pipelining);
+	cr_assert_eq(c->connection_limit, 20);
+	cr_assert_eq(c->max_deliveries_per_connection, 50);
+	cr_assert_eq(c->timeouts.connect, 250);
+	cr_assert_eq(c->timeouts.banner, 60000);
+	cr_assert_eq(c->timeouts.ehlo, 120000);
+	cr_assert_eq(c->timeouts.mail_from, 180000);
+	cr_assert_eq(c->timeouts.rcpt_to, 240000);
+	cr_assert_eq(c->timeouts.data, 3600000);
+	cr_assert_eq(c->timeouts.data_block, 5000);
+	cr_assert_eq(c->timeouts.data_dot, 86400000);
+	cr_assert_eq(c->timeouts.idle, 7000);
+	cr_assert_str_eq(c->message_id_domain, "ids.example.net");
+	cr_assert_eq(c->retry_delay_ms, 7200000);
+	cr_assert_eq(c->retry_max_attempts, 3);
+	cr_assert_eq(c->log_level, LOG_DEBUG);
+	cr_assert_eq(c->nroutes, 3);
+	cr_assert_str_eq(c->routes[0].domain, "example.test");
+	cr_assert_str_eq(c->routes[0].host, "127.0.0.1");
+	cr_assert_eq(c->routes[0].port, 2525);
+	cr_assert_str_eq(c->routes[1].host, "::1");
+	cr_assert_eq(c->routes[1].port, 25);
+	cr_assert_str_eq(c->routes[2].domain, "*");
+	cr_assert_eq(c->routes[2].port, 587);
+	config_free(c);
+}
+
+Test(config, booleans_and_empty_strings)
+{
+	struct config *c = load_ok("smtp: {pipelining: yes, ehlo_name: \"\"}\n"
+	    "redis: {password: \"\"}\nmessage: {message_id_domain: \"\"}\n");
+
+	cr_assert(c->pipelining);
+	cr_assert_not_null(c->ehlo_name);	/* "" = gethostname() */
+	cr_assert(strlen(c->ehlo_name) > 0);
+	cr_assert_null(c->redis_password);
+	cr_assert_null(c->message_id_domain);
+	config_free(c);
+	c = load_ok("smtp: {pipelining: false}\n");
+	cr_assert_not(c->pipelining);
+	config_free(c);
+	c = load_ok("smtp: {pipelining: true}\n");
+	cr_assert(c->pipelining);
+	config_free(c);
+}
+
+Test(config, range_errors)
+{
+	load_err("smtp:\n  connection_limit: 0\n",
+	    "t.yaml:2:21: smtp.connection_limit: must be between 1 and 10000");
+	load_err("smtp:\n  connection_limit: 10001\n",
+	    "t.yaml:2:21: smtp.connection_limit: must be between 1 and 10000");
+	load_err("redis: {port: 0}\n",
+	    "t.yaml:1:15: redis.port: must be between 1 and 65535");
+	load_err("redis: {port: 65536}\n",
+	    "t.yaml:1:15: redis.port: must be between 1 and 65535");
+	load_err("worker:\n  threads: 257\n",
+	    "t.yaml:2:12: worker.threads: must be between 0 and 256");
+	load_err("worker:\n  fetch_batch: 0\n",
+	    "t.yaml:2:16: worker.fetch_batch: must be between 1 and 1000");
+	load_err("worker:\n  fetch_batch: 1001\n",
+	    "t.yaml:2:16: worker.fetch_batch: must be between 1 and 1000");
+	load_err("retry: {max_attempts: 0}\n",
+	    "t.yaml:1:23: retry.max_attempts: must be between 1 and 1000");
+	load_err("smtp:\n  timeouts:\n    connect: 0s\n",
+	    "t.yaml:3:14: smtp.timeouts.connect: must be between 1ms and "
+	    "86400000ms");
+	load_err("worker: {claim_idle: 2d}\n",
+	    "t.yaml:1:22: worker.claim_idle: must be between 1000ms and "
+	    "86400000ms");
+	/* Huge numbers do not wrap around into range. */
+	load_err("redis: {port: 18446744073709551617}\n",
+	    "t.yaml:1:15: redis.port: expected an integer");
+	load_err("smtp: {timeouts: {idle: 999999999999d}}\n",
+	    "t.yaml:1:25: smtp.timeouts.idle: must be between 1ms and "
+	    "86400000ms");
+}
+
+Test(config, type_errors)
+{
+	load_err("redis:\n  port: {a: 1}\n",
+	    "t.yaml:2:9: redis.port: expected a scalar value");
+	load_err("redis:\n  port: [1]\n",
+	    "t.yaml:2:9: redis.port: expected a scalar value");
+	load_err("redis: 5\n", "t.yaml:1:8: redis: expected a mapping");
+	load_err("- a\n- b\n", "t.yaml:1:1: expected a mapping");
+	load_err("redis: {port: -1}\n",
+	    "t.yaml:1:15: redis.port: expected an integer");
+	load_err("redis: {port: 63 79}\n",
+	    "t.yaml:1:15: redis.port: expected an integer");
+	load_err("smtp: {pipelining: maybe}\n",
+	    "t.yaml:1:20: smtp.pipelining: expected true, false, yes or no");
+	load_err("retry: {delay: 5w}\n", "t.yaml:1:16: retry.delay: expected "
+	    "a duration like 30s, 5m, 250ms");
+	load_err("retry: {delay: 1.5s}\n", "t.yaml:1:16: retry.delay: expected "
+	    "a duration like 30s, 5m, 250ms");
+	load_err("log: {level: verbose}\n",
+	    "t.yaml:1:14: log.level: expected error, warn, info or debug");
+	load_err("smtp: {ehlo_name: \"a b\\r\\nMAIL FROM:<x>\"}\n",
+	    "t.yaml:1:19: smtp.ehlo_name: expected a domain name");
+	load_err("redis: {host: \"\"}\n",
+	    "t.yaml:1:15: redis.host: expected a host name or IP address");
+	load_err("? [a]\n: 1\n", "t.yaml:1:3: mapping keys must be scalars");
+}
+
+Test(config, unknown_and_duplicate_keys)
+{
+	load_err("redis:\n  host: a\n  prot: 1\n",
+	    "t.yaml:3:3: redis.prot: unknown key");
+	load_err("bogus: 1\n", "t.yaml:1:1: bogus: unknown key");
+	load_err("smtp:\n  timeouts:\n    conect: 1s\n",
+	    "t.yaml:3:5: smtp.timeouts.conect: unknown key");
+	load_err("redis:\n  port: 1\n  port: 2\n",
+	    "t.yaml:3:3: redis.port: duplicate key");
+	load_err("log: {}\nlog: {}\n", "t.yaml:2:1: log: duplicate key");
+	load_err("routes:\n  a.test: h:1\n  A.Test: h:2\n",
+	    "t.yaml:3:3: routes.A.Test: duplicate key");
+}
+
+Test(config, route_errors)
+{
+	load_err("routes:\n  a.test: host\n",
+	    "t.yaml:2:11: routes.a.test: expected host:port or [IPv6]:port "
+	    "with port 1..65535");
+	load_err("routes:\n  a.test: host:0\n",
+	    "t.yaml:2:11: routes.a.test: expected host:port or [IPv6]:port "
+	    "with port 1..65535");
+	load_err("routes:\n  a.test: \"::1:25\"\n",
+	    "t.yaml:2:11: routes.a.test: expected host:port or [IPv6]:port "
+	    "with port 1..65535");
+	load_err("routes:\n  a.test: \"[nope]:25\"\n",
+	    "t.yaml:2:11: routes.a.test: expected host:port or [IPv6]:port "
+	    "with port 1..65535");
+	load_err("routes:\n  a.test: \"h:25x\"\n",
+	    "t.yaml:2:11: routes.a.test: expected host:port or [IPv6]:port "
+	    "with port 1..65535");
+	load_err("routes:\n  a.test: {h: 1}\n",
+	    "t.yaml:2:11: routes.a.test: expected host:port");
+	load_err("routes:\n  \"bad domain\": h:25\n",
+	    "t.yaml:2:3: routes: 'bad domain' is not a domain name or \"*\"");
+	load_err("routes: [a]\n",
+	    "t.yaml:1:9: routes: expected a mapping of domain: host:port");
+}
+
+Test(config, yaml_syntax_errors)
+{
+	/* libyaml's problem_mark, 1-based. */
+	load_err("redis:\n  host: [a\n",
+	    "t.yaml:3:1: did not find expected ',' or ']' while parsing a "
+	    "flow sequence");
+	load_err("a: b: c\n", "t.yaml:1:5: mapping values are not allowed in "
+	    "this context");
+	load_err("redis: *nothing\n",
+	    "t.yaml:1:8: found undefined alias");
+	load_err("redis: {}\n---\nlog: {}\n",
+	    "t.yaml:3:1: only one YAML document allowed");
+}
+
+Test(config, bad_utf8_reports_position)
+{
+	struct config	*c = NULL;
+	char		 err[256];
+	const char	 yaml[] = "log: {}\nredis: {host: \xff}\n";
+
+	cr_assert_eq(config_load_string(yaml, sizeof(yaml) - 1, "t.yaml", &c,
+	    err, sizeof(err)), -EINVAL);
+	cr_assert_null(c);
+	cr_assert(strncmp(err, "t.yaml:2:15: ", 13) == 0, "%s", err);
+}
+
+Test(config, recursive_alias_is_rejected_not_looped)
+{
+	load_err("redis: &a {port: *a}\n",
+	    "t.yaml:1:8: redis.port: expected a scalar value");
+}
+
+Test(config, password_never_in_messages)
+{
+	struct config	*c = NULL;
+	char		 err[256];
+	const char	*yaml = "redis: {password: \"top\\nsecret\"}\n";
+
+	cr_assert_eq(config_load_string(yaml, strlen(yaml), "t.yaml", &c, err,
+	    sizeof(err)), -EINVAL);
+	cr_assert_null(strstr(err, "secret"), "%s", err);
+	cr_assert(strncmp(err, "t.yaml:1:19: redis.password:", 28) == 0,
+	    "%s", err);
+}
+
+Test(config, env_override)
+{
+	struct config	*c = load_ok("redis: {host: a.internal, port: 1}\n");
+	char		 err[128] = "";
+
+	setenv("RINGMAIL_REDIS", "10.1.2.3:6390", 1);
+	setenv("RINGMAIL_REDIS_PASSWORD", "pw", 1);
+	cr_assert_eq(config_apply_env(c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(c->redis_host, "10.1.2.3");
+	cr_assert_eq(c->redis_port, 6390);
+	cr_assert_str_eq(c->redis_password, "pw");
+	setenv("RINGMAIL_REDIS", "[::1]:7000", 1);
+	cr_assert_eq(config_apply_env(c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(c->redis_host, "::1");
+	cr_assert_eq(c->redis_port, 7000);
+	setenv("RINGMAIL_REDIS", "nocolon", 1);
+	cr_assert_eq(config_apply_env(c, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "RINGMAIL_REDIS: expected host:port or "
+	    "[IPv6]:port");
+	cr_assert_str_eq(c->redis_host, "::1");	/* unchanged on error */
+	setenv("RINGMAIL_REDIS", "h:99999", 1);
+	cr_assert_eq(config_apply_env(c, err, sizeof(err)), -EINVAL);
+	unsetenv("RINGMAIL_REDIS");
+	unsetenv("RINGMAIL_REDIS_PASSWORD");
+	cr_assert_eq(config_apply_env(c, err, sizeof(err)), 0);
+	cr_assert_str_eq(c->redis_host, "::1");
+	config_free(c);
+}
+
+Test(config, route_lookup)
+{
+	struct config *c = load_ok("routes:\n  a.test: h1:25\n"
+	    "  B.TEST: h2:26\n  \"*\": h3:27\n");
+	const struct config_route *r;
+
+	r = config_route_find(c, "a.test", 6);
+	cr_assert_not_null(r);
+	cr_assert_str_eq(r->host, "h1");
+	r = config_route_find(c, "b.Test", 6);
+	cr_assert_not_null(r);
+	cr_assert_str_eq(r->host, "h2");
+	/* Length-bounded: "a.test.evil" must not match a.test. */
+	r = config_route_find(c, "a.test.evil", 11);
+	cr_assert_str_eq(r->host, "h3");
+	r = config_route_find(c, "a.testX", 6);
+	cr_assert_str_eq(r->host, "h1");
+	r = config_route_find(c, "sub.a.test", 10);
+	cr_assert_str_eq(r->domain, "*");
+	config_free(c);
+	c = load_ok("routes: {a.test: h1:25}\n");
+	cr_assert_null(config_route_find(c, "b.test", 6));
+	cr_assert_not_null(config_route_find(c, "A.TEST", 6));
+	config_free(c);
+}
+
+Test(config, route_limit)
+{
+	char	*yaml = malloc(64 * (CONFIG_ROUTES_MAX + 2));
+	size_t	 n = 0;
+	struct config *c = NULL;
+	char	 err[256];
+
+	cr_assert_not_null(yaml);
+	n += (size_t)sprintf(yaml + n, "routes:\n");
+	for (int i = 0; i <= CONFIG_ROUTES_MAX; i++)
+		n += (size_t)sprintf(yaml + n, "  d%d.test: h:25\n", i);
+	cr_assert_eq(config_load_string(yaml, n, "t.yaml", &c, err,
+	    sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "t.yaml:2:3: routes: at most 1024 routes");
+	free(yaml);
+}
+
+Test(config, file_errors)
+{
+	struct config	*c = NULL;
+	char		 err[256];
+
+	cr_assert_eq(config_load_file("/nonexistent/ringmail.yaml", &c, err,
+	    sizeof(err)), -ENOENT);
+	cr_assert_null(c);
+	cr_assert(strstr(err, "/nonexistent/ringmail.yaml") != NULL);
+}
+
+Test(config, shipped_config_loads)
+{
+	struct config	*c = NULL, d;
+	char		 err[256] = "";
+	int		 rc;
+
+	rc = config_load_file("config.yaml", &c, err, sizeof(err));
+	if (rc == -ENOENT)	/* run from elsewhere than the top dir */
+		rc = config_load_file("../../config.yaml", &c, err,
+		    sizeof(err));
+	cr_assert_eq(rc, 0, "%s", err);
+	/* It documents the defaults, so it must equal them. */
+	cr_assert_eq(config_defaults(&d), 0);
+	cr_assert_str_eq(c->redis_host, d.redis_host);
+	cr_assert_eq(c->redis_port, d.redis_port);
+	cr_assert_null(c->redis_password);
+	cr_assert_eq(c->worker_threads, d.worker_threads);
+	cr_assert_eq(c->fetch_batch, d.fetch_batch);
+	cr_assert_eq(c->max_queued, d.max_queued);
+	cr_assert_eq(c->claim_idle_ms, d.claim_idle_ms);
+	cr_assert_str_eq(c->ehlo_name, d.ehlo_name);
+	cr_assert_eq(c->pipelining, d.pipelining);
+	cr_assert_eq(c->connection_limit, d.connection_limit);
+	cr_assert_eq(c->max_deliveries_per_connection,
+	    d.max_deliveries_per_connection);
+	cr_assert_eq(memcmp(&c->timeouts, &d.timeouts, sizeof(d.timeouts)), 0);
+	cr_assert_null(c->message_id_domain);
+	cr_assert_eq(c->retry_delay_ms, d.retry_delay_ms);
+	cr_assert_eq(c->retry_max_attempts, d.retry_max_attempts);
+	cr_assert_eq(c->nroutes, 0);
+	cr_assert_eq(c->log_level, d.log_level);
+	free(d.redis_host);
+	free(d.ehlo_name);
+	config_free(c);
+}
