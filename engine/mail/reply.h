@@ -32,17 +32,37 @@ struct reply_parser {
 	size_t	 linelen;
 	struct reply cur;		/* reply being assembled */
 	bool	 in_reply;		/* saw a "DDD-" continuation line */
+	bool	 failed;		/* sticky after -EPROTO */
+	/*
+	 * Optional per-line hook (NULL = none), e.g. for EHLO keywords,
+	 * which the joined text cannot keep apart. Called for each
+	 * well-formed line as it completes: code, 0-based line number
+	 * within the reply, the raw text after "DDD[ -]" (CR removed, esc
+	 * kept, may hold any byte but LF). text is only valid during the
+	 * call. Borrowed; set with reply_parser_set_line_cb().
+	 */
+	void	(*line_cb)(void *arg, int code, unsigned lineno,
+		    const char *text, size_t len);
+	void	*line_arg;		/* borrowed, passed to line_cb */
 };
 
+/* Reset to the start of a reply stream; clears the line hook too. */
 void	reply_parser_init(struct reply_parser *p);
+/* Install (or clear, cb == NULL) the per-line hook. */
+void	reply_parser_set_line_cb(struct reply_parser *p,
+	    void (*cb)(void *arg, int code, unsigned lineno, const char *text,
+	    size_t len), void *arg);
 /*
- * Consume bytes from data[0..len). Returns:
+ * Consume bytes from data[0..len). Lines are "DDD text", "DDD-text" or a
+ * bare "DDD" with D1 in 2..5; control characters in the text are replaced
+ * by '?' in out->text (never in the line hook). Returns:
  *   1  a complete reply is in *out; *used bytes were consumed (call again
  *      with the rest, which may hold more replies);
  *   0  all len bytes consumed (*used == len), no complete reply yet;
  *  -EPROTO  malformed input (bad code, code change within a multi-line
- *      reply, over-long line); out->text says what was wrong. The stream
- *      is not recoverable: close the connection.
+ *      reply, over-long line); out->text says what was wrong, out->code
+ *      is 0. The stream is not recoverable: close the connection; later
+ *      calls return -EPROTO again without consuming anything.
  */
 int	reply_parser_feed(struct reply_parser *p, const char *data, size_t len,
 	    size_t *used, struct reply *out);

@@ -10,14 +10,35 @@
  * codes; out/outcome decides what they mean).
  *
  * States (one message = one transaction with one recipient):
- *   BANNER -> EHLO -(5xx)-> HELO -> READY
- *   READY -(send_msg)-> MAIL -> RCPT -> DATA -> DOT -> READY
+ *   BANNER -(2xx)-> EHLO -(2xx)-> READY
+ *   BANNER -(4xx/5xx)-> QUIT             (result, stage banner)
+ *   EHLO -(5xx)-> HELO -(2xx)-> READY    (HELO: no capabilities)
+ *   EHLO -(4xx)-> QUIT,  HELO -(4xx/5xx)-> QUIT   (result, stage ehlo)
+ *   READY -(send_msg)-> MAIL -> RCPT -> DATA -(354)-> DOT -(2xx)-> READY
+ *   MAIL/RCPT/DATA/DOT -(4xx/5xx)-> RSET -(2xx)-> READY
+ *   RSET -(4xx/5xx)-> QUIT
  *   with PIPELINING, MAIL, RCPT and DATA are written in one go and their
- *   replies read in order (RFC 2920); a failed MAIL/RCPT is answered
- *   with the 503/554 to DATA and the message result names the first
- *   failing stage.
- *   after a failed transaction: RSET -> READY
- *   READY -(quit)-> QUIT -> CLOSED;  any fatal error -> CLOSED
+ *   replies read in order (RFC 2920): the state still steps MAIL -> RCPT
+ *   -> DATA, one reply each. A failed MAIL/RCPT gives the result at once
+ *   (first failing stage); the rest are consumed: DATA's 503/554 goes on
+ *   to RSET, an unexpected 354 is answered with a lone ".\r\n" (DOT,
+ *   reply ignored) and then RSET.
+ *   READY -(quit)-> QUIT -(any reply)-> CLOSED
+ *   421 in any state, protocol garbage, timeout, lost connection,
+ *   smtpc_quit outside READY -> CLOSED
+ * Extension points (issue 3): EHLO -(STARTTLS wanted)-> STARTTLS ->
+ * handshake by the caller (a new SMTPC_EV_STARTTLS, 0x08 is kept free)
+ * -> EHLO again, in smtpc_ehlo_done(); CHUNKING/BDAT and 8BITMIME
+ * down-conversion where the body is queued in smtpc_data_go().
+ *
+ * Results: EV_RESULT is raised exactly once per message given to
+ * smtpc_send_msg(), and once when session setup fails (result stage
+ * BANNER or EHLO: no message was involved; the caller fails its
+ * connection attempt). Success is stage DOT with a 2xx code. A code of 0
+ * means no usable reply (timeout, garbage, lost connection) and the text
+ * says why. Nothing else touches c->result.
+ *
+ * Thread affinity: worker-local, not thread-safe.
  */
 #ifndef ENGINE_OUT_SMTPC_H
 #define ENGINE_OUT_SMTPC_H
@@ -53,6 +74,7 @@ enum smtpc_stage {
 #define SMTPC_EV_READY	0x01u	/* idle in READY: give it a message or quit */
 #define SMTPC_EV_RESULT	0x02u	/* c->result holds the current message's result */
 #define SMTPC_EV_CLOSE	0x04u	/* session over: close the connection */
+/* 0x08u is reserved for SMTPC_EV_STARTTLS (issue 3). */
 
 struct smtpc_result {
 	enum smtpc_stage stage;	/* where it ended */
@@ -77,6 +99,10 @@ struct smtpc {
 	struct buf	 out;		/* owns: bytes to write */
 	struct smtpc_result result;
 	unsigned	 nmsgs;		/* transactions completed on session */
+	bool		 pipelined;	/* current transaction was pipelined */
+	char		 rcpt[256];	/* copy of rcpt until RCPT is sent
+					   (unpipelined); no per-message
+					   allocation */
 };
 
 void	smtpc_init(struct smtpc *c, const char *ehlo_name, bool use_pipelining);
@@ -86,7 +112,8 @@ void	smtpc_reset(struct smtpc *c);
 /*
  * Bytes received. Returns SMTPC_EV_* bits. On a protocol violation the
  * current message (if any) gets a result with code 0 and the session goes
- * to CLOSED (EV_RESULT|EV_CLOSE).
+ * to CLOSED (EV_RESULT|EV_CLOSE). EV_READY and EV_CLOSE never come
+ * together. After CLOSED, input is ignored and EV_CLOSE returned.
  */
 unsigned smtpc_recv(struct smtpc *c, const char *data, size_t len);
 /*
@@ -94,16 +121,40 @@ unsigned smtpc_recv(struct smtpc *c, const char *data, size_t len);
  * body is the wire form (dot-stuffed, ending "\r\n.\r\n"), borrowed until
  * the result. Returns 0, or -EBUSY when not READY, -EMSGSIZE when the
  * peer's SIZE is smaller (no bytes are queued; a permanent failure).
+ * Also, with nothing queued and the session still READY:
+ *   -EPROTONOSUPPORT  from or rcpt is not ASCII and the peer does not
+ *      offer SMTPUTF8 (RFC 6531 3.2; permanent for this peer);
+ *   -EINVAL  an address holds a control character or is over 254
+ *      octets, rcpt is empty, or body does not end in the terminator;
+ *   -ENOMEM.
+ * Adds " SIZE=n" when the peer offers SIZE (n is the size before
+ * dot-stuffing, RFC 1870), " BODY=8BITMIME" when it offers 8BITMIME and
+ * the body has 8-bit octets, " SMTPUTF8" when needed and offered.
  */
 int	smtpc_send_msg(struct smtpc *c, const char *from, const char *rcpt,
 	    const char *body, size_t bodylen);
-/* Queue QUIT (in READY) or just close. */
+/*
+ * Queue QUIT (in READY: returns 0, EV_CLOSE follows the reply) or just
+ * close (EV_CLOSE, plus EV_RESULT when a message was in flight; setup is
+ * not a failure here: the caller asked). Idempotent while in QUIT.
+ */
 unsigned smtpc_quit(struct smtpc *c);
-/* The stage deadline passed: result (code 0, "timeout in ...") + CLOSE. */
+/*
+ * The stage deadline passed: result (code 0, "timeout waiting for <stage>
+ * reply") when a message or setup was in flight, and CLOSE.
+ */
 unsigned smtpc_timeout(struct smtpc *c);
-/* The peer closed or the socket failed: result for an in-flight message. */
+/*
+ * The peer closed or the socket failed: result (code 0, "connection lost
+ * during <stage>: why") for an in-flight message or setup, and CLOSE.
+ * why may be NULL.
+ */
 unsigned smtpc_conn_lost(struct smtpc *c, const char *why);
-/* Stage whose deadline applies now (for the caller's timer). */
+/*
+ * Stage whose deadline applies now (for the caller's timer). RSET and
+ * idle READY report SMTPC_ST_MAIL (a plain command timeout); CLOSED
+ * reports SMTPC_ST_QUIT.
+ */
 enum smtpc_stage smtpc_stage(const struct smtpc *c);
 const char *smtpc_stage_name(enum smtpc_stage st);
 
