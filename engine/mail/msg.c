@@ -1,0 +1,693 @@
+/*
+ * msg: one RFC 5322 / MIME message from rendered parts. See msg.h.
+ *
+ * Everything is appended straight into the caller's buffer, so a buffer
+ * reused per message stops allocating after warm-up. On any error the
+ * buffer is cut back to its length on entry: no half message is left.
+ *
+ * Header lines aim at 78 octets (RFC 5322 2.1.1 SHOULD) and never exceed
+ * 998: ASCII values are folded at whitespace; values that are not ASCII,
+ * or that hold a word too long to fold, become RFC 2047 encoded-words
+ * (at most 75 octets each, never splitting a UTF-8 character). Control
+ * characters in subject and extra header values are turned into spaces
+ * so that no value can start a header of its own.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "lib/buf.h"
+#include "mail/msg.h"
+
+#define MSG_LINE_SOFT	78	/* RFC 5322 2.1.1 SHOULD */
+#define MSG_LINE_HARD	998	/* RFC 5322 2.1.1 MUST, excluding CRLF */
+#define MSG_EW_MAX	75	/* RFC 2047 2: one encoded-word */
+#define MSG_EW_OVERHEAD	12	/* "=?UTF-8?Q?" + "?=" */
+#define MSG_WORD_MAX	900	/* longest ASCII word we fold around */
+#define MSG_NAME_MAX	76	/* longest extra header name accepted */
+#define MSG_QP_LINE	76	/* RFC 2045 6.7 (5) */
+#define MSG_BOUNDARY_TRIES 8
+
+/* Header writer: tracks the current line's length for folding. */
+struct msg_hdr {
+	struct buf	*b;
+	size_t		 linelen;
+};
+
+static int
+msg_isctl(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+/* Whitespace for folding purposes; controls count as (and become) SP. */
+static int
+msg_isfws(unsigned char c)
+{
+	return c == ' ' || c == '\t' || msg_isctl(c);
+}
+
+static int
+msg_put(struct msg_hdr *h, const char *s, size_t n)
+{
+	h->linelen += n;
+	return buf_append(h->b, s, n);
+}
+
+static int
+msg_fold(struct msg_hdr *h)
+{
+	h->linelen = 0;
+	return buf_append(h->b, "\r\n", 2);
+}
+
+static int
+msg_hdr_begin(struct msg_hdr *h, const char *name)
+{
+	int	r;
+
+	h->linelen = 0;
+	if ((r = msg_put(h, name, strlen(name))) != 0)
+		return r;
+	return msg_put(h, ":", 1);
+}
+
+static int
+msg_hdr_end(struct msg_hdr *h)
+{
+	return msg_fold(h);
+}
+
+/* Length of the UTF-8 character at s, or 1 when it is not valid UTF-8. */
+static size_t
+msg_utf8_unit(const unsigned char *s, size_t n)
+{
+	size_t	 len, i;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else
+		return 1;
+	if (len > n)
+		return 1;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 1;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 1;
+	return len;
+}
+
+/* RFC 2047 5 (3): the Q characters safe even inside a phrase. */
+static int
+msg_q_safe(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c == '!' || c == '*' || c == '+' ||
+	    c == '-' || c == '/';
+}
+
+static size_t
+msg_q_cost(unsigned char c)
+{
+	return msg_q_safe(c) || msg_isfws(c) ? 1 : 3;
+}
+
+static const char msg_hex[] = "0123456789ABCDEF";
+static const char msg_b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int
+msg_put_q(struct msg_hdr *h, const unsigned char *s, size_t n)
+{
+	char	 e[3];
+	size_t	 i;
+	int	 r = 0;
+
+	for (i = 0; i < n && r == 0; i++) {
+		if (msg_isfws(s[i]))
+			r = msg_put(h, "_", 1);
+		else if (msg_q_safe(s[i]))
+			r = msg_put(h, (const char *)&s[i], 1);
+		else {
+			e[0] = '=';
+			e[1] = msg_hex[s[i] >> 4];
+			e[2] = msg_hex[s[i] & 15];
+			r = msg_put(h, e, 3);
+		}
+	}
+	return r;
+}
+
+static int
+msg_put_b(struct msg_hdr *h, const unsigned char *s, size_t n)
+{
+	char		 e[4];
+	unsigned char	 c[3];
+	size_t		 i, k;
+	uint32_t	 v;
+	int		 r = 0;
+
+	for (i = 0; i < n && r == 0; i += 3) {
+		/* Controls were already refused or made spaces by callers. */
+		for (k = 0; k < 3; k++)
+			c[k] = i + k < n ? (msg_isctl(s[i + k]) ? ' ' :
+			    s[i + k]) : 0;
+		v = (uint32_t)c[0] << 16 | (uint32_t)c[1] << 8 | c[2];
+		e[0] = msg_b64[(v >> 18) & 63];
+		e[1] = msg_b64[(v >> 12) & 63];
+		e[2] = i + 1 < n ? msg_b64[(v >> 6) & 63] : '=';
+		e[3] = i + 2 < n ? msg_b64[v & 63] : '=';
+		r = msg_put(h, e, 4);
+	}
+	return r;
+}
+
+/*
+ * Append s[0..n) as a run of encoded-words, each on the current line when
+ * it fits in MSG_LINE_SOFT and on a folded line otherwise. Q is chosen when
+ * it is no longer than B for the whole value (mostly-ASCII text stays
+ * readable). Words end on UTF-8 character boundaries (RFC 2047 5 (3)).
+ */
+static int
+msg_put_words(struct msg_hdr *h, const unsigned char *s, size_t n)
+{
+	size_t	 i, qlen = 0, blen, budget, take, cost, u, k;
+	int	 useq, r;
+
+	for (i = 0; i < n; i++)
+		qlen += msg_q_cost(s[i]);
+	blen = (n + 2) / 3 * 4;
+	useq = qlen <= blen;
+	i = 0;
+	while (i < n) {
+		budget = MSG_LINE_SOFT > h->linelen + 1 + MSG_EW_OVERHEAD ?
+		    MSG_LINE_SOFT - h->linelen - 1 - MSG_EW_OVERHEAD : 0;
+		if (budget < 12) {
+			/* Not even one 4-byte character fits: fold first. */
+			if ((r = msg_fold(h)) != 0)
+				return r;
+			continue;
+		}
+		if (budget > MSG_EW_MAX - MSG_EW_OVERHEAD)
+			budget = MSG_EW_MAX - MSG_EW_OVERHEAD;
+		take = 0;
+		cost = 0;
+		while (i + take < n) {
+			u = msg_utf8_unit(s + i + take, n - i - take);
+			if (useq) {
+				size_t	 c = 0;
+
+				for (k = 0; k < u; k++)
+					c += msg_q_cost(s[i + take + k]);
+				if (cost + c > budget)
+					break;
+				cost += c;
+			} else if ((take + u + 2) / 3 * 4 > budget)
+				break;
+			take += u;
+		}
+		if ((r = msg_put(h, useq ? " =?UTF-8?Q?" : " =?UTF-8?B?",
+		    11)) != 0)
+			return r;
+		r = useq ? msg_put_q(h, s + i, take) : msg_put_b(h, s + i, take);
+		if (r != 0 || (r = msg_put(h, "?=", 2)) != 0)
+			return r;
+		i += take;
+	}
+	return 0;
+}
+
+/*
+ * Append s[0..n) folded at whitespace, controls written as spaces. Leading
+ * and trailing whitespace is dropped. The caller made sure no word is
+ * longer than MSG_WORD_MAX, so no line can reach MSG_LINE_HARD.
+ */
+static int
+msg_put_folded(struct msg_hdr *h, const unsigned char *s, size_t n)
+{
+	size_t	 i = 0, ws, w, k;
+	int	 r, first = 1;
+
+	while (n > 0 && msg_isfws(s[n - 1]))
+		n--;
+	while (i < n && msg_isfws(s[i]))
+		i++;
+	while (i < n) {
+		ws = i;
+		while (i < n && msg_isfws(s[i]))
+			i++;
+		w = i;
+		while (i < n && !msg_isfws(s[i]))
+			i++;
+		if (first) {
+			if ((r = msg_put(h, " ", 1)) != 0)
+				return r;
+			first = 0;
+		} else if (h->linelen + (i - ws) > MSG_LINE_SOFT &&
+		    (r = msg_fold(h)) != 0)
+			return r;
+		for (k = ws; k < w; k++)
+			if ((r = msg_put(h, s[k] == '\t' ? "\t" : " ", 1)) != 0)
+				return r;
+		if ((r = msg_put(h, (const char *)s + w, i - w)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Does s[0..n) need encoded-words: 8-bit, or a word too long to fold? */
+static int
+msg_needs_words(const unsigned char *s, size_t n)
+{
+	size_t	 i, run = 0;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] >= 0x80)
+			return 1;
+		run = msg_isfws(s[i]) ? 0 : run + 1;
+		if (run > MSG_WORD_MAX)
+			return 1;
+	}
+	return 0;
+}
+
+/* An unstructured header (Subject, extra headers). */
+static int
+msg_put_unstructured(struct msg_hdr *h, const char *name, const char *v)
+{
+	const unsigned char	*s = (const unsigned char *)(v ? v : "");
+	size_t			 n = strlen((const char *)s);
+	int			 r;
+
+	if ((r = msg_hdr_begin(h, name)) != 0)
+		return r;
+	while (n > 0 && msg_isfws(s[n - 1]))
+		n--;
+	while (n > 0 && msg_isfws(s[0])) {
+		s++;
+		n--;
+	}
+	if (msg_needs_words(s, n))
+		r = msg_put_words(h, s, n);
+	else
+		r = msg_put_folded(h, s, n);
+	return r != 0 ? r : msg_hdr_end(h);
+}
+
+/*
+ * A configured mailbox (From, Reply-To): `addr`, `Name <addr>` or
+ * `"Name" <addr>`. Controls are refused (-EINVAL) rather than repaired:
+ * this is configuration, not merge data. A non-ASCII display name becomes
+ * encoded-words; a non-ASCII address is left to RFC 6532.
+ */
+static int
+msg_put_mailbox(struct msg_hdr *h, const char *name, const char *v)
+{
+	const unsigned char	*s = (const unsigned char *)v, *lt = NULL;
+	size_t			 n, i, a, e;
+	int			 r, high = 0;
+
+	if (v == NULL || *v == '\0')
+		return -EINVAL;
+	n = strlen(v);
+	for (i = 0; i < n; i++) {
+		if (msg_isctl(s[i]))
+			return -EINVAL;
+		if (s[i] >= 0x80)
+			high = 1;
+		if (s[i] == '<')
+			lt = s + i;
+	}
+	if (msg_needs_words(s, n) && !high)
+		return -EINVAL;	/* an ASCII word over 900 octets */
+	if ((r = msg_hdr_begin(h, name)) != 0)
+		return r;
+	if (!high || lt == NULL || lt == s) {
+		if ((r = msg_put_folded(h, s, n)) != 0)
+			return r;
+		return msg_hdr_end(h);
+	}
+	/* Display name: s[0..lt), trimmed, outer quotes dropped. */
+	a = 0;
+	e = (size_t)(lt - s);
+	while (a < e && msg_isfws(s[a]))
+		a++;
+	while (e > a && msg_isfws(s[e - 1]))
+		e--;
+	if (e - a >= 2 && s[a] == '"' && s[e - 1] == '"') {
+		a++;
+		e--;
+	}
+	if (e > a && (r = msg_put_words(h, s + a, e - a)) != 0)
+		return r;
+	n -= (size_t)(lt - s);
+	if (n > MSG_WORD_MAX)
+		return -EINVAL;
+	if (h->linelen + 1 + n > MSG_LINE_SOFT && (r = msg_fold(h)) != 0)
+		return r;
+	if ((r = msg_put(h, " ", 1)) != 0 ||
+	    (r = msg_put(h, (const char *)lt, n)) != 0)
+		return r;
+	return msg_hdr_end(h);
+}
+
+/* A bare address or Message-ID half: printable, no space or specials. */
+static int
+msg_valid_token(const char *s, const char *bad, int allow8)
+{
+	size_t	 n;
+
+	if (s == NULL || *s == '\0')
+		return 0;
+	for (n = 0; s[n] != '\0'; n++) {
+		unsigned char	 c = (unsigned char)s[n];
+
+		if (msg_isctl(c) || c == ' ' || (c >= 0x80 && !allow8) ||
+		    strchr(bad, c) != NULL)
+			return 0;
+	}
+	return n <= MSG_WORD_MAX / 2;
+}
+
+/* RFC 5322 2.2: ftext is printable ASCII except ':'. */
+static int
+msg_valid_name(const char *name)
+{
+	static const char *const reserved[] = {
+		"Date", "Message-ID", "From", "To", "Cc", "Bcc", "Subject",
+		"Reply-To", "Sender", "MIME-Version", "Content-Type",
+		"Content-Transfer-Encoding",
+	};
+	size_t	 n, i;
+
+	if (name == NULL)
+		return 0;
+	for (n = 0; name[n] != '\0'; n++)
+		if ((unsigned char)name[n] <= 32 ||
+		    (unsigned char)name[n] >= 127 || name[n] == ':')
+			return 0;
+	if (n == 0 || n > MSG_NAME_MAX)
+		return 0;
+	/* Headers we write ourselves would be duplicated or contradicted. */
+	for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		if (strcasecmp(name, reserved[i]) == 0)
+			return 0;
+	return 1;
+}
+
+/* RFC 5322 3.3, always in UTC. */
+static int
+msg_put_date(struct buf *b, int64_t date_ms)
+{
+	static const char *const wday[] = { "Sun", "Mon", "Tue", "Wed",
+		"Thu", "Fri", "Sat" };
+	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May",
+		"Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct tm	 tm;
+	time_t		 t;
+	int64_t		 sec;
+
+	sec = date_ms / 1000 - (date_ms % 1000 < 0 ? 1 : 0);
+	t = (time_t)sec;
+	if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 < 1900 ||
+	    tm.tm_year + 1900 > 9999)
+		return -EINVAL;
+	return buf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n",
+	    wday[tm.tm_wday], tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900,
+	    tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/*
+ * 7bit (RFC 2045 2.7) only when the part is ASCII without NUL, every line
+ * ends in CRLF (no bare CR or LF) and is at most 998 octets.
+ */
+static int
+msg_is_7bit(const char *s, size_t n)
+{
+	size_t	 i, line = 0;
+
+	for (i = 0; i < n; i++) {
+		unsigned char	 c = (unsigned char)s[i];
+
+		if (c == 0 || c >= 0x80)
+			return 0;
+		if (c == '\r') {
+			if (i + 1 >= n || s[i + 1] != '\n')
+				return 0;
+			i++;
+			line = 0;
+			continue;
+		}
+		if (c == '\n')
+			return 0;
+		if (++line > MSG_LINE_HARD)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * RFC 2045 6.7. Hard line breaks (CRLF, or a bare LF or CR, normalised)
+ * become CRLF; encoded lines are at most 76 octets with the soft break.
+ * '=' and everything outside 33..126 is encoded, except space and tab that
+ * are not at the end of a line (rule 3). "=_" can never appear in the
+ * output, which the boundary relies on.
+ */
+static int
+msg_put_qp(struct buf *b, const char *s, size_t n)
+{
+	size_t	 i, e, next, linelen, tok;
+	char	 enc[3];
+	int	 r;
+
+	i = 0;
+	while (i < n) {
+		for (e = i; e < n && s[e] != '\r' && s[e] != '\n'; e++)
+			;
+		next = e;
+		if (next < n)
+			next += (s[next] == '\r' && next + 1 < n &&
+			    s[next + 1] == '\n') ? 2 : 1;
+		linelen = 0;
+		for (; i < e; i++) {
+			unsigned char	 c = (unsigned char)s[i];
+			int		 lit;
+
+			lit = (c >= 33 && c <= 126 && c != '=') ||
+			    ((c == ' ' || c == '\t') && i + 1 < e);
+			tok = lit ? 1 : 3;
+			if (linelen + tok > (i + 1 < e ? MSG_QP_LINE - 1 :
+			    MSG_QP_LINE)) {
+				if ((r = buf_append(b, "=\r\n", 3)) != 0)
+					return r;
+				linelen = 0;
+			}
+			if (lit)
+				r = buf_append(b, &s[i], 1);
+			else {
+				enc[0] = '=';
+				enc[1] = msg_hex[c >> 4];
+				enc[2] = msg_hex[c & 15];
+				r = buf_append(b, enc, 3);
+			}
+			if (r != 0)
+				return r;
+			linelen += tok;
+		}
+		if (next > e && (r = buf_append(b, "\r\n", 2)) != 0)
+			return r;
+		i = next;
+	}
+	return 0;
+}
+
+static uint64_t
+msg_mix(uint64_t x)
+{
+	/* splitmix64 finaliser */
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static uint64_t
+msg_hash(uint64_t h, const char *s)
+{
+	/* FNV-1a */
+	for (; s != NULL && *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+/*
+ * "=_rm" + 32 hex digits: looks random (it is a hash of the message's
+ * identity) but is reproducible, and "=_" cannot occur in QP output.
+ */
+static void
+msg_boundary(char out[40], const struct msg_input *in, unsigned attempt)
+{
+	uint64_t	 h, a, c;
+
+	h = msg_hash(0xcbf29ce484222325ULL, in->msgid_local);
+	h = msg_hash(h, "@");
+	h = msg_hash(h, in->msgid_domain);
+	a = msg_mix(h ^ (uint64_t)in->date_ms);
+	c = msg_mix(a + attempt + 1);
+	a = msg_mix(a ^ ((uint64_t)attempt << 32));
+	snprintf(out, 40, "=_rm%016llx%016llx", (unsigned long long)a,
+	    (unsigned long long)c);
+}
+
+struct msg_part {
+	const char	*type;
+	const char	*s;
+	size_t		 n;
+	int		 qp;
+};
+
+static int
+msg_put_part_body(struct buf *b, const struct msg_part *p)
+{
+	if (p->qp)
+		return msg_put_qp(b, p->s, p->n);
+	return buf_append(b, p->s, p->n);
+}
+
+static int
+msg_put_part_headers(struct buf *b, const struct msg_part *p)
+{
+	return buf_printf(b, "Content-Type: %s; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: %s\r\n\r\n", p->type,
+	    p->qp ? "quoted-printable" : "7bit");
+}
+
+static int
+msg_ends_crlf(const struct buf *b)
+{
+	return b->len >= 2 && b->data[b->len - 2] == '\r' &&
+	    b->data[b->len - 1] == '\n';
+}
+
+static int
+msg_put_body(struct buf *b, const struct msg_input *in)
+{
+	struct msg_part	 parts[2];
+	char		 bnd[40];
+	size_t		 np = 0, i, start, pstart[2], pend[2];
+	unsigned	 attempt;
+	int		 r, clash;
+
+	if (in->text != NULL)
+		parts[np++] = (struct msg_part){ "text/plain", in->text,
+		    in->textlen, !msg_is_7bit(in->text, in->textlen) };
+	if (in->html != NULL)
+		parts[np++] = (struct msg_part){ "text/html", in->html,
+		    in->htmllen, !msg_is_7bit(in->html, in->htmllen) };
+	if (np == 0)
+		parts[np++] = (struct msg_part){ "text/plain", "", 0, 0 };
+
+	if (np == 1) {
+		if ((r = msg_put_part_headers(b, &parts[0])) != 0 ||
+		    (r = msg_put_part_body(b, &parts[0])) != 0)
+			return r;
+		if (!msg_ends_crlf(b) && (r = buf_append(b, "\r\n", 2)) != 0)
+			return r;
+		return 0;
+	}
+
+	start = b->len;
+	for (attempt = 0;; attempt++) {
+		/*
+		 * After a few clashes (someone is feeding us our own
+		 * boundaries), QP-encode everything: it cannot contain "=_".
+		 */
+		if (attempt == MSG_BOUNDARY_TRIES)
+			for (i = 0; i < np; i++)
+				parts[i].qp = 1;
+		msg_boundary(bnd, in, attempt);
+		b->len = start;
+		if ((r = buf_printf(b, "Content-Type: multipart/alternative;"
+		    "\r\n boundary=\"%s\"\r\n\r\n", bnd)) != 0)
+			return r;
+		for (i = 0; i < np; i++) {
+			if ((r = buf_printf(b, "--%s\r\n", bnd)) != 0 ||
+			    (r = msg_put_part_headers(b, &parts[i])) != 0)
+				return r;
+			pstart[i] = b->len;
+			if ((r = msg_put_part_body(b, &parts[i])) != 0)
+				return r;
+			pend[i] = b->len;
+			/* RFC 2046 5.1.1: the CRLF belongs to the delimiter. */
+			if ((r = buf_append(b, "\r\n", 2)) != 0)
+				return r;
+		}
+		if ((r = buf_printf(b, "--%s--\r\n", bnd)) != 0)
+			return r;
+		clash = 0;
+		for (i = 0; i < np; i++)
+			if (memmem(b->data + pstart[i], pend[i] - pstart[i],
+			    bnd, strlen(bnd)) != NULL)
+				clash = 1;
+		if (!clash || attempt >= MSG_BOUNDARY_TRIES)
+			return 0;
+	}
+}
+
+int
+msg_build(struct buf *out, const struct msg_input *in)
+{
+	struct msg_hdr	 h = { .b = out };
+	size_t		 start = out->len, i;
+	int		 r;
+
+	if (in->from == NULL || in->to == NULL ||
+	    !msg_valid_token(in->to, "<>(),;:\"\\[]", 1) ||
+	    !msg_valid_token(in->msgid_local, "<>@(),;:\"\\[]", 0) ||
+	    !msg_valid_token(in->msgid_domain, "<>@(),;:\"\\[]", 0))
+		return -EINVAL;
+	for (i = 0; i < in->nheaders; i++)
+		if (!msg_valid_name(in->headers[i].name))
+			return -EINVAL;
+
+	if ((r = msg_put_date(out, in->date_ms)) != 0 ||
+	    (r = buf_printf(out, "Message-ID: <%s@%s>\r\n", in->msgid_local,
+	    in->msgid_domain)) != 0 ||
+	    (r = msg_put_mailbox(&h, "From", in->from)) != 0 ||
+	    (r = buf_printf(out, "To: %s\r\n", in->to)) != 0 ||
+	    (r = msg_put_unstructured(&h, "Subject", in->subject)) != 0)
+		goto fail;
+	if (in->reply_to != NULL &&
+	    (r = msg_put_mailbox(&h, "Reply-To", in->reply_to)) != 0)
+		goto fail;
+	for (i = 0; i < in->nheaders; i++)
+		if ((r = msg_put_unstructured(&h, in->headers[i].name,
+		    in->headers[i].value)) != 0)
+			goto fail;
+	if ((r = buf_puts(out, "MIME-Version: 1.0\r\n")) != 0 ||
+	    (r = msg_put_body(out, in)) != 0)
+		goto fail;
+	return 0;
+fail:
+	out->len = start;
+	if (out->data != NULL)
+		out->data[start] = '\0';
+	return r;
+}
