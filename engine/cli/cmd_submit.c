@@ -180,8 +180,11 @@ pass_rows(struct submit *s, struct csv_reader *rd, bool strict, bool quiet)
 			return -EIO;
 		}
 		if (r < 0) {
+			/* err is "line N: why": print as FILE:N: why. */
 			if (!quiet)
-				fprintf(stderr, "%s:%s\n", s->csv_path, err);
+				fprintf(stderr, "%s:%s\n", s->csv_path,
+				    strncmp(err, "line ", 5) == 0 ? err + 5 :
+				    err);
 			s->nbad++;
 			continue;
 		}
@@ -412,9 +415,10 @@ cmd_submit(int argc, char **argv)
 		goto out;
 	freeReplyObject(r);
 	r = cli_cmd(s.rc, "HSET %s v %s id %s name %s from %s from_addr %s "
-	    "subject %s columns %b email_col %zu headers %b created_ms %s "
+	    "subject %s columns %b email_col %u headers %b created_ms %s "
 	    "state %s", k_meta, RM_SCHEMA_VERSION, id, def->name, def->from,
-	    def->from_addr, def->subject, cols.data, cols.len, s.email_col,
+	    def->from_addr, def->subject, cols.data, cols.len,
+	    (unsigned)s.email_col,
 	    hdrs.data ? hdrs.data : "", hdrs.len, now, RM_STATE_SUBMITTING);
 	if (r == NULL)
 		goto out;

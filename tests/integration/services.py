@@ -1,0 +1,162 @@
+"""Real components for the integration tests, started on free loopback
+ports and stopped afterwards: redis-server, SMTP receivers (aiosmtpd, and
+Postfix's smtp-sink), and the ringmail binary itself."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BIN = os.environ.get("RINGMAIL_BIN", os.path.join(ROOT, "build", "ringmail"))
+PY = "/usr/bin/python3"  # Debian's python: has aiosmtpd, dkim
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listening on port %d" % port)
+
+
+class Redis:
+    def __init__(self, workdir, aof=False):
+        self.port = free_port()
+        self.dir = os.path.join(workdir, "redis")
+        os.makedirs(self.dir, exist_ok=True)
+        self.aof = aof
+        self.proc = None
+        self.start()
+
+    def start(self):
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", self.dir, "--save", "", "--daemonize", "no",
+                "--appendonly", "yes" if self.aof else "no",
+                "--logfile", os.path.join(self.dir, "redis.log")]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        end = time.time() + 10
+        while time.time() < end:
+            if self.cli("PING").strip() == "PONG":
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def cli(self, *args):
+        r = subprocess.run(["redis-cli", "-p", str(self.port), "--no-raw"] + list(args),
+                           capture_output=True, text=True)
+        return r.stdout
+
+    def raw(self, *args):
+        r = subprocess.run(["redis-cli", "-p", str(self.port), "--raw"] + list(args),
+                           capture_output=True, text=True)
+        return r.stdout
+
+    def hget(self, key, field):
+        return self.raw("HGET", key, field).rstrip("\n")
+
+    def hgetall(self, key):
+        """Only for hashes whose values have no newlines (stats)."""
+        out = self.raw("HGETALL", key).split("\n")
+        if out and out[-1] == "":
+            out.pop()
+        return dict(zip(out[0::2], out[1::2]))
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Sink:
+    """aiosmtpd receiver (tests/integration/sink.py)."""
+
+    def __init__(self, workdir, name="sink", slow=0.0, delay=0.0):
+        self.port = free_port()
+        self.outdir = os.path.join(workdir, name)
+        args = [PY, os.path.join(HERE, "sink.py"), "--port", str(self.port),
+                "--outdir", self.outdir, "--slow", str(slow), "--delay", str(delay)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE,
+                                     stderr=open(os.path.join(workdir, name + ".log"), "w"),
+                                     text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY"):
+            raise RuntimeError("sink did not start")
+        wait_port(self.port)
+
+    def messages(self):
+        import json
+        out = []
+        for f in sorted(os.listdir(self.outdir)):
+            if f.endswith(".json"):
+                base = os.path.join(self.outdir, f[:-5])
+                with open(base + ".json") as j:
+                    env = json.load(j)
+                with open(base + ".eml", "rb") as e:
+                    env["data"] = e.read()
+                out.append(env)
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def write_config(path, redis_port, routes, extra=""):
+    lines = ["redis:", "  host: 127.0.0.1", "  port: %d" % redis_port,
+             "worker:", "  threads: 2",
+             "retry:", "  delay: 1s", "  max_attempts: 3",
+             "log:", "  level: info", "routes:"]
+    for dom, port in routes.items():
+        lines.append("  %s: 127.0.0.1:%d" % (dom, port))
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n" + extra)
+
+
+def ringmail(*args, timeout=120, check=True, env=None, cwd=None):
+    r = subprocess.run([BIN] + list(args), capture_output=True, text=True,
+                       timeout=timeout, env=env, cwd=cwd)
+    if check and r.returncode != 0:
+        raise AssertionError("ringmail %s failed (%d):\n%s\n%s" %
+                             (" ".join(args), r.returncode, r.stdout, r.stderr))
+    return r
+
+
+class Workdir:
+    def __init__(self, name):
+        self.path = tempfile.mkdtemp(prefix="ringmail-%s-" % name)
+
+    def file(self, name, content):
+        p = os.path.join(self.path, name)
+        mode = "wb" if isinstance(content, bytes) else "w"
+        with open(p, mode) as f:
+            f.write(content)
+        return p
+
+    def cleanup(self):
+        if os.environ.get("RINGMAIL_KEEP") != "1":
+            shutil.rmtree(self.path, ignore_errors=True)
