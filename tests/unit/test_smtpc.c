@@ -96,6 +96,15 @@ Test(smtpc, ehlo_greeting_line_is_not_a_cap)
 	cr_assert_eq(c.caps, SMTPC_CAP_SIZE);
 	cr_assert_eq(c.size_max, 0);
 	smtpc_fini(&c);
+
+	start(&c, true, "250-x\r\n250 SIZE 1A000\r\n");
+	cr_assert_eq(c.size_max, 0);
+	smtpc_fini(&c);
+
+	start(&c, true, "250-x\r\n250 SIZE 0\r\n");
+	cr_assert_eq(c.caps, SMTPC_CAP_SIZE);
+	cr_assert_eq(c.size_max, 0);
+	smtpc_fini(&c);
 }
 
 Test(smtpc, helo_fallback)
