@@ -426,8 +426,9 @@ smtpc_on_reply(struct smtpc *c, const struct reply *r)
 	if (r->code == 421)
 		return smtpc_close(c, r->code, r->esc, r->text);
 	if (c->pending == 0)
-		return smtpc_protocol_error(c, "unexpected %d reply in state %s",
-		    r->code, smtpc_state_names[c->state]);
+		return smtpc_protocol_error(c,
+		    "unexpected %d reply in state %s", r->code,
+		    smtpc_state_names[c->state]);
 	c->pending--;
 	switch (c->state) {
 	case SMTPC_BANNER:

@@ -81,8 +81,9 @@ fuzz_session(const uint8_t *data, size_t len, bool pipe, bool from_ready,
 
 	smtpc_init(&c, "fuzz.example", pipe);
 	if (from_ready) {
-		static const char hello[] = "220 x\r\n250-x\r\n250-PIPELINING\r\n"
-		    "250-SIZE 100000\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n";
+		static const char hello[] = "220 x\r\n250-x\r\n"
+		    "250-PIPELINING\r\n250-SIZE 100000\r\n"
+		    "250-8BITMIME\r\n250 SMTPUTF8\r\n";
 
 		ev = smtpc_recv(&c, hello, sizeof(hello) - 1);
 		FUZZ_CHECK(ev == SMTPC_EV_READY);
@@ -91,7 +92,7 @@ fuzz_session(const uint8_t *data, size_t len, bool pipe, bool from_ready,
 		if (c.state == SMTPC_READY && sent < 8) {
 			r = smtpc_send_msg(&c, "a@b.example", "r@c.example",
 			    fuzz_body, sizeof(fuzz_body) - 1);
-			/* A tiny SIZE from the peer refuses it, nothing else. */
+			/* Only a tiny peer SIZE may refuse it. */
 			FUZZ_CHECK(r == 0 || (r == -EMSGSIZE &&
 			    c.size_max < sizeof(fuzz_body)));
 			if (r == 0)
