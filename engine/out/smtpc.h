@@ -108,6 +108,11 @@ struct smtpc {
 					   allocation */
 };
 
+/*
+ * ehlo_name must be a non-empty token without spaces or CR/LF (config
+ * validates it; checked with ENGINE_ASSERT). c must not be moved or
+ * copied afterwards: its reply parser's line hook points back at it.
+ */
 void	smtpc_init(struct smtpc *c, const char *ehlo_name, bool use_pipelining);
 void	smtpc_fini(struct smtpc *c);
 /* Start over on a new connection (keeps out's memory). */
