@@ -252,12 +252,13 @@ smtpc_ehlo_line(void *arg, int code, unsigned lineno, const char *text,
 		for (i = kl; i < len && text[i] == ' '; i++)
 			;
 		for (; i < len && text[i] >= '0' && text[i] <= '9'; i++) {
-			if (v > (~0UL - 9) / 10) {
-				v = 0;
+			if (v > (~0UL - 9) / 10)
 				break;
-			}
 			v = v * 10 + (unsigned long)(text[i] - '0');
 		}
+		/* "SIZE 1A000" is not a limit of 1: ignore a bad value. */
+		if (i < len && text[i] != ' ' && text[i] != '\t')
+			v = 0;
 		c->size_max = v;
 	}
 }
@@ -425,8 +426,9 @@ smtpc_on_reply(struct smtpc *c, const struct reply *r)
 	if (r->code == 421)
 		return smtpc_close(c, r->code, r->esc, r->text);
 	if (c->pending == 0)
-		return smtpc_protocol_error(c, "unexpected %d reply in state %s",
-		    r->code, smtpc_state_names[c->state]);
+		return smtpc_protocol_error(c,
+		    "unexpected %d reply in state %s", r->code,
+		    smtpc_state_names[c->state]);
 	c->pending--;
 	switch (c->state) {
 	case SMTPC_BANNER:

@@ -89,8 +89,11 @@ struct smtpc {
 	unsigned long	 size_max;	/* SIZE value, 0 = none/unlimited */
 	bool		 use_pipelining;/* config: pipeline when offered */
 	bool		 in_msg;	/* a message is in progress */
-	bool		 txn_failed;	/* MAIL or RCPT failed: RSET next */
-	unsigned	 pending;	/* pipelined replies still expected */
+	bool		 txn_failed;	/* transaction failed, result given:
+					   later replies are only consumed,
+					   RSET next */
+	unsigned	 pending;	/* replies still expected to commands
+					   sent (up to 3 when pipelined) */
 	const char	*ehlo_name;	/* borrows from config */
 	const char	*body;		/* borrows the caller's message until
 					   EV_RESULT: dot-stuffed, ends CRLF.CRLF */
@@ -105,6 +108,11 @@ struct smtpc {
 					   allocation */
 };
 
+/*
+ * ehlo_name must be a non-empty token without spaces or CR/LF (config
+ * validates it; checked with ENGINE_ASSERT). c must not be moved or
+ * copied afterwards: its reply parser's line hook points back at it.
+ */
 void	smtpc_init(struct smtpc *c, const char *ehlo_name, bool use_pipelining);
 void	smtpc_fini(struct smtpc *c);
 /* Start over on a new connection (keeps out's memory). */

@@ -333,7 +333,7 @@ Test(reply, cut_never_splits_utf8)
 	char			 line[REPLY_TEXT_MAX + 10];
 	size_t			 used, n;
 
-	/* "250 " + 'a' + euro signs (3 octets) so that the cut lands inside one. */
+	/* "250 a" and 3-octet euro signs: the cut lands inside one. */
 	memcpy(line, "250 a", 5);
 	for (n = 5; n + 3 <= REPLY_TEXT_MAX + 6; n += 3)
 		memcpy(line + n, "\xe2\x82\xac", 3);

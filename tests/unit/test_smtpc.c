@@ -92,7 +92,17 @@ Test(smtpc, ehlo_greeting_line_is_not_a_cap)
 	cr_assert_eq(c.caps, 0);
 	smtpc_fini(&c);
 
-	start(&c, true, "250-x\r\n250-SIZE\r\n250 SIZE 99999999999999999999999\r\n");
+	start(&c, true, "250-x\r\n250-SIZE\r\n"
+	    "250 SIZE 99999999999999999999999\r\n");
+	cr_assert_eq(c.caps, SMTPC_CAP_SIZE);
+	cr_assert_eq(c.size_max, 0);
+	smtpc_fini(&c);
+
+	start(&c, true, "250-x\r\n250 SIZE 1A000\r\n");
+	cr_assert_eq(c.size_max, 0);
+	smtpc_fini(&c);
+
+	start(&c, true, "250-x\r\n250 SIZE 0\r\n");
 	cr_assert_eq(c.caps, SMTPC_CAP_SIZE);
 	cr_assert_eq(c.size_max, 0);
 	smtpc_fini(&c);
@@ -516,7 +526,8 @@ Test(smtpc, size_too_big)
 Test(smtpc, size_does_not_count_stuffing)
 {
 	struct smtpc	 c;
-	const char	*body = "..a\r\n..\r\nb\r\n.\r\n";	/* ".a\r\n.\r\nb\r\n" */
+	/* Wire form of ".a\r\n.\r\nb\r\n" (10 octets). */
+	const char	*body = "..a\r\n..\r\nb\r\n.\r\n";
 
 	start(&c, true, EHLO_FULL);
 	cr_assert_eq(smtpc_send_msg(&c, "a@b", "r@y", body, strlen(body)), 0);
