@@ -64,7 +64,7 @@ $(BUILD)/test_all: $(TEST_OBJ) $(BUILD)/libringmail.a
 check-headers: $(HDRS:%.h=$(BUILD)/hdr/%.ok)
 $(BUILD)/hdr/%.ok: %.h
 	@mkdir -p $(dir $@)
-	@echo '#include "$<"' | $(CC) $(CFLAGS) -x c -fsyntax-only -include $< - && touch $@
+	@$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -x c -fsyntax-only $< && touch $@
 
 # The one test command (README, .ci/run). Installs what the tests need,
 # builds, runs the unit suite (Criterion) and the integration suite (real

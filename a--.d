@@ -1,3 +1,0 @@
--: templates/tpl.h engine/lib/buf.h templates/tpl.h
-engine/lib/buf.h:
-templates/tpl.h:
