@@ -271,6 +271,23 @@ Test(campaign, body_file_errors)
 	    "not valid UTF-8 text", tdir);
 	cr_assert_str_eq(err, want);
 
+	/* Devices, FIFOs and directories are refused, never read. */
+	yaml = HEAD "text_file: /dev/zero\n";
+	cr_assert_eq(campaign_def_load_string(yaml, strlen(yaml), "c.yaml",
+	    tdir, &d, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "c.yaml:4:12: text_file: /dev/zero is not a "
+	    "regular file");
+	snprintf(want, sizeof(want), "%s/fifo", tdir);
+	cr_assert_eq(mkfifo(want, 0600), 0);
+	yaml = HEAD "text_file: fifo\n";
+	cr_assert_eq(campaign_def_load_string(yaml, strlen(yaml), "c.yaml",
+	    tdir, &d, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "is not a regular file") != NULL, "%s", err);
+	yaml = HEAD "text_file: .\n";
+	cr_assert_eq(campaign_def_load_string(yaml, strlen(yaml), "c.yaml",
+	    tdir, &d, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "is not a regular file") != NULL, "%s", err);
+
 	write_file("nul.txt", "a\0b", 3);
 	yaml = HEAD "text_file: nul.txt\n";
 	cr_assert_eq(campaign_def_load_string(yaml, strlen(yaml), "c.yaml",
