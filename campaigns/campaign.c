@@ -550,6 +550,10 @@ campaign_def_load_string(const char *yaml, size_t len, const char *name,
 		free(d);
 		return -ENOMEM;
 	}
+	if (yaml == NULL) {	/* libyaml asserts on a NULL input */
+		yaml = "";
+		len = 0;
+	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)yaml,
 	    len);
 	if (!yaml_parser_load(&parser, &doc)) {

@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,13 +214,19 @@ mk_tdir(void)
 	cr_assert_not_null(mkdtemp(tdir));
 }
 
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
 static void
 rm_tdir(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tdir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(nftw(tdir, rm_one, 8, FTW_DEPTH | FTW_PHYS), 0);
 }
 
 Test(campaign, body_files_relative_to_basedir)
