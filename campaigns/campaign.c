@@ -13,7 +13,10 @@
  * CAMPAIGN_HNAME_MAX and values up to CAMPAIGN_HVALUE_MAX bytes; name and
  * subject up to CAMPAIGN_LINE_MAX bytes.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <yaml.h>
 
@@ -224,10 +228,11 @@ campaign_read_body(struct campaign_ctx *x, const char *key, yaml_node_t *v,
 {
 	char		 path[PATH_MAX];
 	const char	*rel;
+	struct stat	 st;
 	FILE		*f;
 	char		*data;
 	size_t		 n;
-	int		 m, rc;
+	int		 fd, m, rc;
 
 	if (v->type != YAML_SCALAR_NODE || v->data.scalar.length == 0)
 		return campaign_err(x, v, "%s: expected a file name", key);
@@ -240,11 +245,24 @@ campaign_read_body(struct campaign_ctx *x, const char *key, yaml_node_t *v,
 		m = snprintf(path, sizeof(path), "%s/%s", x->basedir, rel);
 	if (m < 0 || (size_t)m >= sizeof(path))
 		return campaign_err(x, v, "%s: path too long", key);
-	if ((f = fopen(path, "rb")) == NULL) {
+	/*
+	 * O_NONBLOCK so a FIFO named here cannot hang us in open(); only
+	 * regular files are read (no /dev/zero, no /dev/stdin).
+	 */
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
 		rc = -errno;
 		return campaign_errat(x, v->start_mark.line,
 		    v->start_mark.column, rc, "%s: cannot open %s: %s", key,
 		    path, strerror(-rc));
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return campaign_err(x, v, "%s: %s is not a regular file", key,
+		    path);
+	}
+	if ((f = fdopen(fd, "rb")) == NULL) {
+		close(fd);
+		return -ENOMEM;
 	}
 	if ((data = malloc(CAMPAIGN_FILE_MAX + 1)) == NULL) {
 		fclose(f);
@@ -531,6 +549,10 @@ campaign_def_load_string(const char *yaml, size_t len, const char *name,
 	if (!yaml_parser_initialize(&parser)) {
 		free(d);
 		return -ENOMEM;
+	}
+	if (yaml == NULL) {	/* libyaml asserts on a NULL input */
+		yaml = "";
+		len = 0;
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)yaml,
 	    len);

@@ -733,6 +733,10 @@ config_load_string(const char *yaml, size_t len, const char *name,
 		config_free(c);
 		return -ENOMEM;
 	}
+	if (yaml == NULL) {	/* libyaml asserts on a NULL input */
+		yaml = "";
+		len = 0;
+	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)yaml,
 	    len);
 	if (!yaml_parser_load(&parser, &doc)) {

@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,13 +214,19 @@ mk_tdir(void)
 	cr_assert_not_null(mkdtemp(tdir));
 }
 
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
 static void
 rm_tdir(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tdir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(nftw(tdir, rm_one, 8, FTW_DEPTH | FTW_PHYS), 0);
 }
 
 Test(campaign, body_files_relative_to_basedir)
@@ -270,6 +277,23 @@ Test(campaign, body_file_errors)
 	snprintf(want, sizeof(want), "c.yaml:4:12: html_file: %s/bad.html is "
 	    "not valid UTF-8 text", tdir);
 	cr_assert_str_eq(err, want);
+
+	/* Devices, FIFOs and directories are refused, never read. */
+	yaml = HEAD "text_file: /dev/zero\n";
+	cr_assert_eq(campaign_def_load_string(yaml, strlen(yaml), "c.yaml",
+	    tdir, &d, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "c.yaml:4:12: text_file: /dev/zero is not a "
+	    "regular file");
+	snprintf(want, sizeof(want), "%s/fifo", tdir);
+	cr_assert_eq(mkfifo(want, 0600), 0);
+	yaml = HEAD "text_file: fifo\n";
+	cr_assert_eq(campaign_def_load_string(yaml, strlen(yaml), "c.yaml",
+	    tdir, &d, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "is not a regular file") != NULL, "%s", err);
+	yaml = HEAD "text_file: .\n";
+	cr_assert_eq(campaign_def_load_string(yaml, strlen(yaml), "c.yaml",
+	    tdir, &d, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "is not a regular file") != NULL, "%s", err);
 
 	write_file("nul.txt", "a\0b", 3);
 	yaml = HEAD "text_file: nul.txt\n";

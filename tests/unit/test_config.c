@@ -429,3 +429,15 @@ Test(config, shipped_config_loads)
 	free(d.ehlo_name);
 	config_free(c);
 }
+
+Test(config, null_input_is_empty)
+{
+	struct config	*c = NULL;
+	char		 err[64];
+
+	cr_assert_eq(config_load_string(NULL, 0, NULL, &c, err, sizeof(err)),
+	    0);
+	cr_assert_str_eq(c->path, "config");
+	cr_assert_eq(c->redis_port, 6379);
+	config_free(c);
+}
