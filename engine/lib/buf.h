@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 struct buf {
 	char	*data;	/* owns; NUL-terminated after every append */
@@ -24,9 +25,36 @@ void	buf_free(struct buf *b);
 void	buf_reset(struct buf *b);
 /* Make room for `extra` more bytes (+1 for the NUL). 0 or -ENOMEM. */
 int	buf_reserve(struct buf *b, size_t extra);
-int	buf_append(struct buf *b, const void *p, size_t n);
+int	buf_append_slow(struct buf *b, const void *p, size_t n);
 int	buf_puts(struct buf *b, const char *s);
-int	buf_putc(struct buf *b, char c);
+
+/*
+ * Appends are inline with an out-of-line slow path: renderers and
+ * encoders append a byte or a few at a time on the per-message path.
+ */
+static inline int
+buf_append(struct buf *b, const void *p, size_t n)
+{
+	if (n < b->cap - b->len) {	/* room for n bytes and the NUL */
+		if (n > 0)
+			memcpy(b->data + b->len, p, n);
+		b->len += n;
+		b->data[b->len] = '\0';
+		return 0;
+	}
+	return buf_append_slow(b, p, n);
+}
+
+static inline int
+buf_putc(struct buf *b, char c)
+{
+	if (b->len + 1 < b->cap) {
+		b->data[b->len++] = c;
+		b->data[b->len] = '\0';
+		return 0;
+	}
+	return buf_append_slow(b, &c, 1);
+}
 int	buf_printf(struct buf *b, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 int	buf_vprintf(struct buf *b, const char *fmt, va_list ap)

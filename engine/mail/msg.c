@@ -435,8 +435,11 @@ msg_put_date(struct buf *b, int64_t date_ms)
 }
 
 /*
- * 7bit (RFC 2045 2.7) only when the part is ASCII without NUL, every line
- * ends in CRLF (no bare CR or LF) and is at most 998 octets.
+ * 7bit (RFC 2045 2.7) when the part is ASCII without NUL and every line is
+ * at most 998 octets. Bare LF and bare CR are allowed here: they are hard
+ * line breaks that msg_put_7bit writes as CRLF (templates are usually
+ * written with LF line ends, and encoding them as QP would cost size and
+ * CPU for nothing).
  */
 static int
 msg_is_7bit(const char *s, size_t n)
@@ -448,19 +451,35 @@ msg_is_7bit(const char *s, size_t n)
 
 		if (c == 0 || c >= 0x80)
 			return 0;
-		if (c == '\r') {
-			if (i + 1 >= n || s[i + 1] != '\n')
-				return 0;
-			i++;
+		if (c == '\r' || c == '\n') {
 			line = 0;
 			continue;
 		}
-		if (c == '\n')
-			return 0;
 		if (++line > MSG_LINE_HARD)
 			return 0;
 	}
 	return 1;
+}
+
+/* Copy a 7bit part, every line end (CRLF, bare LF, bare CR) as CRLF. */
+static int
+msg_put_7bit(struct buf *b, const char *s, size_t n)
+{
+	size_t	 i = 0, e;
+	int	 r;
+
+	while (i < n) {
+		for (e = i; e < n && s[e] != '\r' && s[e] != '\n'; e++)
+			;
+		if ((r = buf_append(b, s + i, e - i)) != 0)
+			return r;
+		if (e == n)
+			break;
+		if ((r = buf_append(b, "\r\n", 2)) != 0)
+			return r;
+		i = e + ((s[e] == '\r' && e + 1 < n && s[e + 1] == '\n') ? 2 : 1);
+	}
+	return 0;
 }
 
 /*
@@ -568,7 +587,7 @@ msg_put_part_body(struct buf *b, const struct msg_part *p)
 {
 	if (p->qp)
 		return msg_put_qp(b, p->s, p->n);
-	return buf_append(b, p->s, p->n);
+	return msg_put_7bit(b, p->s, p->n);
 }
 
 static int

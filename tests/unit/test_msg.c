@@ -711,7 +711,7 @@ Test(msg, qp_soft_breaks_never_split_escapes)
 	buf_free(&b);
 }
 
-Test(msg, bare_lf_ascii_is_qp_normalised)
+Test(msg, bare_lf_ascii_stays_7bit_normalised)
 {
 	struct msg_input in = msg_test_input();
 	struct buf	 b;
@@ -722,7 +722,9 @@ Test(msg, bare_lf_ascii_is_qp_normalised)
 	cr_assert_eq(msg_build(&b, &in), 0);
 	msg_test_check_lines(&b, 78);
 	cr_assert_str_eq(msg_test_body(&b), "a\r\nb\r\n");
-	cr_assert_not_null(strstr(b.data, "quoted-printable"));
+	/* LF line ends are hard breaks written as CRLF: no QP needed. */
+	cr_assert_null(strstr(b.data, "quoted-printable"));
+	cr_assert_not_null(strstr(b.data, "Content-Transfer-Encoding: 7bit"));
 	buf_free(&b);
 }
 
