@@ -191,6 +191,27 @@ class E2E(unittest.TestCase):
         self.assertEqual(self.redis.hgetall("rm:{%s}:stats" % cid)["sent"], str(n))
 
 
+    def test_records_written_by_another_client(self):
+        """The README's redis-cli recipe: a producer that is not ringmail."""
+        r = self.redis
+        r.cli("XGROUP", "CREATE", "rm:{demo}:jobs", "workers", "0", "MKSTREAM")
+        r.cli("HSET", "rm:{demo}:meta", "v", "1", "id", "demo", "name", "Demo",
+              "from", "Demo <news@example.org>", "from_addr", "news@example.org",
+              "subject", "Hi {{name}}", "text", "Hello {{name}}!",
+              "columns", "email\x1fname", "email_col", "0", "state", "active", "total", "2")
+        r.cli("HSET", "rm:{demo}:stats", "queued", "2")
+        r.cli("XADD", "rm:{demo}:jobs", "*", "n", "2", "i", "0", "a", "0",
+              "r", "ann@alpha.test\x1fAnn\x1ebob@beta.test\x1fBob")
+        r.cli("ZADD", "rm:campaigns", "1", "demo")
+        r.cli("SADD", "rm:active", "demo")
+        self.run_worker()
+        msgs = {m["rcpt_tos"][0]: m["data"] for m in self.sink.messages()}
+        self.assertEqual(sorted(msgs), ["ann@alpha.test", "bob@beta.test"])
+        self.assertIn(b"Hello Ann!", msgs["ann@alpha.test"])
+        self.assertIn(b"Subject: Hi Bob", msgs["bob@beta.test"])
+        self.assertEqual(r.hget("rm:{demo}:meta", "state"), "done")
+
+
 class Submit(unittest.TestCase):
     def setUp(self):
         self.wd = Workdir(self._testMethodName)
