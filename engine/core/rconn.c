@@ -352,6 +352,22 @@ rconn_close(struct rconn *rc)
 		redisAsyncDisconnect(rc->ac);
 }
 
+void
+rconn_free(struct rconn *rc)
+{
+	rc->closing = true;
+	loop_timer_cancel(rc->loop, &rc->retry);
+	if (rc->ac != NULL) {
+		redisAsyncContext	*ac = rc->ac;
+
+		/* Its disconnect callback retires the io block (if connected). */
+		redisAsyncFree(ac);
+		rc->ac = NULL;
+	}
+	rconn_io_retire(rc);
+	rc->connected = false;
+}
+
 bool
 rconn_idle(const struct rconn *rc)
 {

@@ -70,5 +70,11 @@ int	rconn_cmdargv(struct rconn *rc,
 /* Close; ops in flight complete later (check rconn_idle before freeing). */
 void	rconn_close(struct rconn *rc);
 bool	rconn_idle(const struct rconn *rc);
+/*
+ * Drop the connection now: pending callbacks get a NULL reply. The poll
+ * ops still complete later through the loop (keep running it until the
+ * loop has nothing in flight).
+ */
+void	rconn_free(struct rconn *rc);
 
 #endif

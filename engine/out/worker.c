@@ -749,27 +749,29 @@ static void sconn_close(struct sconn *c, const char *why);
 static void sconn_flush(struct sconn *c);
 static void sconn_events(struct sconn *c, unsigned ev);
 
-static void
-sconn_free_if_idle(struct sconn *c)
+/*
+ * Free a closed session once the kernel holds no op of it. Only called
+ * from the scheduling pass at the loop boundary, never from a completion
+ * callback: callers up the stack may still touch the session (Redis's
+ * freeClientAsync, for the same reason). Returns true when freed.
+ */
+static bool
+sconn_reap(struct sconn *c, struct sconn **pp)
 {
 	struct wthread	*w = c->w;
-	struct sconn	**pp;
 
 	if (c->st != SC_CLOSING || c->op_conn.busy || c->op_recv.busy ||
 	    c->op_send.busy || c->op_cancel.busy)
-		return;
+		return false;
 	if (c->fd >= 0)
 		close(c->fd);
-	for (pp = &w->conns; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == c) {
-			*pp = c->next;
-			break;
-		}
+	*pp = c->next;
 	w->nconns--;
 	smtpc_fini(&c->smtp);
 	buf_free(&c->tx);
 	buf_free(&c->wire);
 	free(c);
+	return true;
 }
 
 static void
@@ -940,10 +942,8 @@ sconn_on_send(struct loop *l, struct loop_op *op, int res, unsigned flags)
 
 	(void)l;
 	(void)flags;
-	if (c->st == SC_CLOSING) {
-		sconn_free_if_idle(c);
-		return;
-	}
+	if (c->st == SC_CLOSING)
+		return;		/* reaped at the loop boundary */
 	if (res < 0) {
 		sconn_events(c, smtpc_conn_lost(&c->smtp, strerror(-res)));
 		return;
@@ -989,10 +989,8 @@ sconn_on_recv(struct loop *l, struct loop_op *op, int res, unsigned flags)
 
 	(void)l;
 	(void)flags;
-	if (c->st == SC_CLOSING) {
-		sconn_free_if_idle(c);
-		return;
-	}
+	if (c->st == SC_CLOSING)
+		return;		/* reaped at the loop boundary */
 	if (res <= 0) {
 		sconn_events(c, smtpc_conn_lost(&c->smtp, res == 0 ?
 		    "connection closed by peer" : strerror(-res)));
@@ -1059,16 +1057,15 @@ sconn_close(struct sconn *c, const char *why)
 			    IORING_ASYNC_CANCEL_ALL);
 		shutdown(c->fd, SHUT_RDWR);
 	}
-	sconn_free_if_idle(c);
 }
 
 static void
 sconn_on_cancel(struct loop *l, struct loop_op *op, int res, unsigned flags)
 {
 	(void)l;
+	(void)op;
 	(void)res;
 	(void)flags;
-	sconn_free_if_idle(op->arg);
 }
 
 static void
@@ -1078,10 +1075,8 @@ sconn_on_connect(struct loop *l, struct loop_op *op, int res, unsigned flags)
 
 	(void)l;
 	(void)flags;
-	if (c->st == SC_CLOSING) {
-		sconn_free_if_idle(c);
-		return;
-	}
+	if (c->st == SC_CLOSING)
+		return;		/* reaped at the loop boundary */
 	if (res < 0) {
 		char	why[128];
 
@@ -1142,8 +1137,13 @@ static void
 sched_pass(struct wthread *w)
 {
 	mono_us		 now = mono_now();
-	struct sconn	*c, *next;
+	struct sconn	*c, *next, **pp;
 
+	for (pp = &w->conns; (c = *pp) != NULL;) {
+		if (c->st == SC_CLOSING && sconn_reap(c, pp))
+			continue;
+		pp = &c->next;
+	}
 	for (c = w->conns; c != NULL; c = next) {
 		next = c->next;
 		if (c->st == SC_CLOSING)
@@ -1635,10 +1635,10 @@ wthread_main(void *arg)
 	log_info("thread=%u done delivered=%lu bounced=%lu deferred=%lu "
 	    "failed=%lu", w->index, w->ndelivered, w->nbounced, w->ndeferred,
 	    w->nfailed);
-	rconn_close(&w->fetch);
-	rconn_close(&w->ctl);
-	/* Let the closes and cancels complete before the ring goes. */
-	for (int i = 0; i < 50 && w->loop.ninflight > 0; i++)
+	rconn_free(&w->fetch);
+	rconn_free(&w->ctl);
+	/* Let the cancels complete before the ring goes. */
+	for (int i = 0; i < 100 && w->loop.ninflight > 0; i++)
 		loop_run_once(&w->loop, 10000);
 	loop_fini(&w->loop);
 	return NULL;
