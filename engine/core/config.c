@@ -18,6 +18,8 @@
  *   smtp.max_deliveries_per_connection 1 .. 100000
  *   smtp.timeouts.*                1 ms .. 1 d
  *   retry.delay                    100 ms .. 30 d
+ *   retry.max_delay                100 ms .. 30 d
+ *   retry.max_age                  1 s .. 30 d
  *   retry.max_attempts             1 .. 1000
  *   routes                         at most CONFIG_ROUTES_MAX entries
  * Strings that end up on the wire (ehlo_name, message_id_domain, route
@@ -126,6 +128,10 @@ static const struct config_key config_message[] = {
 
 static const struct config_key config_retry[] = {
 	K("delay", CONFIG_T_DURATION, retry_delay_ms, 100, 30ull * MS_DAY),
+	K("max_delay", CONFIG_T_DURATION, retry_max_delay_ms, 100,
+	    30ull * MS_DAY),
+	K("max_age", CONFIG_T_DURATION, retry_max_age_ms, MS_SEC,
+	    30ull * MS_DAY),
 	K("max_attempts", CONFIG_T_U32, retry_max_attempts, 1, 1000),
 	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
 };
@@ -634,7 +640,9 @@ config_defaults(struct config *c)
 	c->timeouts.data_dot = 10 * MS_MIN;
 	c->timeouts.idle = 60 * MS_SEC;
 	c->retry_delay_ms = 5 * MS_MIN;
-	c->retry_max_attempts = 10;
+	c->retry_max_delay_ms = 4 * 60 * MS_MIN;
+	c->retry_max_age_ms = 4 * MS_DAY;
+	c->retry_max_attempts = 100;
 	c->log_level = LOG_INFO;
 	if ((c->redis_host = strdup("127.0.0.1")) == NULL)
 		return -ENOMEM;

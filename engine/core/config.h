@@ -57,8 +57,10 @@ struct config {
 	/* message: */
 	char		*message_id_domain;	/* default: the From domain */
 	/* retry: */
-	uint32_t	 retry_delay_ms;	/* fixed delay for now: 5 min */
-	uint32_t	 retry_max_attempts;	/* then the recipient "failed": 10 */
+	uint32_t	 retry_delay_ms;	/* first retry after: 5 min */
+	uint32_t	 retry_max_delay_ms;	/* backoff cap: 4 h */
+	uint32_t	 retry_max_age_ms;	/* then "expired": 4 d */
+	uint32_t	 retry_max_attempts;	/* then "failed": 100 */
 	/* routes: */
 	struct config_route *routes;		/* owns */
 	size_t		 nroutes;

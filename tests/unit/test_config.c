@@ -66,7 +66,9 @@ Test(config, defaults)
 	cr_assert_eq(c.timeouts.idle, 60000);
 	cr_assert_null(c.message_id_domain);
 	cr_assert_eq(c.retry_delay_ms, 300000);
-	cr_assert_eq(c.retry_max_attempts, 10);
+	cr_assert_eq(c.retry_max_attempts, 100);
+	cr_assert_eq(c.retry_max_delay_ms, 4u * 3600 * 1000);
+	cr_assert_eq(c.retry_max_age_ms, 4u * 86400 * 1000);
 	cr_assert_eq(c.nroutes, 0);
 	cr_assert_eq(c.log_level, LOG_INFO);
 	free(c.redis_host);
