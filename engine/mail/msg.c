@@ -272,20 +272,30 @@ msg_put_folded(struct msg_hdr *h, const unsigned char *s, size_t n)
 	return 0;
 }
 
-/* Does s[0..n) need encoded-words: 8-bit, or a word too long to fold? */
+/* Has s[0..n) a word too long to fold around? */
 static int
-msg_needs_words(const unsigned char *s, size_t n)
+msg_has_long_word(const unsigned char *s, size_t n)
 {
 	size_t	 i, run = 0;
 
 	for (i = 0; i < n; i++) {
-		if (s[i] >= 0x80)
-			return 1;
 		run = msg_isfws(s[i]) ? 0 : run + 1;
 		if (run > MSG_WORD_MAX)
 			return 1;
 	}
 	return 0;
+}
+
+/* Does s[0..n) need encoded-words: 8-bit, or a word too long to fold? */
+static int
+msg_needs_words(const unsigned char *s, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] >= 0x80)
+			return 1;
+	return msg_has_long_word(s, n);
 }
 
 /* An unstructured header (Subject, extra headers). */
@@ -335,11 +345,12 @@ msg_put_mailbox(struct msg_hdr *h, const char *name, const char *v)
 		if (s[i] == '<')
 			lt = s + i;
 	}
-	if (msg_needs_words(s, n) && !high)
-		return -EINVAL;	/* an ASCII word over 900 octets */
 	if ((r = msg_hdr_begin(h, name)) != 0)
 		return r;
 	if (!high || lt == NULL || lt == s) {
+		/* Addresses cannot be encoded: refuse what cannot fold. */
+		if (msg_has_long_word(s, n))
+			return -EINVAL;
 		if ((r = msg_put_folded(h, s, n)) != 0)
 			return r;
 		return msg_hdr_end(h);

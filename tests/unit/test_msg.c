@@ -795,3 +795,30 @@ Test(msg, reuse_does_not_reallocate)
 	}
 	buf_free(&b);
 }
+
+/* Found by fuzz_msg: an 8-bit From without <addr> and a 1000-octet word. */
+Test(msg, unfoldable_mailbox_refused)
+{
+	struct msg_input in = msg_test_input();
+	struct buf	 b;
+	char		 from[1200];
+
+	memset(from, 'a', sizeof(from) - 1);
+	from[sizeof(from) - 1] = '\0';
+	from[10] = (char)0xc3;
+	from[11] = (char)0xa9;
+	in.from = from;
+	buf_init(&b);
+	cr_assert_eq(msg_build(&b, &in), -EINVAL);
+	from[11] = 'a';
+	from[10] = 'a';
+	cr_assert_eq(msg_build(&b, &in), -EINVAL);
+	/* A long display name is fine: it is encoded and folded. */
+	memcpy(from + 1100, " <j@x.org>", 11);
+	from[10] = ' ';
+	from[500] = (char)0xc3;
+	from[501] = (char)0xa9;
+	cr_assert_eq(msg_build(&b, &in), 0);
+	msg_test_check_lines(&b, 78);
+	buf_free(&b);
+}
