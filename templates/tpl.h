@@ -7,7 +7,9 @@
  * Rendering does not allocate once the output buffer has grown.
  * Contexts decide escaping: TEXT (as is), HTML (&<>"' escaped), HEADER
  * (CR, LF and other controls can never get through: no header injection).
- * See templates/README.md for the language.
+ * In HTML the compiler also infers URL attributes (href, src, ...): a
+ * value starting one is scheme-checked and normalised, a value inside one
+ * is percent-encoded. See templates/README.md for the language.
  * Owns: the compiled program. Must not touch: Redis, sockets, MIME.
  */
 #ifndef ENGINE_TEMPLATES_TPL_H
