@@ -49,7 +49,11 @@ enum tpl_opkind {
 	TPL_OP_LNEXT,
 };
 
-enum tpl_srckind { TPL_SRC_COL, TPL_SRC_FIELD, TPL_SRC_LIST };
+enum tpl_srckind { TPL_SRC_COL, TPL_SRC_FIELD, TPL_SRC_LIST, TPL_SRC_META };
+
+/* Loop variables (TPL_SRC_META idx), about the innermost loop. */
+enum tpl_meta { TPL_META_INDEX, TPL_META_NUMBER, TPL_META_FIRST,
+	TPL_META_LAST };
 
 enum tpl_esc {
 	TPL_ESC_NONE,		/* TEXT context, or {{{raw}}} */
@@ -600,9 +604,17 @@ tpl_name_eq(const char *name, const char *s, size_t n)
 static int
 tpl_resolve(struct tpl_cc *cc, const char *s, size_t n, struct tpl_src *src)
 {
+	static const char *const meta[] = { "@index", "@number", "@first",
+		"@last" };
 	const struct tpl_listdef *ld;
 	size_t			  lvl, k;
 
+	for (k = 0; k < sizeof(meta) / sizeof(meta[0]) && cc->nscope > 0; k++)
+		if (tpl_name_eq(meta[k], s, n)) {
+			*src = (struct tpl_src){ TPL_SRC_META,
+			    (uint32_t)(cc->nscope - 1), (uint32_t)k, 0 };
+			return 0;
+		}
 	if (n == 1 && s[0] == '.' && cc->nscope > 0) {
 		ld = &cc->o->lists[cc->scope[cc->nscope - 1]];
 		if (ld->nfields == 0)
@@ -1600,14 +1612,16 @@ struct tpl_rs {
 	const struct tpl_list	*lists;
 	const struct tpl_list	*lst[TPL_MAXSCOPE];
 	size_t			 item[TPL_MAXSCOPE];
+	char			 num[24];	/* a loop variable's text */
 };
 
 static void
-tpl_value(const struct tpl_rs *rs, const struct tpl_src *src,
+tpl_value(struct tpl_rs *rs, const struct tpl_src *src,
     const char **v, size_t *n)
 {
 	const struct tpl_list	*l;
-	size_t			 k;
+	size_t			 k, it, cnt;
+	int			 w;
 
 	*v = NULL;
 	*n = 0;
@@ -1627,6 +1641,27 @@ tpl_value(const struct tpl_rs *rs, const struct tpl_src *src,
 		break;
 	case TPL_SRC_LIST:
 		break;
+	case TPL_SRC_META:
+		it = rs->item[src->level];
+		cnt = rs->lst[src->level]->n;
+		w = 0;
+		switch ((enum tpl_meta)src->idx) {
+		case TPL_META_INDEX:
+		case TPL_META_NUMBER:
+			w = snprintf(rs->num, sizeof(rs->num), "%zu",
+			    it + (src->idx == TPL_META_NUMBER));
+			break;
+		case TPL_META_FIRST:
+		case TPL_META_LAST:
+			/* "1" or "": true or false for {{#if @last}}. */
+			if (src->idx == TPL_META_FIRST ? it == 0 :
+			    it + 1 == cnt)
+				w = snprintf(rs->num, sizeof(rs->num), "1");
+			break;
+		}
+		*v = rs->num;
+		*n = w > 0 ? (size_t)w : 0;
+		break;
 	}
 	if (*v == NULL)
 		*v = "";
@@ -1634,7 +1669,7 @@ tpl_value(const struct tpl_rs *rs, const struct tpl_src *src,
 
 /* False: empty, "0", "false" or "no" (any case, whitespace ignored). */
 static int
-tpl_truthy(const struct tpl_rs *rs, const struct tpl_src *src)
+tpl_truthy(struct tpl_rs *rs, const struct tpl_src *src)
 {
 	const char	*v;
 	size_t		 n;
@@ -1661,7 +1696,7 @@ tpl_truthy(const struct tpl_rs *rs, const struct tpl_src *src)
  */
 static int
 tpl_render_var(const struct tpl *t, const struct tpl_op *op,
-    const struct tpl_rs *rs, struct buf *out)
+    struct tpl_rs *rs, struct buf *out)
 {
 	const struct tpl_filter	*fl;
 	const char		*v;

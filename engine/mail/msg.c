@@ -298,9 +298,14 @@ msg_needs_words(const unsigned char *s, size_t n)
 	return msg_has_long_word(s, n);
 }
 
-/* An unstructured header (Subject, extra headers). */
+/*
+ * An unstructured header (Subject, extra headers). With guard, text that
+ * a reader would take for an encoded-word ("=?...?=") is itself encoded,
+ * as RFC 2047 5 asks, so merge data cannot smuggle in a decoded string.
+ */
 static int
-msg_put_unstructured(struct msg_hdr *h, const char *name, const char *v)
+msg_put_unstructured(struct msg_hdr *h, const char *name, const char *v,
+    int guard)
 {
 	const unsigned char	*s = (const unsigned char *)(v ? v : "");
 	size_t			 n = strlen((const char *)s);
@@ -314,7 +319,8 @@ msg_put_unstructured(struct msg_hdr *h, const char *name, const char *v)
 		s++;
 		n--;
 	}
-	if (msg_needs_words(s, n))
+	if (msg_needs_words(s, n) ||
+	    (guard && memmem(s, n, "=?", 2) != NULL))
 		r = msg_put_words(h, s, n);
 	else
 		r = msg_put_folded(h, s, n);
@@ -683,14 +689,14 @@ msg_build(struct buf *out, const struct msg_input *in)
 	    in->msgid_domain)) != 0 ||
 	    (r = msg_put_mailbox(&h, "From", in->from)) != 0 ||
 	    (r = buf_printf(out, "To: %s\r\n", in->to)) != 0 ||
-	    (r = msg_put_unstructured(&h, "Subject", in->subject)) != 0)
+	    (r = msg_put_unstructured(&h, "Subject", in->subject, 1)) != 0)
 		goto fail;
 	if (in->reply_to != NULL &&
 	    (r = msg_put_mailbox(&h, "Reply-To", in->reply_to)) != 0)
 		goto fail;
 	for (i = 0; i < in->nheaders; i++)
 		if ((r = msg_put_unstructured(&h, in->headers[i].name,
-		    in->headers[i].value)) != 0)
+		    in->headers[i].value, 0)) != 0)
 			goto fail;
 	if ((r = buf_puts(out, "MIME-Version: 1.0\r\n")) != 0 ||
 	    (r = msg_put_body(out, in)) != 0)

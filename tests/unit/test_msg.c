@@ -531,6 +531,26 @@ Test(msg, q_encoding_golden)
 	buf_free(&b);
 }
 
+/* Merge data that looks like an encoded-word is encoded itself. */
+Test(msg, subject_encoded_word_lookalike)
+{
+	struct msg_input in = msg_test_input();
+	struct buf	 b, dec;
+	char		*v;
+
+	in.subject = "Hi =?UTF-8?B?QmNjOiBldmls?=";
+	buf_init(&b);
+	cr_assert_eq(msg_build(&b, &in), 0);
+	msg_test_check_lines(&b, 78);
+	v = msg_test_header(&b, "Subject");
+	cr_assert_null(strstr(v, "QmNjOiBldmls?="), "%s", v);
+	msg_test_decode_2047(v, &dec);
+	cr_assert_str_eq(dec.data, in.subject);
+	buf_free(&dec);
+	free(v);
+	buf_free(&b);
+}
+
 Test(msg, long_ascii_subject_folded)
 {
 	struct msg_input in = msg_test_input();

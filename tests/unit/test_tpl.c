@@ -530,6 +530,23 @@ Test(tpl, list_sections)
 	    TPL_CTX_TEXT, &d, "colTeacol");
 }
 
+Test(tpl, loop_variables)
+{
+	struct tpl_test_data d = tpl_test_d;
+
+	d.tags[2] = "hot";
+	d.ntags = 3;
+	tpl_test_expect("{{#tags}}{{@number}}.{{tag}}{{#unless @last}}, "
+	    "{{/unless}}{{/tags}}", TPL_CTX_TEXT, &d, "1.new, 2.sale, 3.hot");
+	tpl_test_expect("{{#each tags}}{{#if @first}}[{{/if}}{{@index}}"
+	    "{{#if @last}}]{{/if}}{{/each}}", TPL_CTX_TEXT, &d, "[012]");
+	/* The innermost loop's. */
+	tpl_test_expect("{{#items}}{{#tags}}{{@index}}{{/tags}}:{{@index}};"
+	    "{{/items}}", TPL_CTX_TEXT, &d, "012:0;012:1;");
+	tpl_test_experr("{{@index}}", TPL_CTX_TEXT,
+	    "t:1:3: unknown variable '@index'");
+}
+
 Test(tpl, list_errors)
 {
 	tpl_test_experr("a {{items}}", TPL_CTX_TEXT,
