@@ -95,7 +95,7 @@ struct tpl_filter {
 };
 
 struct tpl {
-	struct buf	 text;		/* owns: literals and filter arguments */
+	struct buf	 text;		/* owns: literals, filter arguments */
 	struct tpl_op	*ops;		/* owns */
 	size_t		 nops;
 	size_t		 capops;
@@ -138,10 +138,11 @@ struct tpl_html {
 	char		 name[24];	/* tag or attribute name, lower case */
 };
 
+/* One source being compiled: the template or a partial. */
 struct tpl_file {
-	const char	*s;
+	const char	*s;		/* borrows: caller's or loader's text */
 	size_t		 len;
-	const char	*name;
+	const char	*name;		/* borrows: for error messages */
 };
 
 enum tpl_bkind { TPL_B_COND, TPL_B_LIST };
@@ -157,9 +158,11 @@ enum tpl_open {
 
 struct tpl_block {
 	enum tpl_bkind	 kind;
-	const char	*tag;		/* name the close tag must repeat */
+	const char	*tag;		/* borrows from file: name the close
+					   tag must repeat */
 	size_t		 taglen;
-	const struct tpl_file *file;
+	const struct tpl_file *file;	/* borrows: blocks never outlive
+					   the file that opened them */
 	size_t		 pos;		/* of the open tag, for errors */
 	size_t		 jop;		/* JF/JT/LBEGIN to patch */
 	size_t		 body;		/* LIST: first op of the body */
@@ -168,13 +171,14 @@ struct tpl_block {
 	struct tpl_html	 hs_then;
 };
 
+/* Compiler state, on the stack of tpl_compile_ex(). */
 struct tpl_cc {
-	struct tpl	*t;
+	struct tpl	*t;		/* owns until returned */
 	enum tpl_ctx	 ctx;
-	const char *const *cols;
+	const char *const *cols;	/* borrows */
 	size_t		 ncols;
-	const struct tpl_opts *o;
-	char		*err;
+	const struct tpl_opts *o;	/* borrows; never NULL */
+	char		*err;		/* borrows: the caller's buffer */
 	size_t		 errlen;
 	struct tpl_html	 hs;
 	struct tpl_block blk[TPL_MAXBLOCK];
@@ -1607,9 +1611,11 @@ tpl_filter_max(const struct tpl_filter *fl, size_t n)
 
 /* ---- rendering ----------------------------------------------------------- */
 
+/* Render state, on the stack of tpl_render_ex(). */
 struct tpl_rs {
-	const struct tpl_row	*row;
-	const struct tpl_list	*lists;
+	const struct tpl_row	*row;		/* borrows */
+	const struct tpl_list	*lists;		/* borrows */
+	/* borrows: the list of each open loop level */
 	const struct tpl_list	*lst[TPL_MAXSCOPE];
 	size_t			 item[TPL_MAXSCOPE];
 	char			 num[24];	/* a loop variable's text */

@@ -66,9 +66,9 @@ struct tpl_opts {
 	const struct tpl_listdef *lists;
 	size_t		 nlists;
 	/*
-	 * Partial loader for {{> name}}: 0 with *src and *len set (borrowed until
-	 * tpl_compile_ex() returns), or a negative errno when unknown. NULL
-	 * makes every partial an error.
+	 * Partial loader for {{> name}}: 0 with *src and *len set (borrowed
+	 * until tpl_compile_ex() returns), or a negative errno when unknown.
+	 * NULL makes every partial an error.
 	 */
 	int		(*load)(void *arg, const char *name, const char **src,
 			    size_t *len);

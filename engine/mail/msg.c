@@ -33,8 +33,8 @@
 
 /* Header writer: tracks the current line's length for folding. */
 struct msg_hdr {
-	struct buf	*b;
-	size_t		 linelen;
+	struct buf	*b;		/* borrows: the output */
+	size_t		 linelen;	/* octets on the current line */
 };
 
 static int
@@ -226,7 +226,8 @@ msg_put_words(struct msg_hdr *h, const unsigned char *s, size_t n)
 		if ((r = msg_put(h, useq ? " =?UTF-8?Q?" : " =?UTF-8?B?",
 		    11)) != 0)
 			return r;
-		r = useq ? msg_put_q(h, s + i, take) : msg_put_b(h, s + i, take);
+		r = useq ? msg_put_q(h, s + i, take) :
+		    msg_put_b(h, s + i, take);
 		if (r != 0 || (r = msg_put(h, "?=", 2)) != 0)
 			return r;
 		i += take;
@@ -574,10 +575,10 @@ msg_boundary(char out[40], const struct msg_input *in, unsigned attempt)
 }
 
 struct msg_part {
-	const char	*type;
-	const char	*s;
+	const char	*type;		/* borrows: a string literal */
+	const char	*s;		/* borrows: the caller's body */
 	size_t		 n;
-	int		 qp;
+	int		 qp;		/* quoted-printable, else 7bit */
 };
 
 static int
