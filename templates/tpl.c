@@ -25,6 +25,7 @@
 #define TPL_MAXBLOCK	32		/* nested blocks */
 #define TPL_MAXSCOPE	8		/* nested list sections */
 #define TPL_MAXPARTIAL	8		/* nested partials */
+#define TPL_MAXINCLUDE	4096		/* partial expansions in all */
 #define TPL_MAXFILTER	16		/* filters in one tag */
 #define TPL_MAXOPS	((size_t)1 << 20)
 #define TPL_MAXTEXT	((size_t)16 << 20)
@@ -185,7 +186,9 @@ struct tpl_cc {
 	size_t		 nblk;
 	uint32_t	 scope[TPL_MAXSCOPE];	/* list index per level */
 	size_t		 nscope;
-	int		 npartial;
+	int		 npartial;	/* current nesting */
+	size_t		 ninclude;	/* expansions so far: bounds the
+					   work of partials that fan out */
 };
 
 /* ---- errors -------------------------------------------------------------- */
@@ -1004,6 +1007,9 @@ tpl_cc_partial(struct tpl_cc *cc, const struct tpl_file *f, size_t pos,
 		    (int)(b - a), f->s + a);
 	if (cc->npartial == TPL_MAXPARTIAL)
 		return tpl_err(cc, f, pos, "partials nested too deeply");
+	if (++cc->ninclude > TPL_MAXINCLUDE)
+		return tpl_err(cc, f, pos, "more than %d partial inclusions",
+		    TPL_MAXINCLUDE);
 	if (b - a >= sizeof(name))
 		return tpl_err(cc, f, a, "partial name too long");
 	memcpy(name, f->s + a, b - a);

@@ -292,6 +292,12 @@ static const struct tpl_test_partial tpl_test_partials[] = {
 	{ "bad", "ok\n  {{nope}}" },
 	{ "open", "{{#if flag}}" },
 	{ "nested/part", "[{{city}}]" },
+	{ "fan1", "{{>fan2}}{{>fan2}}{{>fan2}}{{>fan2}}{{>fan2}}{{>fan2}}" },
+	{ "fan2", "{{>fan3}}{{>fan3}}{{>fan3}}{{>fan3}}{{>fan3}}{{>fan3}}" },
+	{ "fan3", "{{>fan4}}{{>fan4}}{{>fan4}}{{>fan4}}{{>fan4}}{{>fan4}}" },
+	{ "fan4", "{{>fan5}}{{>fan5}}{{>fan5}}{{>fan5}}{{>fan5}}{{>fan5}}" },
+	{ "fan5", "{{>fan6}}{{>fan6}}{{>fan6}}{{>fan6}}{{>fan6}}{{>fan6}}" },
+	{ "fan6", "" },
 };
 
 static int
@@ -367,7 +373,8 @@ tpl_test_experr(const char *src, enum tpl_ctx ctx, const char *want)
 
 	cr_assert_null(tpl_test_compile2(src, ctx, err, sizeof(err)),
 	    "\"%s\" compiled", src);
-	cr_assert_str_eq(err, want, "template \"%s\"", src);
+	cr_assert_str_eq(err, want, "template \"%s\": got \"%s\"", src,
+	    err);
 }
 
 static const struct tpl_test_data tpl_test_d = {
@@ -754,6 +761,9 @@ Test(tpl, partial_errors)
 	    "bad:2:5: unknown variable 'nope'");
 	tpl_test_experr("{{> self}}", TPL_CTX_TEXT,
 	    "self:1:2: partials nested too deeply");
+	/* 6^5 empty expansions: bounded work, not an exponential blowup. */
+	tpl_test_experr("{{> fan1}}", TPL_CTX_TEXT,
+	    "fan5:1:37: more than 4096 partial inclusions");
 	tpl_test_experr("{{> open}}{{/if}}", TPL_CTX_TEXT,
 	    "open:1:1: unclosed {{#if}}");
 	tpl_test_experr("{{#if flag}}{{> footer}}", TPL_CTX_TEXT,
