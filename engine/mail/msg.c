@@ -338,7 +338,8 @@ static int
 msg_put_mailbox(struct msg_hdr *h, const char *name, const char *v)
 {
 	const unsigned char	*s = (const unsigned char *)v, *lt = NULL;
-	size_t			 n, i, a, e;
+	unsigned char		 unq[256];
+	size_t			 n, i, a, e, k;
 	int			 r, high = 0;
 
 	if (v == NULL || *v == '\0')
@@ -372,6 +373,17 @@ msg_put_mailbox(struct msg_hdr *h, const char *name, const char *v)
 	if (e - a >= 2 && s[a] == '"' && s[e - 1] == '"') {
 		a++;
 		e--;
+		/* RFC 5322 3.2.4: undo quoted-pairs; the words carry any. */
+		if (e - a <= sizeof(unq)) {
+			for (i = a, k = 0; i < e; i++) {
+				if (s[i] == '\\' && i + 1 < e)
+					i++;
+				unq[k++] = s[i];
+			}
+			if (k > 0 && (r = msg_put_words(h, unq, k)) != 0)
+				return r;
+			a = e;
+		}
 	}
 	if (e > a && (r = msg_put_words(h, s + a, e - a)) != 0)
 		return r;

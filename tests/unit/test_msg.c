@@ -624,6 +624,25 @@ Test(msg, non_ascii_extra_header_and_display_name)
 	buf_free(&b);
 }
 
+Test(msg, quoted_pairs_in_display_name)
+{
+	struct msg_input in = msg_test_input();
+	struct buf	 b, dec;
+	char		*v;
+
+	in.reply_to = "\"Caf\xc3\xa9 \\\"Le Bon\\\"\" <c@example.com>";
+	buf_init(&b);
+	cr_assert_eq(msg_build(&b, &in), 0);
+	v = msg_test_header(&b, "Reply-To");
+	cr_assert_not_null(strstr(v, " <c@example.com>"), "%s", v);
+	*strstr(v, " <c@example.com>") = '\0';
+	msg_test_decode_2047(v, &dec);
+	cr_assert_str_eq(dec.data, "Caf\xc3\xa9 \"Le Bon\"");
+	buf_free(&dec);
+	free(v);
+	buf_free(&b);
+}
+
 Test(msg, long_header_name_folds_early)
 {
 	struct msg_input in = msg_test_input();
