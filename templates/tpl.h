@@ -7,7 +7,9 @@
  * Rendering does not allocate once the output buffer has grown.
  * Contexts decide escaping: TEXT (as is), HTML (&<>"' escaped), HEADER
  * (CR, LF and other controls can never get through: no header injection).
- * See templates/README.md for the language.
+ * In HTML the compiler also infers URL attributes (href, src, ...): a
+ * value starting one is scheme-checked and normalised, a value inside one
+ * is percent-encoded. See templates/README.md for the language.
  * Owns: the compiled program. Must not touch: Redis, sockets, MIME.
  */
 #ifndef ENGINE_TEMPLATES_TPL_H
@@ -39,5 +41,52 @@ void	tpl_free(struct tpl *t);
 /* Append the rendering to out. 0, -ENOMEM, or -EINVAL (row too short). */
 int	tpl_render(const struct tpl *t, const struct tpl_row *row,
 	    struct buf *out);
+
+/*
+ * Extensions (templates/README.md): list values for sections, and partials
+ * loaded at compile time. tpl_compile() is tpl_compile_ex() without them.
+ */
+
+/* A list a section iterates over: a table of n items x nfields values. */
+struct tpl_list {
+	size_t		  n;		/* items */
+	const char *const *values;	/* borrows: n * nfields, item-major */
+	const size_t	 *lens;		/* borrows: same shape; NULL = strlen */
+};
+
+/* Declares, at compile time, a list's name and its fields' names. */
+struct tpl_listdef {
+	const char	  *name;
+	const char *const *fields;
+	size_t		   nfields;
+};
+
+struct tpl_opts {
+	/* Lists, indexed like the lists given to tpl_render_ex(). */
+	const struct tpl_listdef *lists;
+	size_t		 nlists;
+	/*
+	 * Partial loader for {{> name}}: 0 with *src and *len set (borrowed
+	 * until tpl_compile_ex() returns), or a negative errno when unknown.
+	 * NULL makes every partial an error.
+	 */
+	int		(*load)(void *arg, const char *name, const char **src,
+			    size_t *len);
+	void		*load_arg;
+};
+
+/*
+ * As tpl_compile(), with opts (NULL = none). Partials are compiled inline,
+ * so the result does not depend on the loader after this returns.
+ */
+struct tpl *tpl_compile_ex(const char *src, size_t len, const char *name,
+	    enum tpl_ctx ctx, const char *const *columns, size_t ncolumns,
+	    const struct tpl_opts *opts, char *err, size_t errlen);
+/*
+ * As tpl_render(), with list values indexed like opts->lists at compile
+ * time. 0, -ENOMEM, or -EINVAL (row or list array too short).
+ */
+int	tpl_render_ex(const struct tpl *t, const struct tpl_row *row,
+	    const struct tpl_list *lists, size_t nlists, struct buf *out);
 
 #endif

@@ -33,8 +33,8 @@
 
 /* Header writer: tracks the current line's length for folding. */
 struct msg_hdr {
-	struct buf	*b;
-	size_t		 linelen;
+	struct buf	*b;		/* borrows: the output */
+	size_t		 linelen;	/* octets on the current line */
 };
 
 static int
@@ -226,7 +226,8 @@ msg_put_words(struct msg_hdr *h, const unsigned char *s, size_t n)
 		if ((r = msg_put(h, useq ? " =?UTF-8?Q?" : " =?UTF-8?B?",
 		    11)) != 0)
 			return r;
-		r = useq ? msg_put_q(h, s + i, take) : msg_put_b(h, s + i, take);
+		r = useq ? msg_put_q(h, s + i, take) :
+		    msg_put_b(h, s + i, take);
 		if (r != 0 || (r = msg_put(h, "?=", 2)) != 0)
 			return r;
 		i += take;
@@ -272,15 +273,13 @@ msg_put_folded(struct msg_hdr *h, const unsigned char *s, size_t n)
 	return 0;
 }
 
-/* Does s[0..n) need encoded-words: 8-bit, or a word too long to fold? */
+/* Has s[0..n) a word too long to fold around? */
 static int
-msg_needs_words(const unsigned char *s, size_t n)
+msg_has_long_word(const unsigned char *s, size_t n)
 {
 	size_t	 i, run = 0;
 
 	for (i = 0; i < n; i++) {
-		if (s[i] >= 0x80)
-			return 1;
 		run = msg_isfws(s[i]) ? 0 : run + 1;
 		if (run > MSG_WORD_MAX)
 			return 1;
@@ -288,9 +287,26 @@ msg_needs_words(const unsigned char *s, size_t n)
 	return 0;
 }
 
-/* An unstructured header (Subject, extra headers). */
+/* Does s[0..n) need encoded-words: 8-bit, or a word too long to fold? */
 static int
-msg_put_unstructured(struct msg_hdr *h, const char *name, const char *v)
+msg_needs_words(const unsigned char *s, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] >= 0x80)
+			return 1;
+	return msg_has_long_word(s, n);
+}
+
+/*
+ * An unstructured header (Subject, extra headers). With guard, text that
+ * a reader would take for an encoded-word ("=?...?=") is itself encoded,
+ * as RFC 2047 5 asks, so merge data cannot smuggle in a decoded string.
+ */
+static int
+msg_put_unstructured(struct msg_hdr *h, const char *name, const char *v,
+    int guard)
 {
 	const unsigned char	*s = (const unsigned char *)(v ? v : "");
 	size_t			 n = strlen((const char *)s);
@@ -304,7 +320,8 @@ msg_put_unstructured(struct msg_hdr *h, const char *name, const char *v)
 		s++;
 		n--;
 	}
-	if (msg_needs_words(s, n))
+	if (msg_needs_words(s, n) ||
+	    (guard && memmem(s, n, "=?", 2) != NULL))
 		r = msg_put_words(h, s, n);
 	else
 		r = msg_put_folded(h, s, n);
@@ -321,7 +338,8 @@ static int
 msg_put_mailbox(struct msg_hdr *h, const char *name, const char *v)
 {
 	const unsigned char	*s = (const unsigned char *)v, *lt = NULL;
-	size_t			 n, i, a, e;
+	unsigned char		 unq[256];
+	size_t			 n, i, a, e, k;
 	int			 r, high = 0;
 
 	if (v == NULL || *v == '\0')
@@ -335,11 +353,12 @@ msg_put_mailbox(struct msg_hdr *h, const char *name, const char *v)
 		if (s[i] == '<')
 			lt = s + i;
 	}
-	if (msg_needs_words(s, n) && !high)
-		return -EINVAL;	/* an ASCII word over 900 octets */
 	if ((r = msg_hdr_begin(h, name)) != 0)
 		return r;
 	if (!high || lt == NULL || lt == s) {
+		/* Addresses cannot be encoded: refuse what cannot fold. */
+		if (msg_has_long_word(s, n))
+			return -EINVAL;
 		if ((r = msg_put_folded(h, s, n)) != 0)
 			return r;
 		return msg_hdr_end(h);
@@ -354,6 +373,17 @@ msg_put_mailbox(struct msg_hdr *h, const char *name, const char *v)
 	if (e - a >= 2 && s[a] == '"' && s[e - 1] == '"') {
 		a++;
 		e--;
+		/* RFC 5322 3.2.4: undo quoted-pairs; the words carry any. */
+		if (e - a <= sizeof(unq)) {
+			for (i = a, k = 0; i < e; i++) {
+				if (s[i] == '\\' && i + 1 < e)
+					i++;
+				unq[k++] = s[i];
+			}
+			if (k > 0 && (r = msg_put_words(h, unq, k)) != 0)
+				return r;
+			a = e;
+		}
 	}
 	if (e > a && (r = msg_put_words(h, s + a, e - a)) != 0)
 		return r;
@@ -576,10 +606,10 @@ msg_boundary(char out[40], const struct msg_input *in, unsigned attempt)
 }
 
 struct msg_part {
-	const char	*type;
-	const char	*s;
+	const char	*type;		/* borrows: a string literal */
+	const char	*s;		/* borrows: the caller's body */
 	size_t		 n;
-	int		 qp;
+	int		 qp;		/* quoted-printable, else 7bit */
 };
 
 static int
@@ -691,14 +721,14 @@ msg_build(struct buf *out, const struct msg_input *in)
 	    in->msgid_domain)) != 0 ||
 	    (r = msg_put_mailbox(&h, "From", in->from)) != 0 ||
 	    (r = buf_printf(out, "To: %s\r\n", in->to)) != 0 ||
-	    (r = msg_put_unstructured(&h, "Subject", in->subject)) != 0)
+	    (r = msg_put_unstructured(&h, "Subject", in->subject, 1)) != 0)
 		goto fail;
 	if (in->reply_to != NULL &&
 	    (r = msg_put_mailbox(&h, "Reply-To", in->reply_to)) != 0)
 		goto fail;
 	for (i = 0; i < in->nheaders; i++)
 		if ((r = msg_put_unstructured(&h, in->headers[i].name,
-		    in->headers[i].value)) != 0)
+		    in->headers[i].value, 0)) != 0)
 			goto fail;
 	if ((r = buf_puts(out, "MIME-Version: 1.0\r\n")) != 0 ||
 	    (r = msg_put_body(out, in)) != 0)

@@ -39,7 +39,18 @@ struct msg_input {
 	int64_t		 date_ms;	/* wall clock for the Date header */
 };
 
-/* Append the message to out. 0, -ENOMEM, or -EINVAL (bad header name). */
+/*
+ * Append the message to out. 0, -ENOMEM, or -EINVAL (bad header name).
+ * Notes on -EINVAL: an extra header name must be 1..76 printable ASCII
+ * characters other than ':' and must not be a header msg_build writes
+ * itself (Date, Message-ID, From, To, Cc, Bcc, Subject, Reply-To, Sender,
+ * MIME-Version, Content-Type, Content-Transfer-Encoding). from, to,
+ * msgid_local and msgid_domain must be non-empty and free of controls;
+ * to and the Message-ID halves also of spaces and specials such as <>,;
+ * an address word that cannot be folded under 998 octets is refused too.
+ * Control characters in subject and header values become spaces instead.
+ * On error out is left as it was on entry.
+ */
 int	msg_build(struct buf *out, const struct msg_input *in);
 
 #endif

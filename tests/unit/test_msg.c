@@ -531,6 +531,26 @@ Test(msg, q_encoding_golden)
 	buf_free(&b);
 }
 
+/* Merge data that looks like an encoded-word is encoded itself. */
+Test(msg, subject_encoded_word_lookalike)
+{
+	struct msg_input in = msg_test_input();
+	struct buf	 b, dec;
+	char		*v;
+
+	in.subject = "Hi =?UTF-8?B?QmNjOiBldmls?=";
+	buf_init(&b);
+	cr_assert_eq(msg_build(&b, &in), 0);
+	msg_test_check_lines(&b, 78);
+	v = msg_test_header(&b, "Subject");
+	cr_assert_null(strstr(v, "QmNjOiBldmls?="), "%s", v);
+	msg_test_decode_2047(v, &dec);
+	cr_assert_str_eq(dec.data, in.subject);
+	buf_free(&dec);
+	free(v);
+	buf_free(&b);
+}
+
 Test(msg, long_ascii_subject_folded)
 {
 	struct msg_input in = msg_test_input();
@@ -599,6 +619,25 @@ Test(msg, non_ascii_extra_header_and_display_name)
 	*strstr(v, " <j@example.com>") = '\0';
 	msg_test_decode_2047(v, &dec);
 	cr_assert_str_eq(dec.data, "Jürgen Müller");
+	buf_free(&dec);
+	free(v);
+	buf_free(&b);
+}
+
+Test(msg, quoted_pairs_in_display_name)
+{
+	struct msg_input in = msg_test_input();
+	struct buf	 b, dec;
+	char		*v;
+
+	in.reply_to = "\"Caf\xc3\xa9 \\\"Le Bon\\\"\" <c@example.com>";
+	buf_init(&b);
+	cr_assert_eq(msg_build(&b, &in), 0);
+	v = msg_test_header(&b, "Reply-To");
+	cr_assert_not_null(strstr(v, " <c@example.com>"), "%s", v);
+	*strstr(v, " <c@example.com>") = '\0';
+	msg_test_decode_2047(v, &dec);
+	cr_assert_str_eq(dec.data, "Caf\xc3\xa9 \"Le Bon\"");
 	buf_free(&dec);
 	free(v);
 	buf_free(&b);
@@ -795,5 +834,32 @@ Test(msg, reuse_does_not_reallocate)
 		cr_assert_eq(msg_build(&b, &in), 0);
 		cr_assert_eq(b.data, data);
 	}
+	buf_free(&b);
+}
+
+/* Found by fuzz_msg: an 8-bit From without <addr> and a 1000-octet word. */
+Test(msg, unfoldable_mailbox_refused)
+{
+	struct msg_input in = msg_test_input();
+	struct buf	 b;
+	char		 from[1200];
+
+	memset(from, 'a', sizeof(from) - 1);
+	from[sizeof(from) - 1] = '\0';
+	from[10] = (char)0xc3;
+	from[11] = (char)0xa9;
+	in.from = from;
+	buf_init(&b);
+	cr_assert_eq(msg_build(&b, &in), -EINVAL);
+	from[11] = 'a';
+	from[10] = 'a';
+	cr_assert_eq(msg_build(&b, &in), -EINVAL);
+	/* A long display name is fine: it is encoded and folded. */
+	memcpy(from + 1100, " <j@x.org>", 11);
+	from[10] = ' ';
+	from[500] = (char)0xc3;
+	from[501] = (char)0xa9;
+	cr_assert_eq(msg_build(&b, &in), 0);
+	msg_test_check_lines(&b, 78);
 	buf_free(&b);
 }
