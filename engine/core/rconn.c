@@ -318,6 +318,29 @@ rconn_cmdargv(struct rconn *rc, void (*fn)(struct rconn *, void *, void *),
 }
 
 int
+rconn_cmd_formatted(struct rconn *rc,
+    void (*fn)(struct rconn *, void *, void *), void *privdata,
+    const char *cmd, size_t len)
+{
+	struct rconn_cb	*cb;
+
+	if (rc->ac == NULL || !rc->connected)
+		return -ENOTCONN;
+	if ((cb = malloc(sizeof(*cb))) == NULL)
+		return -ENOMEM;
+	cb->rc = rc;
+	cb->fn = fn;
+	cb->privdata = privdata;
+	if (redisAsyncFormattedCommand(rc->ac, rconn_reply, cb, cmd, len) !=
+	    REDIS_OK) {
+		free(cb);
+		return -ENOTCONN;
+	}
+	rc->npending++;
+	return 0;
+}
+
+int
 rconn_cmd(struct rconn *rc, void (*fn)(struct rconn *, void *, void *),
     void *privdata, const char *fmt, ...)
 {

@@ -67,6 +67,10 @@ int	rconn_cmd(struct rconn *rc, void (*fn)(struct rconn *, void *, void *),
 int	rconn_cmdargv(struct rconn *rc,
 	    void (*fn)(struct rconn *, void *, void *), void *privdata,
 	    int argc, const char **argv, const size_t *argvlen);
+/* A command already in RESP form (redisFormatCommandArgv). */
+int	rconn_cmd_formatted(struct rconn *rc,
+	    void (*fn)(struct rconn *, void *, void *), void *privdata,
+	    const char *cmd, size_t len);
 /* Close; ops in flight complete later (check rconn_idle before freeing). */
 void	rconn_close(struct rconn *rc);
 bool	rconn_idle(const struct rconn *rc);

@@ -24,6 +24,12 @@ outcome_name(enum outcome o)
 		return "bounced";
 	case OUTCOME_FAILED:
 		return "failed";
+	case OUTCOME_EXPIRED:
+		return "expired";
+	case OUTCOME_SUPPRESSED:
+		return "suppressed";
+	case OUTCOME_CANCELLED:
+		return "cancelled";
 	}
 	return "?";
 }

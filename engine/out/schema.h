@@ -19,6 +19,10 @@
 #define RM_KEY_CAMPAIGNS	"rm:campaigns"	/* zset id -> created_ms */
 #define RM_KEY_ACTIVE		"rm:active"	/* set of ids with work */
 #define RM_KEY_EVENTS		"rm:events"	/* stream of outcomes */
+#define RM_KEY_WORKERS		"rm:workers"	/* hash: heartbeats */
+#define RM_KEY_SUPPRESS		"rm:suppress"	/* hash: global suppression */
+#define RM_KEY_SUPPRESS_LOG	"rm:suppress:log" /* stream of changes */
+#define RM_KEY_SUPPRESS_LIST	"rm:suppress:list:" /* + NAME: per list */
 #define RM_GROUP		"workers"	/* consumer group on jobs */
 
 /* Per-campaign key suffixes: rm:{ID}:<suffix>. */
@@ -37,7 +41,11 @@
 
 /* Campaign states (meta field "state"). */
 #define RM_STATE_SUBMITTING	"submitting"
+#define RM_STATE_SCHEDULED	"scheduled"	/* waits for start_ms */
 #define RM_STATE_ACTIVE		"active"
+#define RM_STATE_PAUSED		"paused"
+#define RM_STATE_CANCELLING	"cancelling"	/* workers cancel the rest */
+#define RM_STATE_CANCELLED	"cancelled"
 #define RM_STATE_DONE		"done"
 
 /* "rm:{id}:suffix" into out; false when it does not fit. */
@@ -73,10 +81,13 @@ rm_id_valid(const char *id)
 
 /*
  * Move due retries back into the job stream as one-recipient jobs.
- * KEYS: retry, jobs. ARGV: now_ms, limit. Member: idx FS attempt FS row.
+ * KEYS: retry, jobs. ARGV: now_ms, limit, "all" (cancelling: every one).
+ * Member: idx FS attempt FS row.
  */
 #define RM_LUA_RETRY_PUMP \
-	"local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], " \
+	"local upto = ARGV[1]\n" \
+	"if ARGV[3] == 'all' then upto = '+inf' end\n" \
+	"local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', upto, " \
 	"  'LIMIT', 0, tonumber(ARGV[2]))\n" \
 	"for _, m in ipairs(due) do\n" \
 	"  local a = string.find(m, '\\31', 1, true)\n" \
@@ -88,19 +99,91 @@ rm_id_valid(const char *id)
 	"return #due\n"
 
 /*
- * Mark the campaign done once every recipient has a final outcome.
- * KEYS: meta, stats, active. ARGV: id, now_ms.
+ * The campaign is over once every recipient has a final outcome: "done",
+ * or "cancelled" when it was being cancelled. Shared tail of the scripts
+ * below. KEYS[1] meta, KEYS[2] stats, KEYS[akey] the active set; needs
+ * locals id, now and akey.
  */
-#define RM_LUA_FINISH \
-	"if redis.call('HGET', KEYS[1], 'state') ~= 'active' then return 0 end\n" \
-	"local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '-1')\n" \
-	"local s = redis.call('HMGET', KEYS[2], 'sent', 'bounced', 'failed')\n" \
-	"local d = (tonumber(s[1]) or 0) + (tonumber(s[2]) or 0) + (tonumber(s[3]) or 0)\n" \
-	"if total >= 0 and d >= total then\n" \
-	"  redis.call('HSET', KEYS[1], 'state', 'done', 'finished_ms', ARGV[2])\n" \
-	"  redis.call('SREM', KEYS[3], ARGV[1])\n" \
-	"  return 1\n" \
+#define RM_LUA_FINISH_TAIL \
+	"local st = redis.call('HGET', KEYS[1], 'state')\n" \
+	"if st == 'active' or st == 'paused' or st == 'cancelling' then\n" \
+	"  local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '-1')\n" \
+	"  local s = redis.call('HMGET', KEYS[2], 'sent', 'bounced', 'failed', " \
+	"    'expired', 'suppressed', 'cancelled')\n" \
+	"  local d = 0\n" \
+	"  for _, v in ipairs(s) do d = d + (tonumber(v) or 0) end\n" \
+	"  if total >= 0 and d >= total then\n" \
+	"    local fin = 'done'\n" \
+	"    if st == 'cancelling' then fin = 'cancelled' end\n" \
+	"    redis.call('HSET', KEYS[1], 'state', fin, 'finished_ms', now)\n" \
+	"    redis.call('SREM', KEYS[akey], id)\n" \
+	"    return 1\n" \
+	"  end\n" \
 	"end\n" \
 	"return 0\n"
+
+/* Finish check alone. KEYS: meta, stats, active. ARGV: id, now_ms. */
+#define RM_LUA_FINISH \
+	"local id, now, akey = ARGV[1], ARGV[2], 3\n" RM_LUA_FINISH_TAIL
+
+/* scheduled -> active once start_ms has come. KEYS: meta. ARGV: now_ms. */
+#define RM_LUA_START \
+	"if redis.call('HGET', KEYS[1], 'state') ~= 'scheduled' then return 0 end\n" \
+	"local t = tonumber(redis.call('HGET', KEYS[1], 'start_ms') or '0')\n" \
+	"if t > tonumber(ARGV[1]) then return 0 end\n" \
+	"redis.call('HSET', KEYS[1], 'state', 'active')\n" \
+	"return 1\n"
+
+/*
+ * Record a batch of outcomes of one campaign, idempotently: a final
+ * outcome counts and emits its event only if it sets the recipient's done
+ * bit, a deferral only if its retry entry is new. So a batch whose reply
+ * was lost with the connection can be sent again without double counting.
+ * KEYS: meta, stats, jobs, retry, done, events, active, suppress,
+ *   suppress log.
+ * ARGV: id, now_ms, events maxlen, nrecords, nacks, then RM_REC_FIELDS per
+ *   record: kind (f final, d deferred, q requeue), type, counter, idx,
+ *   due_ms, retry member, rcpt, attempt, code, esc, stage, dest, text,
+ *   category, suppress reason ("" = none), then the job ids to ack.
+ */
+#define RM_REC_FIELDS 15
+#define RM_LUA_RECORD \
+	"local id, now, maxlen, akey = ARGV[1], ARGV[2], ARGV[3], 7\n" \
+	"local nr, na = tonumber(ARGV[4]), tonumber(ARGV[5])\n" \
+	"local cnt = {}\n" \
+	"for k = 0, nr - 1 do\n" \
+	"  local b = 5 + k * 15\n" \
+	"  local kind, typ, counter, idx = ARGV[b+1], ARGV[b+2], ARGV[b+3], ARGV[b+4]\n" \
+	"  local emit = false\n" \
+	"  if kind == 'f' then\n" \
+	"    emit = redis.call('SETBIT', KEYS[5], idx, 1) == 0\n" \
+	"  elseif kind == 'd' then\n" \
+	"    emit = redis.call('ZADD', KEYS[4], ARGV[b+5], ARGV[b+6]) == 1\n" \
+	"  else\n" \
+	"    redis.call('ZADD', KEYS[4], ARGV[b+5], ARGV[b+6])\n" \
+	"  end\n" \
+	"  if emit then\n" \
+	"    cnt[counter] = (cnt[counter] or 0) + 1\n" \
+	"    redis.call('XADD', KEYS[6], 'MAXLEN', '~', maxlen, '*', 'v', '1', " \
+	"      'type', typ, 'campaign', id, 'rcpt', ARGV[b+7], 'idx', idx, " \
+	"      'attempt', ARGV[b+8], 'code', ARGV[b+9], 'esc', ARGV[b+10], " \
+	"      'stage', ARGV[b+11], 'dest', ARGV[b+12], 'text', ARGV[b+13], " \
+	"      'category', ARGV[b+14], 'ts', now)\n" \
+	"    if ARGV[b+15] ~= '' then\n" \
+	"      local a = string.lower(ARGV[b+7])\n" \
+	"      if redis.call('HSETNX', KEYS[8], a, ARGV[b+15] .. '\\31bounce\\31' .. now) == 1 then\n" \
+	"        redis.call('XADD', KEYS[9], 'MAXLEN', '~', '100000', '*', 'op', 'add', " \
+	"          'addr', a, 'list', '', 'ts', now)\n" \
+	"      end\n" \
+	"    end\n" \
+	"  end\n" \
+	"end\n" \
+	"for c, n in pairs(cnt) do redis.call('HINCRBY', KEYS[2], c, n) end\n" \
+	"local b = 5 + nr * 15\n" \
+	"for k = 1, na do\n" \
+	"  redis.call('XACK', KEYS[3], 'workers', ARGV[b+k])\n" \
+	"  redis.call('XDEL', KEYS[3], ARGV[b+k])\n" \
+	"end\n" \
+	RM_LUA_FINISH_TAIL
 
 #endif

@@ -35,9 +35,12 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/mono.h"
+#include "lib/strset.h"
+#include "mail/classify.h"
 #include "mail/addr.h"
 #include "mail/msg.h"
 #include "out/outcome.h"
+#include "out/retry.h"
 #include "out/schema.h"
 #include "out/smtpc.h"
 #include "out/worker.h"
@@ -61,8 +64,20 @@ struct wcamp {
 	char		 k_jobs[RM_KEY_MAX], k_retry[RM_KEY_MAX];
 	char		 k_done[RM_KEY_MAX];
 	enum { WC_LOADING, WC_READY, WC_BROKEN } st;
+	/* The campaign's own state (meta "state"), polled every refresh. */
+	enum { CS_UNKNOWN, CS_SCHEDULED, CS_ACTIVE, CS_PAUSED, CS_CANCELLING,
+	    CS_OVER } cs;
 	bool		 active;	/* in RM_KEY_ACTIVE at the last look */
 	bool		 seen;		/* scratch for refresh */
+	bool		 polling;	/* a meta poll is in flight */
+	int64_t		 start_ms;	/* for retry.max_age (and scheduling) */
+	int		 priority;	/* 0..9, higher first; default 5 */
+	double		 rate_per_s;	/* campaign-wide cap, 0 = none */
+	double		 tokens;	/* this thread's share of it */
+	mono_us		 refill_at;
+	char		*suppress_list;	/* per-list suppression, NULL = none */
+	char		 k_supp_list[RM_KEY_MAX + 64];
+	unsigned	 nheld;		/* its recipients in this thread */
 	char		*from, *from_addr, *reply_to, *msgid_domain;
 	struct tpl	*t_subject, *t_text, *t_html;
 	struct msg_header *hdrs;	/* owns array; strings in hdr_store */
@@ -80,6 +95,8 @@ struct rcpt {
 	const char	**vals;		/* borrows the job's block */
 	size_t		*lens;
 	bool		 bad;		/* malformed record */
+	bool		 skip;		/* already has an outcome (reclaimed) */
+	bool		 suppressed;	/* found on a suppression list */
 	struct rcpt	*next;		/* destination queue */
 };
 
@@ -88,6 +105,8 @@ struct job {
 	char		 id[48];	/* stream entry id */
 	unsigned	 n, remaining;
 	bool		 reclaimed;
+	bool		 acked;		/* its XACK is in a record batch */
+	unsigned	 nchecks;	/* Redis checks before it is queued */
 	struct rcpt	*rcpts;		/* in this block */
 	struct job	*next;		/* thread's job list */
 };
@@ -98,12 +117,24 @@ struct dest {
 	struct sockaddr_storage addr;
 	socklen_t	 addrlen;
 	bool		 resolved;
-	struct rcpt	*qhead, *qtail;
-	unsigned	 nq;
+	struct dq	*dqs;		/* owns: one FIFO per campaign */
+	unsigned	 nq;		/* recipients in all of them */
 	unsigned	 nconn;		/* sessions open or opening */
 	unsigned	 nopening;	/* not yet READY */
 	unsigned	 nfail;
 	mono_us		 backoff_until;
+};
+
+/*
+ * A destination keeps one FIFO per campaign, so dispatch can honour
+ * campaign priority and rate caps: a small urgent campaign is not stuck
+ * behind a large one that reached the same site first.
+ */
+struct dq {
+	struct wcamp	*camp;
+	struct rcpt	*head, *tail;
+	unsigned	 n;
+	struct dq	*next;
 };
 
 enum sc_state { SC_CONNECTING, SC_OPEN, SC_CLOSING };
@@ -131,9 +162,20 @@ struct sconn {
 struct rec {
 	struct rcpt	*r;
 	enum outcome	 o;
-	bool		 requeue;	/* drain: back to Redis now, no attempt */
+	bool		 requeue;	/* back to Redis now, no attempt counted */
+	bool		 suppress;	/* add the address to the suppression list */
+	int64_t		 due_ms;	/* deferred: when to retry */
+	enum classify_category cat;
 	struct smtpc_result res;
 	const char	*dest;
+};
+
+/* A record script sent but not yet confirmed: resent after a reconnect. */
+struct batch {
+	char		*cmd;		/* owns: the formatted command */
+	size_t		 len;
+	struct wthread	*w;
+	struct batch	*next;
 };
 
 struct wthread {
@@ -141,6 +183,7 @@ struct wthread {
 	unsigned	 index;
 	pthread_t	 tid;
 	char		 consumer[128];
+	char		 host[64];
 	struct loop	 loop;
 	struct rconn	 fetch, ctl;
 	bool		 fetching;
@@ -157,15 +200,31 @@ struct wthread {
 	unsigned	 nconns;
 	struct rec	*recs;
 	size_t		 nrecs, caprecs;
+	struct batch	*unconfirmed;	/* sent, reply pending (FIFO) */
+	struct batch	*resend;	/* lost with a connection (FIFO) */
 	struct loop_timer t_refresh;
 	mono_us		 next_reclaim;
+	unsigned	 ncamps_sendable;
+	unsigned	 fleet_threads;	/* live worker threads (heartbeats) */
+	struct strset	 recent_supp;	/* suppressions learnt from the log */
+	mono_us		 wait_redis_until;
+	char		 supp_log_id[48];
+	bool		 supp_tailing;
 	struct buf	 b_subj, b_text, b_html, b_msg, b_tmp;
-	unsigned long	 ndelivered, nbounced, ndeferred, nfailed;
+	unsigned long	 nout[OUTCOME__COUNT];
 	int		 rc;
 };
 
 /* ------------------------------------------------------------------ */
 /* campaigns                                                           */
+
+static void
+on_ignore(struct rconn *rc, void *r, void *priv)
+{
+	(void)rc;
+	(void)r;
+	(void)priv;
+}
 
 static void
 wcamp_free(struct wcamp *c)
@@ -179,6 +238,7 @@ wcamp_free(struct wcamp *c)
 	tpl_free(c->t_html);
 	free(c->hdrs);
 	free(c->hdr_store);
+	free(c->suppress_list);
 	free(c);
 }
 
@@ -427,74 +487,124 @@ rec_add(struct wthread *w, struct rcpt *r, enum outcome o, bool requeue,
 		w->caprecs = ncap;
 	}
 	x = &w->recs[w->nrecs++];
+	memset(x, 0, sizeof(*x));
 	x->r = r;
 	x->o = o;
 	x->requeue = requeue;
 	x->res = *res;
 	x->dest = dest;
-	if (!requeue) {
-		switch (o) {
-		case OUTCOME_DELIVERED:
-			w->ndelivered++;
-			break;
-		case OUTCOME_BOUNCED:
-			w->nbounced++;
-			break;
-		case OUTCOME_DEFERRED:
-			w->ndeferred++;
-			break;
-		case OUTCOME_FAILED:
-			w->nfailed++;
-			break;
-		}
-	}
+	x->cat = CLASSIFY_UNKNOWN;
+	if (requeue)
+		x->due_ms = wall_ms();
+	else
+		w->nout[o]++;
+	r->job->camp->nheld--;
+	w->nheld--;
 }
 
-/* A recipient's outcome is known (not yet recorded). */
+/*
+ * A recipient's outcome is known (not yet recorded). Here a deferral
+ * becomes "expired" past retry.max_age or "failed" past max_attempts, the
+ * reply is classified (category in the event; a hard bounce of an invalid
+ * mailbox suppresses the address; a "retry in N" hint stretches the
+ * delay).
+ */
 static void
 rcpt_done(struct wthread *w, struct rcpt *r, enum outcome o,
     const struct smtpc_result *res, const char *dest)
 {
-	struct smtpc_result	 tmp;
+	struct classify_result	 cls;
+	struct rec		*x;
+	int64_t			 now = wall_ms();
 
-	if (o == OUTCOME_DEFERRED &&
-	    r->attempt + 1 >= w->cfg->retry_max_attempts) {
-		/* Out of attempts: the last error becomes final. */
-		tmp = *res;
-		o = OUTCOME_FAILED;
-		res = &tmp;
+	if (o == OUTCOME_DEFERRED) {
+		if (retry_expired(w->cfg, r->job->camp->start_ms, now))
+			o = OUTCOME_EXPIRED;
+		else if (r->attempt + 1 >= w->cfg->retry_max_attempts)
+			o = OUTCOME_FAILED;
 	}
 	rec_add(w, r, o, false, res, dest);
-	w->nheld--;
+	x = &w->recs[w->nrecs - 1];
+	if (res->code >= 400 || o == OUTCOME_DEFERRED ||
+	    o == OUTCOME_BOUNCED) {
+		classify_reply(res->code, res->esc, res->text, &cls);
+		x->cat = cls.category;
+		if (o == OUTCOME_BOUNCED && (cls.actions & CLASSIFY_A_SUPPRESS))
+			x->suppress = true;
+	} else {
+		cls.retry_after_s = 0;
+		x->cat = o == OUTCOME_DELIVERED ? CLASSIFY_DELIVERED :
+		    CLASSIFY_UNKNOWN;
+	}
+	if (o == OUTCOME_DEFERRED)
+		x->due_ms = now + retry_delay_ms(w->cfg, r->attempt + 1,
+		    (double)random() / ((double)RAND_MAX + 1.0),
+		    cls.retry_after_s);
 }
 
+static void batch_send(struct wthread *w, struct batch *b);
+
 static void
-on_exec(struct rconn *rc, void *r, void *priv)
+on_batch(struct rconn *rc, void *r, void *priv)
 {
 	redisReply	*reply = r;
-	struct wthread	*w = priv;
+	struct batch	*b = priv;
+	struct wthread	*w = b->w;
+	struct batch	**pp;
 
+	(void)rc;
+	for (pp = &w->unconfirmed; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == b) {
+			*pp = b->next;
+			break;
+		}
+	b->next = NULL;
 	if (reply == NULL) {
-		log_warn("record batch lost with the connection thread=%u "
-		    "(jobs stay pending and will be reclaimed)", w->index);
+		/*
+		 * Lost with the connection: the script is idempotent, so
+		 * send it again once Redis is back (it may or may not have
+		 * run).
+		 */
+		for (pp = &w->resend; *pp != NULL; pp = &(*pp)->next)
+			;
+		*pp = b;
 		return;
 	}
 	if (reply->type == REDIS_REPLY_ERROR)
-		log_error("record batch failed conn=%s reply=\"%s\"", rc->name,
-		    reply->str);
-	else if (reply->type == REDIS_REPLY_ARRAY)
-		for (size_t i = 0; i < reply->elements; i++)
-			if (reply->element[i]->type == REDIS_REPLY_ERROR)
-				log_error("record command %zu failed: %s", i,
-				    reply->element[i]->str);
+		log_error("record batch failed thread=%u reply=\"%s\" (its jobs "
+		    "stay pending and will be reclaimed)", w->index, reply->str);
+	free(b->cmd);
+	free(b);
 }
 
 static void
-on_ignore(struct rconn *rc, void *r, void *priv)
+batch_send(struct wthread *w, struct batch *b)
 {
-	(void)rc;
-	(void)r;
-	(void)priv;
+	struct batch	**pp;
+
+	for (pp = &w->unconfirmed; *pp != NULL; pp = &(*pp)->next)
+		;
+	if (rconn_cmd_formatted(&w->ctl, on_batch, b, b->cmd, b->len) == 0) {
+		*pp = b;
+		return;
+	}
+	for (pp = &w->resend; *pp != NULL; pp = &(*pp)->next)
+		;
+	*pp = b;
+}
+
+static void
+batches_resend(struct wthread *w)
+{
+	struct batch	*b;
+
+	while (w->ctl.connected && (b = w->resend) != NULL) {
+		w->resend = b->next;
+		b->next = NULL;
+		batch_send(w, b);
+		if (w->resend == b)
+			break;		/* not connected after all */
+	}
 }
 
 static void
@@ -507,133 +617,168 @@ row_pack(struct buf *b, const struct rcpt *r, size_t ncols)
 	}
 }
 
-static void
-rec_event(struct wthread *w, const struct rec *x)
-{
-	const struct rcpt	*r = x->r;
-	struct wcamp		*c = r->job->camp;
-	char			 idx[24], att[12], code[8], ts[24];
-	const char		*argv[32];
-	size_t			 lens[32];
-	int			 n = 0;
+/*
+ * Argument storage for one record script: the strings are built in one
+ * buffer (offsets first, pointers after, since the buffer may move).
+ */
+struct rargs {
+	struct buf	 store;
+	size_t		*off, *len;
+	const char	**argv;
+	size_t		 n, cap;
+};
 
-#define ARG(s) do { argv[n] = (s); lens[n] = strlen(s); n++; } while (0)
-#define ARGN(s, l) do { argv[n] = (s); lens[n] = (l); n++; } while (0)
-	snprintf(idx, sizeof(idx), "%llu", (unsigned long long)r->idx);
-	snprintf(att, sizeof(att), "%u", r->attempt + 1);
-	snprintf(code, sizeof(code), "%d", x->res.code);
-	snprintf(ts, sizeof(ts), "%lld", (long long)wall_ms());
-	ARG("XADD"); ARG(RM_KEY_EVENTS); ARG("MAXLEN"); ARG("~");
-	ARG(WORKER_EVENTS_MAXLEN); ARG("*");
-	ARG("v"); ARG(RM_SCHEMA_VERSION);
-	ARG("type"); ARG(outcome_name(x->o));
-	ARG("campaign"); ARG(c->id);
-	ARG("rcpt"); ARGN(r->vals[c->email_col], r->lens[c->email_col]);
-	ARG("idx"); ARG(idx);
-	ARG("attempt"); ARG(att);
-	ARG("code"); ARG(code);
-	ARG("esc"); ARG(x->res.esc);
-	ARG("stage"); ARG(smtpc_stage_name(x->res.stage));
-	ARG("dest"); ARG(x->dest ? x->dest : "");
-	ARG("text"); ARG(x->res.text);
-	ARG("ts"); ARG(ts);
-#undef ARG
-#undef ARGN
-	rconn_cmdargv(&w->ctl, on_ignore, NULL, n, argv, lens);
+static void
+rargs_add(struct rargs *a, const char *s, size_t n)
+{
+	if (a->n == a->cap) {
+		size_t	ncap = a->cap ? a->cap * 2 : 256;
+
+		a->off = realloc(a->off, ncap * sizeof(*a->off));
+		a->len = realloc(a->len, ncap * sizeof(*a->len));
+		a->argv = realloc(a->argv, ncap * sizeof(*a->argv));
+		if (a->off == NULL || a->len == NULL || a->argv == NULL)
+			log_fatalx("out of memory for record arguments");
+		a->cap = ncap;
+	}
+	a->off[a->n] = a->store.len;
+	a->len[a->n] = n;
+	buf_append(&a->store, s, n);
+	a->n++;
 }
 
-/* Send one campaign's run of records [from, to) as one MULTI. */
 static void
-rec_flush_camp(struct wthread *w, size_t from, size_t to)
+rargs_str(struct rargs *a, const char *s)
+{
+	rargs_add(a, s, strlen(s));
+}
+
+static void
+rargs_fmt(struct rargs *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+rargs_fmt(struct rargs *a, const char *fmt, ...)
+{
+	char	tmp[64];
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	rargs_add(a, tmp, n > 0 ? (size_t)n : 0);
+}
+
+/* Build and send one record script for recs [from, to) of one campaign. */
+static void
+rec_flush_camp(struct wthread *w, struct rargs *a, size_t from, size_t to)
 {
 	struct wcamp	*c = w->recs[from].r->job->camp;
-	unsigned long	 cnt[4] = { 0, 0, 0, 0 };
-	char		 num[32], due[32];
-	int64_t		 now = wall_ms();
+	struct batch	*b;
+	size_t		 nacks = 0, i;
+	char		*cmd = NULL;
+	long long	 len;
 
-	rconn_cmd(&w->ctl, on_ignore, NULL, "MULTI");
-	for (size_t i = from; i < to; i++) {
+	a->n = 0;
+	buf_reset(&a->store);
+	rargs_str(a, "EVAL");
+	rargs_str(a, RM_LUA_RECORD);
+	rargs_str(a, "9");
+	rargs_str(a, c->k_meta);
+	rargs_str(a, c->k_stats);
+	rargs_str(a, c->k_jobs);
+	rargs_str(a, c->k_retry);
+	rargs_str(a, c->k_done);
+	rargs_str(a, RM_KEY_EVENTS);
+	rargs_str(a, RM_KEY_ACTIVE);
+	rargs_str(a, RM_KEY_SUPPRESS);
+	rargs_str(a, RM_KEY_SUPPRESS_LOG);
+	rargs_str(a, c->id);
+	rargs_fmt(a, "%lld", (long long)wall_ms());
+	rargs_str(a, WORKER_EVENTS_MAXLEN);
+	rargs_fmt(a, "%zu", to - from);
+	/* Acks: jobs whose last outstanding recipient is in this run. */
+	for (i = from; i < to; i++) {
+		struct job	*j = w->recs[i].r->job;
+
+		if (--j->remaining == 0)
+			nacks++;
+	}
+	rargs_fmt(a, "%zu", nacks);
+	for (i = from; i < to; i++) {
 		struct rec	*x = &w->recs[i];
 		struct rcpt	*r = x->r;
-		struct job	*j = r->job;
+		unsigned	 att = x->requeue ? r->attempt : r->attempt + 1;
+		bool		 final = !x->requeue && outcome_is_final(x->o);
 
-		if (x->requeue || x->o == OUTCOME_DEFERRED) {
-			unsigned att = x->requeue ? r->attempt : r->attempt + 1;
-			int64_t	 when = now;
-
-			if (!x->requeue) {
-				/* Fixed delay, +-10% jitter: no retry storm. */
-				int64_t	d = w->cfg->retry_delay_ms;
-
-				when = now + d - d / 10 +
-				    (d > 10 ? random() % (d / 5 + 1) : 0);
-			}
+		rargs_str(a, x->requeue ? "q" : final ? "f" : "d");
+		rargs_str(a, outcome_name(x->o));
+		rargs_str(a, outcome_counter(x->o));
+		rargs_fmt(a, "%llu", (unsigned long long)r->idx);
+		rargs_fmt(a, "%lld", (long long)x->due_ms);
+		if (final) {
+			rargs_str(a, "");
+		} else {
 			buf_reset(&w->b_tmp);
 			buf_printf(&w->b_tmp, "%llu%c%u%c",
 			    (unsigned long long)r->idx, RM_FS, att, RM_FS);
 			row_pack(&w->b_tmp, r, c->ncols);
-			snprintf(due, sizeof(due), "%lld", (long long)when);
-			rconn_cmd(&w->ctl, on_ignore, NULL, "ZADD %s %s %b",
-			    c->k_retry, due, w->b_tmp.data, w->b_tmp.len);
-		} else {
-			snprintf(num, sizeof(num), "%llu",
-			    (unsigned long long)r->idx);
-			rconn_cmd(&w->ctl, on_ignore, NULL, "SETBIT %s %s 1",
-			    c->k_done, num);
+			rargs_add(a, w->b_tmp.data, w->b_tmp.len);
 		}
-		if (!x->requeue) {
-			cnt[x->o]++;
-			rec_event(w, x);
-		}
-		if (--j->remaining == 0) {
-			rconn_cmd(&w->ctl, on_ignore, NULL, "XACK %s %s %s",
-			    c->k_jobs, RM_GROUP, j->id);
-			rconn_cmd(&w->ctl, on_ignore, NULL, "XDEL %s %s",
-			    c->k_jobs, j->id);
+		rargs_add(a, r->vals[c->email_col], r->lens[c->email_col]);
+		rargs_fmt(a, "%u", r->attempt + 1);
+		rargs_fmt(a, "%d", x->res.code);
+		rargs_str(a, x->res.esc);
+		rargs_str(a, smtpc_stage_name(x->res.stage));
+		rargs_str(a, x->dest ? x->dest : "");
+		rargs_str(a, x->res.text);
+		rargs_str(a, classify_category_name(x->cat));
+		rargs_str(a, x->suppress ? classify_category_name(x->cat) : "");
+	}
+	for (i = from; i < to; i++) {
+		struct job	*j = w->recs[i].r->job;
+
+		if (j->remaining == 0 && !j->acked) {
+			rargs_str(a, j->id);
+			j->acked = true;
 		}
 	}
-	for (int o = 0; o < 4; o++)
-		if (cnt[o] > 0)
-			rconn_cmd(&w->ctl, on_ignore, NULL,
-			    "HINCRBY %s %s %lu", c->k_stats,
-			    outcome_counter((enum outcome)o), cnt[o]);
-	snprintf(num, sizeof(num), "%lld", (long long)now);
-	rconn_cmd(&w->ctl, on_ignore, NULL, "EVAL %s 3 %s %s %s %s %s",
-	    RM_LUA_FINISH, c->k_meta, c->k_stats, RM_KEY_ACTIVE, c->id, num);
-	rconn_cmd(&w->ctl, on_exec, w, "EXEC");
-}
-
-static void
-job_unlink_free(struct wthread *w, struct job *j)
-{
-	struct job	**pp;
-
-	for (pp = &w->jobs; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == j) {
-			*pp = j->next;
-			break;
-		}
-	free(j);
+	for (i = 0; i < a->n; i++)
+		a->argv[i] = a->store.data + a->off[i];
+	len = redisFormatCommandArgv(&cmd, (int)a->n, a->argv, a->len);
+	if (len < 0 || (b = calloc(1, sizeof(*b))) == NULL)
+		log_fatalx("out of memory formatting a record batch");
+	b->cmd = cmd;
+	b->len = (size_t)len;
+	b->w = w;
+	batch_send(w, b);
 }
 
 static void
 rec_flush(struct wthread *w)
 {
-	size_t	 i, start;
+	static __thread struct rargs	 a;
+	size_t				 i, start;
 
-	if (w->nrecs == 0 || !w->ctl.connected)
+	batches_resend(w);
+	if (w->nrecs == 0)
 		return;
+	/*
+	 * Runs of one campaign, at most 500 records per script so no script
+	 * holds Redis for long.
+	 */
 	for (start = 0, i = 1; i <= w->nrecs; i++) {
-		if (i == w->nrecs || w->recs[i].r->job->camp !=
-		    w->recs[start].r->job->camp) {
-			rec_flush_camp(w, start, i);
+		if (i == w->nrecs || i - start >= 500 ||
+		    w->recs[i].r->job->camp != w->recs[start].r->job->camp) {
+			rec_flush_camp(w, &a, start, i);
 			start = i;
 		}
 	}
 	w->nrecs = 0;
-	/* Jobs whose every recipient is now recorded can go. */
+	/* Jobs whose every recipient is now in a batch can go. */
 	for (struct job **pp = &w->jobs, *j; (j = *pp) != NULL;) {
-		if (j->remaining == 0) {
+		if (j->remaining == 0 && j->nchecks == 0) {
 			*pp = j->next;
 			free(j);
 		} else {
@@ -644,6 +789,45 @@ rec_flush(struct wthread *w)
 
 /* ------------------------------------------------------------------ */
 /* destinations and SMTP sessions                                      */
+
+/* Lower-cased "list FS address" key of the recent-suppression set. */
+static size_t
+supp_key(char *out, size_t outlen, const char *list, const char *addr,
+    size_t alen)
+{
+	size_t	n = 0, ll = list ? strlen(list) : 0;
+
+	if (ll + 1 + alen > outlen)
+		return 0;
+	memcpy(out, list ? list : "", ll);
+	n = ll;
+	out[n++] = RM_FS;
+	for (size_t i = 0; i < alen; i++) {
+		char	ch = addr[i];
+
+		out[n++] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+	}
+	return n;
+}
+
+/* Suppressed (globally or on the campaign's list) since it was fetched? */
+static bool
+supp_recent(struct wthread *w, const struct rcpt *r)
+{
+	const struct wcamp	*c = r->job->camp;
+	const char		*a = r->vals[c->email_col];
+	size_t			 alen = r->lens[c->email_col], n;
+	char			 k[600];
+
+	if (w->recent_supp.n == 0)
+		return false;
+	if ((n = supp_key(k, sizeof(k), NULL, a, alen)) > 0 &&
+	    strset_has(&w->recent_supp, k, n))
+		return true;
+	return c->suppress_list != NULL &&
+	    (n = supp_key(k, sizeof(k), c->suppress_list, a, alen)) > 0 &&
+	    strset_has(&w->recent_supp, k, n);
+}
 
 static struct dest *
 dest_for(struct wthread *w, const char *email, size_t len)
@@ -659,30 +843,148 @@ dest_for(struct wthread *w, const char *email, size_t len)
 	return &w->dests[rt - w->cfg->routes];
 }
 
+static bool
+camp_sendable(const struct wcamp *c)
+{
+	return c->st == WC_READY && c->cs == CS_ACTIVE;
+}
+
+/* Top up this thread's share of the campaign's rate cap. */
+static void
+camp_refill(struct wthread *w, struct wcamp *c, mono_us now)
+{
+	double	share, burst;
+
+	if (c->rate_per_s <= 0)
+		return;
+	share = c->rate_per_s / (w->fleet_threads ? w->fleet_threads : 1);
+	burst = share < 1 ? 1 : share;		/* at most a second's worth */
+	if (c->refill_at == 0)
+		c->tokens = burst;
+	else
+		c->tokens += share * (double)(now - c->refill_at) / 1e6;
+	if (c->tokens > burst)
+		c->tokens = burst;
+	c->refill_at = now;
+}
+
+static bool
+camp_has_token(const struct wcamp *c)
+{
+	return c->rate_per_s <= 0 || c->tokens >= 1.0;
+}
+
 static void
 dest_push(struct dest *d, struct rcpt *r)
 {
+	struct wcamp	*c = r->job->camp;
+	struct dq	*q;
+
+	for (q = d->dqs; q != NULL; q = q->next)
+		if (q->camp == c)
+			break;
+	if (q == NULL) {
+		if ((q = calloc(1, sizeof(*q))) == NULL)
+			log_fatalx("out of memory for a destination queue");
+		q->camp = c;
+		q->next = d->dqs;
+		d->dqs = q;
+	}
 	r->next = NULL;
-	if (d->qtail)
-		d->qtail->next = r;
+	if (q->tail)
+		q->tail->next = r;
 	else
-		d->qhead = r;
-	d->qtail = r;
+		q->head = r;
+	q->tail = r;
+	q->n++;
 	d->nq++;
 }
 
 static struct rcpt *
-dest_pop(struct dest *d)
+dq_pop(struct dest *d, struct dq *q)
 {
-	struct rcpt	*r = d->qhead;
+	struct rcpt	*r = q->head;
 
 	if (r == NULL)
 		return NULL;
-	d->qhead = r->next;
-	if (d->qhead == NULL)
-		d->qtail = NULL;
+	q->head = r->next;
+	if (q->head == NULL)
+		q->tail = NULL;
+	q->n--;
 	d->nq--;
 	return r;
+}
+
+/* Any queued recipient (to defer or requeue them all). */
+static struct rcpt *
+dest_pop(struct dest *d)
+{
+	for (struct dq *q = d->dqs; q != NULL; q = q->next)
+		if (q->n > 0)
+			return dq_pop(d, q);
+	return NULL;
+}
+
+/*
+ * The next recipient to send: from the highest-priority sendable campaign
+ * with rate budget left; equal priorities take turns (the served queue
+ * moves to the back). NULL when nothing may go now.
+ */
+static struct rcpt *
+dest_pop_ready(struct dest *d)
+{
+	struct dq	*q, *best = NULL, **pp, **bestpp = NULL;
+
+	for (pp = &d->dqs; (q = *pp) != NULL; pp = &q->next) {
+		if (q->n == 0 || !camp_sendable(q->camp) ||
+		    !camp_has_token(q->camp))
+			continue;
+		if (best == NULL || q->camp->priority > best->camp->priority) {
+			best = q;
+			bestpp = pp;
+		}
+	}
+	if (best == NULL)
+		return NULL;
+	if (best->next != NULL) {
+		/* Round robin among equals: move the served queue last. */
+		*bestpp = best->next;
+		for (q = best->next; q->next != NULL; q = q->next)
+			;
+		q->next = best;
+		best->next = NULL;
+	}
+	if (best->camp->rate_per_s > 0)
+		best->camp->tokens -= 1.0;
+	return dq_pop(d, best);
+}
+
+/* Take all recipients of one campaign off a destination (pause, cancel). */
+static struct rcpt *
+dest_take_camp(struct dest *d, const struct wcamp *c)
+{
+	struct dq	*q, **pp;
+	struct rcpt	*list = NULL;
+
+	for (pp = &d->dqs; (q = *pp) != NULL; pp = &q->next) {
+		if (q->camp != c)
+			continue;
+		list = q->head;
+		d->nq -= q->n;
+		*pp = q->next;
+		free(q);
+		break;
+	}
+	return list;
+}
+
+/* Free empty queues of campaigns this thread forgets. */
+static void
+dest_drop_camp(struct dest *d, const struct wcamp *c)
+{
+	struct rcpt	*r = dest_take_camp(d, c);
+
+	ENGINE_ASSERT(r == NULL);
 }
 
 static void result_set(struct smtpc_result *res, enum smtpc_stage st,
@@ -824,7 +1126,7 @@ sconn_dispatch(struct sconn *c)
 			sconn_events(c, smtpc_quit(&c->smtp));
 			return;
 		}
-		if ((r = dest_pop(c->d)) == NULL) {
+		if ((r = dest_pop_ready(c->d)) == NULL) {
 			if (!c->idle) {
 				c->idle = true;
 				sconn_set_deadline(c);
@@ -833,6 +1135,13 @@ sconn_dispatch(struct sconn *c)
 		}
 		c->idle = false;
 		cp = r->job->camp;
+		if (supp_recent(w, r)) {
+			/* Suppressed after it was fetched: never sent. */
+			result_set(&res, SMTPC_ST_CONNECT, 0, "5.7.1", "%s",
+			    "address suppressed after the job was fetched");
+			rcpt_done(w, r, OUTCOME_SUPPRESSED, &res, NULL);
+			continue;
+		}
 		row.n = cp->ncols;
 		row.values = r->vals;
 		row.lens = r->lens;
@@ -1192,36 +1501,6 @@ sched_pass(struct wthread *w)
 /* ------------------------------------------------------------------ */
 /* fetching jobs                                                       */
 
-static void
-job_enqueue(struct wthread *w, struct job *j)
-{
-	struct smtpc_result	 res;
-
-	for (unsigned i = 0; i < j->n; i++) {
-		struct rcpt	*r = &j->rcpts[i];
-		struct dest	*d;
-		const char	*email;
-
-		if (r->bad) {
-			result_set(&res, SMTPC_ST_CONNECT, 0, "5.6.0", "%s",
-			    "malformed recipient record in the job stream");
-			rcpt_done(w, r, OUTCOME_FAILED, &res, NULL);
-			continue;
-		}
-		if (r->job == NULL)
-			continue;	/* skipped: already done */
-		email = r->vals[j->camp->email_col];
-		if ((d = dest_for(w, email, r->lens[j->camp->email_col])) ==
-		    NULL) {
-			result_set(&res, SMTPC_ST_CONNECT, 0, "4.4.4",
-			    "no route for the domain of %s", email);
-			rcpt_done(w, r, OUTCOME_DEFERRED, &res, NULL);
-			continue;
-		}
-		dest_push(d, r);
-	}
-}
-
 /* Build a job from one stream entry [id, [field, value, ...]]. */
 static struct job *
 job_from_entry(struct wthread *w, struct wcamp *c, const redisReply *e)
@@ -1318,55 +1597,204 @@ job_from_entry(struct wthread *w, struct wcamp *c, const redisReply *e)
 static void fetch_more(struct wthread *w);
 
 static void
+job_unlink_free(struct wthread *w, struct job *j)
+{
+	struct job	**pp;
+
+	for (pp = &w->jobs; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	free(j);
+}
+
+/*
+ * Every check done: each recipient now gets queued on its destination or
+ * an immediate outcome (skipped, malformed, suppressed, cancelled, no
+ * route).
+ */
+static void
+job_enqueue(struct wthread *w, struct job *j)
+{
+	struct smtpc_result	 res;
+	struct wcamp		*c = j->camp;
+	unsigned		 skipped = 0;
+
+	for (unsigned i = 0; i < j->n; i++) {
+		struct rcpt	*r = &j->rcpts[i];
+		struct dest	*d;
+		const char	*email;
+
+		if (r->skip) {
+			skipped++;
+			continue;
+		}
+		if (r->bad) {
+			result_set(&res, SMTPC_ST_CONNECT, 0, "5.6.0", "%s",
+			    "malformed recipient record in the job stream");
+			rcpt_done(w, r, OUTCOME_FAILED, &res, NULL);
+			continue;
+		}
+		email = r->vals[c->email_col];
+		if (r->suppressed) {
+			result_set(&res, SMTPC_ST_CONNECT, 0, "5.7.1",
+			    "%s is on a suppression list", email);
+			rcpt_done(w, r, OUTCOME_SUPPRESSED, &res, NULL);
+			continue;
+		}
+		if (c->cs == CS_CANCELLING || c->cs == CS_OVER) {
+			result_set(&res, SMTPC_ST_CONNECT, 0, "", "%s",
+			    "campaign cancelled");
+			rcpt_done(w, r, OUTCOME_CANCELLED, &res, NULL);
+			continue;
+		}
+		if ((d = dest_for(w, email, r->lens[c->email_col])) == NULL) {
+			result_set(&res, SMTPC_ST_CONNECT, 0, "4.4.4",
+			    "no route for the domain of %s", email);
+			rcpt_done(w, r, OUTCOME_DEFERRED, &res, NULL);
+			continue;
+		}
+		dest_push(d, r);
+	}
+	if (skipped > 0) {
+		log_info("campaign=%s job=%s reclaimed skipped=%u (already "
+		    "recorded)", c->id, j->id, skipped);
+		j->remaining -= skipped;
+		w->nheld -= skipped;
+		c->nheld -= skipped;
+		if (j->remaining == 0 && !j->acked) {
+			/* Nothing left to record: acknowledge it alone. */
+			rconn_cmd(&w->ctl, on_ignore, NULL, "XACK %s %s %s",
+			    c->k_jobs, RM_GROUP, j->id);
+			rconn_cmd(&w->ctl, on_ignore, NULL, "XDEL %s %s",
+			    c->k_jobs, j->id);
+			j->acked = true;
+		}
+	}
+	if (j->remaining == 0 && j->acked)
+		job_unlink_free(w, j);
+}
+
+static void
+job_check_done(struct wthread *w, struct job *j)
+{
+	if (--j->nchecks == 0)
+		job_enqueue(w, j);
+}
+
+/* Reclaimed job: recipients whose done bit is set already have an outcome. */
+static void
 on_done_bits(struct rconn *rc, void *r, void *priv)
 {
 	redisReply	*reply = r;
 	struct job	*j = priv;
-	struct wthread	*w = rc->arg;
 	uint64_t	 base = j->rcpts[0].idx / 8 * 8;
-	unsigned	 skipped = 0;
 
-	/* Recipients whose done bit is set already have an outcome. */
 	if (reply != NULL && reply->type == REDIS_REPLY_STRING) {
 		for (unsigned i = 0; i < j->n; i++) {
 			uint64_t	bit = j->rcpts[i].idx - base;
 
 			if (bit / 8 < reply->len &&
 			    (((unsigned char)reply->str[bit / 8] >>
-			    (7 - bit % 8)) & 1)) {
-				j->rcpts[i].job = NULL;
-				j->rcpts[i].bad = false;
-				skipped++;
-			}
+			    (7 - bit % 8)) & 1))
+				j->rcpts[i].skip = true;
 		}
 	}
-	if (skipped > 0) {
-		log_info("campaign=%s job=%s reclaimed skipped=%u (already "
-		    "recorded)", j->camp->id, j->id, skipped);
-		j->remaining -= skipped;
-		w->nheld -= skipped;
-	}
-	if (j->remaining == 0) {
-		rconn_cmd(&w->ctl, on_ignore, NULL, "XACK %s %s %s",
-		    j->camp->k_jobs, RM_GROUP, j->id);
-		rconn_cmd(&w->ctl, on_ignore, NULL, "XDEL %s %s",
-		    j->camp->k_jobs, j->id);
-		job_unlink_free(w, j);
+	job_check_done(rc->arg, j);
+}
+
+/* HMGET over the job's addresses on a suppression hash. */
+static void
+on_supp(struct rconn *rc, void *r, void *priv)
+{
+	redisReply	*reply = r;
+	struct job	*j = priv;
+
+	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
+	    reply->elements == j->n)
+		for (unsigned i = 0; i < j->n; i++)
+			if (reply->element[i]->type == REDIS_REPLY_STRING)
+				j->rcpts[i].suppressed = true;
+	job_check_done(rc->arg, j);
+}
+
+static void
+job_check_supp(struct wthread *w, struct job *j, const char *key)
+{
+	struct wcamp	*c = j->camp;
+	const char	**argv;
+	size_t		 *lens;
+	char		 *low;
+	size_t		  total = 0, off = 0;
+	unsigned	  n = 0;
+
+	for (unsigned i = 0; i < j->n; i++)
+		total += j->rcpts[i].bad ? 1 : j->rcpts[i].lens[c->email_col];
+	argv = calloc(j->n + 2, sizeof(*argv));
+	lens = calloc(j->n + 2, sizeof(*lens));
+	low = malloc(total + 1);
+	if (argv == NULL || lens == NULL || low == NULL) {
+		free(argv);
+		free(lens);
+		free(low);
 		return;
 	}
-	/* Restore the back pointer cleared for skipped ones only. */
-	for (unsigned i = 0; i < j->n; i++)
-		if (j->rcpts[i].job != NULL || j->rcpts[i].bad)
-			j->rcpts[i].job = j;
-	job_enqueue(w, j);
+	argv[n] = "HMGET";
+	lens[n++] = 5;
+	argv[n] = key;
+	lens[n++] = strlen(key);
+	/* Keys are lower-cased addresses (RM_KEY_SUPPRESS contract). */
+	for (unsigned i = 0; i < j->n; i++) {
+		const struct rcpt	*r = &j->rcpts[i];
+		size_t			 l = r->bad ? 1 : r->lens[c->email_col];
+		const char		*a = r->bad ? "-" : r->vals[c->email_col];
+
+		for (size_t k = 0; k < l; k++)
+			low[off + k] = (a[k] >= 'A' && a[k] <= 'Z') ?
+			    (char)(a[k] + 32) : a[k];
+		argv[n] = low + off;
+		lens[n++] = l;
+		off += l;
+	}
+	if (rconn_cmdargv(&w->ctl, on_supp, j, (int)n, argv, lens) == 0)
+		j->nchecks++;
+	free(argv);
+	free(lens);
+	free(low);
+}
+
+/*
+ * A fetched job is checked against Redis before its recipients queue:
+ * done bits (reclaimed jobs only) and the suppression hashes, in one
+ * pipelined round trip per job, not per message.
+ */
+static void
+job_start(struct wthread *w, struct job *j)
+{
+	struct wcamp	*c = j->camp;
+	char		 s[24], e[24];
+
+	j->nchecks = 1;		/* held until all checks are queued */
+	if (j->reclaimed) {
+		snprintf(s, sizeof(s), "%llu",
+		    (unsigned long long)(j->rcpts[0].idx / 8));
+		snprintf(e, sizeof(e), "%llu",
+		    (unsigned long long)(j->rcpts[j->n - 1].idx / 8));
+		if (rconn_cmd(&w->ctl, on_done_bits, j, "GETRANGE %s %s %s",
+		    c->k_done, s, e) == 0)
+			j->nchecks++;
+	}
+	job_check_supp(w, j, RM_KEY_SUPPRESS);
+	if (c->suppress_list != NULL)
+		job_check_supp(w, j, c->k_supp_list);
+	job_check_done(w, j);
 }
 
 static void
 take_entries(struct wthread *w, struct wcamp *c, const redisReply *entries,
     bool reclaimed)
 {
-	char	 s[24], e[24];
-
 	if (entries == NULL || entries->type != REDIS_REPLY_ARRAY)
 		return;
 	for (size_t k = 0; k < entries->elements; k++) {
@@ -1377,18 +1805,9 @@ take_entries(struct wthread *w, struct wcamp *c, const redisReply *entries,
 		j->next = w->jobs;
 		w->jobs = j;
 		w->nheld += j->n;
-		if (!reclaimed) {
-			job_enqueue(w, j);
-			continue;
-		}
-		j->reclaimed = true;
-		snprintf(s, sizeof(s), "%llu",
-		    (unsigned long long)(j->rcpts[0].idx / 8));
-		snprintf(e, sizeof(e), "%llu",
-		    (unsigned long long)(j->rcpts[j->n - 1].idx / 8));
-		if (rconn_cmd(&w->ctl, on_done_bits, j, "GETRANGE %s %s %s",
-		    c->k_done, s, e) != 0)
-			on_done_bits(&w->ctl, NULL, j);
+		c->nheld += j->n;
+		j->reclaimed = reclaimed;
+		job_start(w, j);
 	}
 }
 
@@ -1428,17 +1847,34 @@ on_fetch(struct rconn *rc, void *r, void *priv)
 	fetch_more(w);
 }
 
+/*
+ * Read more jobs from every campaign that may take more: sendable (or
+ * being cancelled, whose remaining jobs are read to be cancelled), under
+ * its share of worker.max_queued (so one huge campaign cannot fill memory
+ * and starve the others), and with rate budget left.
+ */
 static void
 fetch_more(struct wthread *w)
 {
 	const char	*argv[16 + 2 * 256];
 	size_t		 lens[16 + 2 * 256];
 	char		 count[16];
+	unsigned	 ncamps = 0, share;
 	int		 n = 0, nk = 0;
+	mono_us		 now = mono_now();
 
 	if (w->fetching || w->draining || !w->fetch.connected ||
 	    w->nheld >= w->cfg->max_queued)
 		return;
+	for (struct wcamp *c = w->camps; c != NULL; c = c->next)
+		if (c->active && c->st == WC_READY &&
+		    (c->cs == CS_ACTIVE || c->cs == CS_CANCELLING))
+			ncamps++;
+	if (ncamps == 0)
+		return;
+	share = w->cfg->max_queued / ncamps;
+	if (share < w->cfg->fetch_batch)
+		share = w->cfg->fetch_batch;
 	snprintf(count, sizeof(count), "%u", w->cfg->fetch_batch);
 	argv[n++] = "XREADGROUP";
 	argv[n++] = "GROUP";
@@ -1449,9 +1885,18 @@ fetch_more(struct wthread *w)
 	argv[n++] = "BLOCK";
 	argv[n++] = "1000";
 	argv[n++] = "STREAMS";
-	for (struct wcamp *c = w->camps; c != NULL && nk < 256; c = c->next)
-		if (c->st == WC_READY && c->active)
-			argv[n + nk++] = c->k_jobs;
+	for (struct wcamp *c = w->camps; c != NULL && nk < 256; c = c->next) {
+		if (!c->active || c->st != WC_READY || c->nheld >= share)
+			continue;
+		if (c->cs == CS_ACTIVE) {
+			camp_refill(w, c, now);
+			if (!camp_has_token(c))
+				continue;
+		} else if (c->cs != CS_CANCELLING) {
+			continue;
+		}
+		argv[n + nk++] = c->k_jobs;
+	}
 	if (nk == 0)
 		return;
 	n += nk;
@@ -1480,7 +1925,215 @@ on_reclaim(struct rconn *rc, void *r, void *priv)
 }
 
 /* ------------------------------------------------------------------ */
-/* periodic refresh: campaign list, retries, reclaim                   */
+/* periodic refresh: campaign list and states, retries, reclaim, heartbeat */
+
+/* Move a campaign's queued recipients out (pause: requeue; cancel). */
+static unsigned
+camp_pull_queued(struct wthread *w, struct wcamp *c, enum outcome o,
+    bool requeue, const char *why)
+{
+	struct smtpc_result	 res;
+	struct rcpt		*r, *next;
+	unsigned		 n = 0;
+
+	result_set(&res, SMTPC_ST_CONNECT, 0, "", "%s", why);
+	for (size_t i = 0; i < w->ndests; i++)
+		for (r = dest_take_camp(&w->dests[i], c); r != NULL; r = next) {
+			next = r->next;
+			if (requeue)
+				rec_add(w, r, o, true, &res, NULL);
+			else
+				rcpt_done(w, r, o, &res, NULL);
+			n++;
+		}
+	return n;
+}
+
+static int
+camp_state_parse(const char *s, size_t len)
+{
+	static const struct { const char *name; int cs; } tab[] = {
+		{ RM_STATE_SUBMITTING, CS_ACTIVE },
+		{ RM_STATE_ACTIVE, CS_ACTIVE },
+		{ RM_STATE_SCHEDULED, CS_SCHEDULED },
+		{ RM_STATE_PAUSED, CS_PAUSED },
+		{ RM_STATE_CANCELLING, CS_CANCELLING },
+		{ RM_STATE_CANCELLED, CS_OVER },
+		{ RM_STATE_DONE, CS_OVER },
+	};
+
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (strlen(tab[i].name) == len &&
+		    memcmp(tab[i].name, s, len) == 0)
+			return tab[i].cs;
+	return CS_UNKNOWN;
+}
+
+static const char *
+rstr(const redisReply *r, size_t i)
+{
+	return (r->elements > i && r->element[i]->type == REDIS_REPLY_STRING) ?
+	    r->element[i]->str : NULL;
+}
+
+/* HMGET meta state start_ms priority rate_per_s suppress_list
+ * submitted_ms created_ms */
+static void
+on_camp_poll(struct rconn *rc, void *r, void *priv)
+{
+	redisReply	*reply = r;
+	struct wcamp	*c = priv;
+	struct wthread	*w = rc->arg;
+	const char	*v;
+	int		 cs;
+	unsigned	 n;
+
+	c->polling = false;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+	    reply->elements < 7 || (v = rstr(reply, 0)) == NULL)
+		return;
+	cs = camp_state_parse(v, reply->element[0]->len);
+	c->start_ms = 0;
+	if ((v = rstr(reply, 1)) != NULL)
+		c->start_ms = strtoll(v, NULL, 10);
+	if (c->start_ms <= 0 && (v = rstr(reply, 5)) != NULL)
+		c->start_ms = strtoll(v, NULL, 10);
+	if (c->start_ms <= 0 && (v = rstr(reply, 6)) != NULL)
+		c->start_ms = strtoll(v, NULL, 10);
+	c->priority = (v = rstr(reply, 2)) ? atoi(v) : 5;
+	c->rate_per_s = (v = rstr(reply, 3)) ? strtod(v, NULL) : 0;
+	if (c->rate_per_s < 0)
+		c->rate_per_s = 0;
+	if ((v = rstr(reply, 4)) != NULL && v[0] != '\0' &&
+	    (c->suppress_list == NULL || strcmp(c->suppress_list, v) != 0)) {
+		free(c->suppress_list);
+		c->suppress_list = strdup(v);
+		snprintf(c->k_supp_list, sizeof(c->k_supp_list), "%s%s",
+		    RM_KEY_SUPPRESS_LIST, v);
+	}
+	if (cs == (int)c->cs)
+		return;
+	if (cs == CS_PAUSED) {
+		n = camp_pull_queued(w, c, OUTCOME_DEFERRED, true,
+		    "campaign paused");
+		log_info("campaign=%s paused thread=%u requeued=%u", c->id,
+		    w->index, n);
+	} else if (cs == CS_CANCELLING) {
+		n = camp_pull_queued(w, c, OUTCOME_CANCELLED, false,
+		    "campaign cancelled");
+		log_info("campaign=%s cancelling thread=%u cancelled=%u",
+		    c->id, w->index, n);
+	} else if (cs == CS_ACTIVE && c->cs == CS_PAUSED) {
+		log_info("campaign=%s resumed thread=%u", c->id, w->index);
+	}
+	c->cs = cs;
+}
+
+static void
+on_supp_log(struct rconn *rc, void *r, void *priv)
+{
+	redisReply	*reply = r;
+	struct wthread	*w = priv;
+	const redisReply *entries;
+
+	(void)rc;
+	w->supp_tailing = false;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+	    reply->elements != 1 || reply->element[0]->elements != 2)
+		return;
+	entries = reply->element[0]->element[1];
+	for (size_t i = 0; i < entries->elements; i++) {
+		const redisReply	*e = entries->element[i];
+		const redisReply	*fv;
+		const char		*op = NULL, *addr = NULL, *list = "";
+		size_t			 alen = 0, n;
+		char			 k[600];
+
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+			continue;
+		snprintf(w->supp_log_id, sizeof(w->supp_log_id), "%s",
+		    e->element[0]->str);
+		fv = e->element[1];
+		for (size_t f = 0; f + 1 < fv->elements; f += 2) {
+			const char	*name = fv->element[f]->str;
+
+			if (strcmp(name, "op") == 0)
+				op = fv->element[f + 1]->str;
+			else if (strcmp(name, "addr") == 0) {
+				addr = fv->element[f + 1]->str;
+				alen = fv->element[f + 1]->len;
+			} else if (strcmp(name, "list") == 0)
+				list = fv->element[f + 1]->str;
+		}
+		if (op == NULL || addr == NULL ||
+		    (n = supp_key(k, sizeof(k), list, addr, alen)) == 0)
+			continue;
+		if (strcmp(op, "add") == 0) {
+			if (strset_add(&w->recent_supp, k, n) == -ENOSPC)
+				log_warn("recent suppression set full thread=%u",
+				    w->index);
+		} else if (strcmp(op, "remove") == 0) {
+			strset_del(&w->recent_supp, k, n);
+		}
+	}
+}
+
+static void
+on_supp_log_start(struct rconn *rc, void *r, void *priv)
+{
+	redisReply	*reply = r;
+	struct wthread	*w = priv;
+
+	(void)rc;
+	w->supp_tailing = false;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+		return;
+	if (reply->elements > 0 && reply->element[0]->elements == 2)
+		snprintf(w->supp_log_id, sizeof(w->supp_log_id), "%s",
+		    reply->element[0]->element[0]->str);
+	else
+		strcpy(w->supp_log_id, "0-0");
+}
+
+/* HVALS rm:workers: count the live threads for rate shares. */
+static void
+on_workers(struct rconn *rc, void *r, void *priv)
+{
+	redisReply	*reply = r;
+	struct wthread	*w = priv;
+	int64_t		 now = wall_ms();
+	unsigned	 n = 0;
+
+	(void)rc;
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+		return;
+	for (size_t i = 0; i < reply->elements; i++) {
+		const redisReply	*v = reply->element[i];
+		long long		 ts;
+		const char		*fs;
+		unsigned long		 th = 1;
+
+		if (v->type != REDIS_REPLY_STRING)
+			continue;
+		ts = strtoll(v->str, NULL, 10);
+		if ((fs = memchr(v->str, RM_FS, v->len)) != NULL)
+			th = strtoul(fs + 1, NULL, 10);
+		if (now - ts <= 15000)
+			n += th ? (unsigned)th : 1;
+	}
+	w->fleet_threads = n ? n : 1;
+}
+
+static bool
+camp_in_use(const struct wthread *w, const struct wcamp *c)
+{
+	if (c->nheld > 0 || w->nrecs > 0)
+		return true;
+	for (const struct job *j = w->jobs; j != NULL; j = j->next)
+		if (j->camp == c)
+			return true;
+	return false;
+}
 
 static void
 on_active(struct rconn *rc, void *r, void *priv)
@@ -1489,17 +2142,17 @@ on_active(struct rconn *rc, void *r, void *priv)
 	struct wthread	*w = priv;
 	mono_us		 now = mono_now();
 	bool		 reclaim = now >= w->next_reclaim;
-	char		 ms[24], idle[24], lim[16];
+	char		 ms[24], idle[24], lim[16], hb[256];
+	struct wcamp	**pp, *c;
 
 	(void)rc;
 	w->refreshing = false;
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
 		return;
-	for (struct wcamp *c = w->camps; c != NULL; c = c->next)
+	for (c = w->camps; c != NULL; c = c->next)
 		c->seen = false;
 	for (size_t i = 0; i < reply->elements; i++) {
 		const redisReply	*e = reply->element[i];
-		struct wcamp		*c;
 
 		if (e->type != REDIS_REPLY_STRING)
 			continue;
@@ -1509,20 +2162,39 @@ on_active(struct rconn *rc, void *r, void *priv)
 		if (c == NULL)
 			continue;
 		c->seen = true;
-		c->active = true;
 		if (c->st == WC_BROKEN)
 			wcamp_load(w, c);
 	}
 	snprintf(ms, sizeof(ms), "%lld", (long long)wall_ms());
 	snprintf(idle, sizeof(idle), "%u", w->cfg->claim_idle_ms);
 	snprintf(lim, sizeof(lim), "%u", w->cfg->fetch_batch * 16);
-	for (struct wcamp *c = w->camps; c != NULL; c = c->next) {
+	for (pp = &w->camps; (c = *pp) != NULL;) {
 		c->active = c->seen;
+		if (!c->active && !camp_in_use(w, c)) {
+			/* Finished elsewhere and nothing of it held here. */
+			*pp = c->next;
+			for (size_t i = 0; i < w->ndests; i++)
+				dest_drop_camp(&w->dests[i], c);
+			wcamp_free(c);
+			continue;
+		}
+		pp = &c->next;
 		if (!c->active || c->st != WC_READY)
 			continue;
-		/* Due retries go back into the stream (atomic script). */
-		rconn_cmd(&w->ctl, on_ignore, NULL, "EVAL %s 2 %s %s %s %s",
-		    RM_LUA_RETRY_PUMP, c->k_retry, c->k_jobs, ms, lim);
+		if (!c->polling && rconn_cmd(&w->ctl, on_camp_poll, c,
+		    "HMGET %s state start_ms priority rate_per_s suppress_list "
+		    "submitted_ms created_ms", c->k_meta) == 0)
+			c->polling = true;
+		if (c->cs == CS_SCHEDULED)
+			rconn_cmd(&w->ctl, on_ignore, NULL, "EVAL %s 1 %s %s",
+			    RM_LUA_START, c->k_meta, ms);
+		/* Due retries go back into the stream (atomic script); when
+		 * cancelling, all of them, to be cancelled. */
+		if (c->cs == CS_ACTIVE || c->cs == CS_CANCELLING)
+			rconn_cmd(&w->ctl, on_ignore, NULL,
+			    "EVAL %s 2 %s %s %s %s %s", RM_LUA_RETRY_PUMP,
+			    c->k_retry, c->k_jobs, ms, lim,
+			    c->cs == CS_CANCELLING ? "all" : "due");
 		if (reclaim && !w->draining)
 			rconn_cmd(&w->ctl, on_reclaim, c,
 			    "XAUTOCLAIM %s %s %s %s 0-0 COUNT %u", c->k_jobs,
@@ -1530,6 +2202,27 @@ on_active(struct rconn *rc, void *r, void *priv)
 	}
 	if (reclaim)
 		w->next_reclaim = now + WORKER_RECLAIM_US;
+	/* Heartbeat: ts FS threads FS host FS pid FS delivered FS held. */
+	snprintf(hb, sizeof(hb), "%s%c1%c%s%c%d%c%lu%c%u", ms, RM_FS, RM_FS,
+	    w->host, RM_FS, (int)getpid(), RM_FS,
+	    w->nout[OUTCOME_DELIVERED], RM_FS, w->nheld);
+	rconn_cmd(&w->ctl, on_ignore, NULL, "HSET %s %s %s", RM_KEY_WORKERS,
+	    w->consumer, hb);
+	rconn_cmd(&w->ctl, on_workers, w, "HVALS %s", RM_KEY_WORKERS);
+	/* Late suppressions, learnt within a refresh. */
+	if (w->nheld == 0)
+		strset_clear(&w->recent_supp);
+	if (!w->supp_tailing) {
+		if (w->supp_log_id[0] == '\0' &&
+		    rconn_cmd(&w->ctl, on_supp_log_start, w,
+		    "XREVRANGE %s + - COUNT 1", RM_KEY_SUPPRESS_LOG) == 0)
+			w->supp_tailing = true;
+		else if (w->supp_log_id[0] != '\0' &&
+		    rconn_cmd(&w->ctl, on_supp_log, w,
+		    "XREAD COUNT 1000 STREAMS %s %s", RM_KEY_SUPPRESS_LOG,
+		    w->supp_log_id) == 0)
+			w->supp_tailing = true;
+	}
 	if (w->until_done && reply->elements == 0 && w->nheld == 0 &&
 	    !w->draining) {
 		log_info("no active campaign left thread=%u: finishing",
@@ -1557,6 +2250,10 @@ on_ctl_up(struct rconn *rc)
 	struct wthread	*w = rc->arg;
 
 	w->refreshing = false;
+	w->supp_tailing = false;
+	for (struct wcamp *c = w->camps; c != NULL; c = c->next)
+		c->polling = false;
+	batches_resend(w);
 	refresh(&w->loop, &w->t_refresh);
 }
 
@@ -1585,7 +2282,6 @@ begin_drain(struct wthread *w)
 	for (size_t i = 0; i < w->ndests; i++)
 		while ((r = dest_pop(&w->dests[i])) != NULL) {
 			rec_add(w, r, OUTCOME_DEFERRED, true, &res, NULL);
-			w->nheld--;
 			n++;
 		}
 	log_info("draining thread=%u requeued=%u in_flight_sessions=%u",
@@ -1627,14 +2323,39 @@ wthread_main(void *arg)
 		sched_pass(w);
 		rec_flush(w);
 		fetch_more(w);
-		if (w->draining && w->nconns == 0 && w->nheld == 0 &&
-		    w->nrecs == 0 && w->ctl.npending == 0 &&
-		    (w->jobs == NULL || !w->ctl.connected))
+		if (!w->draining || w->nconns > 0 || w->nheld > 0 ||
+		    w->nrecs > 0)
+			continue;
+		if (w->ctl.connected && w->ctl.npending == 0 &&
+		    w->unconfirmed == NULL && w->resend == NULL)
 			break;
+		/*
+		 * Outcomes not confirmed by Redis: wait for it to come back,
+		 * but not forever; their jobs stay pending and are reclaimed
+		 * (recording is idempotent, so nothing is counted twice).
+		 */
+		if (w->ctl.connected)
+			w->wait_redis_until = 0;
+		else if (w->wait_redis_until == 0)
+			w->wait_redis_until = mono_now() + 30000000;
+		else if (mono_now() > w->wait_redis_until) {
+			log_warn("thread=%u exiting with unrecorded outcomes: "
+			    "redis unreachable for 30 s", w->index);
+			break;
+		}
 	}
 	log_info("thread=%u done delivered=%lu bounced=%lu deferred=%lu "
-	    "failed=%lu", w->index, w->ndelivered, w->nbounced, w->ndeferred,
-	    w->nfailed);
+	    "failed=%lu expired=%lu suppressed=%lu cancelled=%lu", w->index,
+	    w->nout[OUTCOME_DELIVERED], w->nout[OUTCOME_BOUNCED],
+	    w->nout[OUTCOME_DEFERRED], w->nout[OUTCOME_FAILED],
+	    w->nout[OUTCOME_EXPIRED], w->nout[OUTCOME_SUPPRESSED],
+	    w->nout[OUTCOME_CANCELLED]);
+	if (w->ctl.connected) {
+		rconn_cmd(&w->ctl, on_ignore, NULL, "HDEL %s %s",
+		    RM_KEY_WORKERS, w->consumer);
+		for (int i = 0; i < 100 && w->ctl.npending > 0; i++)
+			loop_run_once(&w->loop, 10000);
+	}
 	rconn_free(&w->fetch);
 	rconn_free(&w->ctl);
 	/* Let the cancels complete before the ring goes. */
@@ -1717,6 +2438,9 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		w->until_done = o->until_done;
 		snprintf(w->consumer, sizeof(w->consumer), "%s-%d-%u", host,
 		    (int)getpid(), i);
+		snprintf(w->host, sizeof(w->host), "%s", host);
+		strset_init(&w->recent_supp, 1000000);
+		w->fleet_threads = n;
 		w->ndests = cfg->nroutes;
 		w->dests = calloc(cfg->nroutes ? cfg->nroutes : 1,
 		    sizeof(*w->dests));
@@ -1750,8 +2474,27 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 			w->jobs = j->next;
 			free(j);
 		}
+		for (size_t d = 0; d < w->ndests; d++)
+			while (w->dests[d].dqs != NULL) {
+				struct dq	*q = w->dests[d].dqs;
+
+				w->dests[d].dqs = q->next;
+				free(q);
+			}
 		free(w->dests);
 		free(w->recs);
+		strset_fini(&w->recent_supp);
+		while (w->resend != NULL || w->unconfirmed != NULL) {
+			struct batch	*b = w->resend ? w->resend :
+			    w->unconfirmed;
+
+			if (b == w->resend)
+				w->resend = b->next;
+			else
+				w->unconfirmed = b->next;
+			free(b->cmd);
+			free(b);
+		}
 		buf_free(&w->b_subj);
 		buf_free(&w->b_text);
 		buf_free(&w->b_html);
