@@ -204,6 +204,7 @@ struct wthread {
 	struct batch	*resend;	/* lost with a connection (FIFO) */
 	struct loop_timer t_refresh;
 	mono_us		 next_reclaim;
+	mono_us		 next_touch;
 	unsigned	 ncamps_sendable;
 	unsigned	 fleet_threads;	/* live worker threads (heartbeats) */
 	struct strset	 recent_supp;	/* suppressions learnt from the log */
@@ -1791,6 +1792,15 @@ job_start(struct wthread *w, struct job *j)
 	job_check_done(w, j);
 }
 
+static bool
+job_held(const struct wthread *w, const struct wcamp *c, const char *id)
+{
+	for (const struct job *j = w->jobs; j != NULL; j = j->next)
+		if (j->camp == c && strcmp(j->id, id) == 0)
+			return true;
+	return false;
+}
+
 static void
 take_entries(struct wthread *w, struct wcamp *c, const redisReply *entries,
     bool reclaimed)
@@ -1798,9 +1808,18 @@ take_entries(struct wthread *w, struct wcamp *c, const redisReply *entries,
 	if (entries == NULL || entries->type != REDIS_REPLY_ARRAY)
 		return;
 	for (size_t k = 0; k < entries->elements; k++) {
-		struct job	*j = job_from_entry(w, c, entries->element[k]);
+		const redisReply *e = entries->element[k];
+		struct job	*j;
 
-		if (j == NULL)
+		/*
+		 * A reclaim can return a job this thread still holds (its idle
+		 * time grew while Redis was away, or the loop lagged): never
+		 * take it twice.
+		 */
+		if (reclaimed && e != NULL && e->type == REDIS_REPLY_ARRAY &&
+		    e->elements == 2 && job_held(w, c, e->element[0]->str))
+			continue;
+		if ((j = job_from_entry(w, c, e)) == NULL)
 			continue;
 		j->next = w->jobs;
 		w->jobs = j;
@@ -2124,6 +2143,41 @@ on_workers(struct rconn *rc, void *r, void *priv)
 	w->fleet_threads = n ? n : 1;
 }
 
+/*
+ * Keep the jobs this thread holds from looking abandoned: XCLAIM them to
+ * ourselves (JUSTID: no delivery count) well within worker.claim_idle,
+ * so other workers only reclaim jobs of a worker that really stopped.
+ */
+static void
+jobs_touch(struct wthread *w)
+{
+	const char	*argv[1024 + 8];
+	size_t		 lens[1024 + 8];
+	int		 n;
+
+	for (struct wcamp *c = w->camps; c != NULL; c = c->next) {
+		n = 0;
+		argv[n++] = "XCLAIM";
+		argv[n++] = c->k_jobs;
+		argv[n++] = RM_GROUP;
+		argv[n++] = w->consumer;
+		argv[n++] = "0";
+		for (struct job *j = w->jobs; j != NULL; j = j->next) {
+			if (j->camp != c || j->acked)
+				continue;
+			argv[n++] = j->id;
+			if (n == 1024 + 5)
+				break;
+		}
+		if (n == 5)
+			continue;
+		argv[n++] = "JUSTID";
+		for (int k = 0; k < n; k++)
+			lens[k] = strlen(argv[k]);
+		rconn_cmdargv(&w->ctl, on_ignore, NULL, n, argv, lens);
+	}
+}
+
 static bool
 camp_in_use(const struct wthread *w, const struct wcamp *c)
 {
@@ -2168,6 +2222,13 @@ on_active(struct rconn *rc, void *r, void *priv)
 	snprintf(ms, sizeof(ms), "%lld", (long long)wall_ms());
 	snprintf(idle, sizeof(idle), "%u", w->cfg->claim_idle_ms);
 	snprintf(lim, sizeof(lim), "%u", w->cfg->fetch_batch * 16);
+	/* Touch our own jobs first: the reclaims below run after it. */
+	if (now >= w->next_touch || reclaim) {
+		mono_us	every = (mono_us)w->cfg->claim_idle_ms * 1000 / 3;
+
+		jobs_touch(w);
+		w->next_touch = now + (every > 1000000 ? every : 1000000);
+	}
 	for (pp = &w->camps; (c = *pp) != NULL;) {
 		c->active = c->seen;
 		if (!c->active && !camp_in_use(w, c)) {

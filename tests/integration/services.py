@@ -47,6 +47,7 @@ class Redis:
         args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", self.dir, "--save", "", "--daemonize", "no",
                 "--appendonly", "yes" if self.aof else "no",
+                "--appendfsync", self.aof if isinstance(self.aof, str) else "everysec",
                 "--logfile", os.path.join(self.dir, "redis.log")]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
