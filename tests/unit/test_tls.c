@@ -109,8 +109,11 @@ move(struct tls_conn *a, struct tls_conn *b, struct buf *plain, int *rc,
 	return true;
 }
 
-/* Shuttle bytes both ways until nothing moves (bounded: never hangs). */
-static void
+/*
+ * Shuttle bytes both ways until nothing moves (bounded: never hangs).
+ * Returns the number of rounds.
+ */
+static size_t
 run(struct pair *p, size_t chunk)
 {
 	size_t	 i;
@@ -123,6 +126,7 @@ run(struct pair *p, size_t chunk)
 		    chunk);
 	}
 	cr_assert(!moved, "still moving after %zu rounds", i);
+	return i;
 }
 
 static void
@@ -167,6 +171,7 @@ exchange(size_t chunk, int max_version, const char *want_proto)
 	SSL_CTX		*cctx = client_ctx(true), *sctx = server_ctx(max_version);
 	struct pair	 p;
 	char		*up = pattern(BIG, 1), *down = pattern(BIG, 7);
+	size_t		 rounds;
 
 	pair_start(&p, cctx, sctx, HOST, true, NULL);
 	/* Written before the handshake: queued, sent once it is done. */
@@ -184,7 +189,12 @@ exchange(size_t chunk, int max_version, const char *want_proto)
 
 	cr_assert_eq(tls_conn_write(&p.cli, up + 1000, BIG - 1000), 0);
 	cr_assert_eq(tls_conn_write(&p.srv, down, BIG), 0);
-	run(&p, chunk);
+	/* More than 17 KiB each way: the pair cannot take it at once. */
+	cr_assert_gt(buf_unread(&p.srv.net_out), 17 * 1024);
+	rounds = run(&p, chunk);
+	/* One byte at a time really was: at least a round per byte. */
+	if (chunk == 1)
+		cr_assert_geq(rounds, BIG, "rounds %zu", rounds);
 	cr_assert_eq(p.cli_rc, 0, "client: %s", p.cli.reason);
 	cr_assert_eq(p.srv_rc, 0, "server: %s", p.srv.reason);
 	cr_assert_eq(p.srv_plain.len, BIG);
