@@ -50,8 +50,18 @@
  * The three states above were appended after SMTPC_CLOSED so existing
  * values did not move.
  *
+ * Driving STARTTLS (the connection layer; core/tls does the crypto):
+ *   plain: write c->out to the socket, feed received bytes to smtpc_recv.
+ *   EV_STARTTLS: drop any further plain bytes of this read (smtpc already
+ *   failed the session if there were any), tls_conn_start(), send
+ *   t.net_out; on each recv: tls_conn_input(t, rx, n, &plain), send
+ *   t.net_out (always, whatever it returned). -EPROTO ->
+ *   smtpc_tls_failed(c, t.reason). t.handshake_done -> smtpc_tls_started
+ *   (c), then hand any bytes in plain to smtpc_recv. From then on, c->out
+ *   goes through tls_conn_write() and t.net_out is what is sent.
+ *
  * Results: EV_RESULT is raised exactly once per message given to
- * smtpc_send_msg(), and once when session setup fails (result stage
+ * smtpc_send_msg() or smtpc_send_msg_raw(), and once when session setup fails (result stage
  * BANNER or EHLO: no message was involved; the caller fails its
  * connection attempt). Success is stage DOT with a 2xx code. A code of 0
  * means no usable reply (timeout, garbage, lost connection) and the text
