@@ -183,6 +183,9 @@ exchange(size_t chunk, int max_version, const char *want_proto)
 	cr_assert(p.cli.handshake_done);
 	cr_assert(p.srv.handshake_done);
 	cr_assert(tls_conn_verified(&p.cli));
+	/* SNI reached the server. */
+	cr_assert_str_eq(SSL_get_servername(p.srv.ssl,
+	    TLSEXT_NAMETYPE_host_name), HOST);
 	cr_assert_str_eq(tls_conn_protocol(&p.cli), want_proto);
 	cr_assert_neq(tls_conn_cipher(&p.cli)[0], '\0');
 	cr_assert_eq(tls_conn_write_pending(&p.cli), 0);
@@ -289,6 +292,26 @@ Test(tls, no_verify_accepts_anything)
 	cr_assert_eq(p.cli_rc, 0, "%s", p.cli.reason);
 	cr_assert(p.cli.handshake_done);
 	cr_assert_eq(tls_conn_verified(&p.cli), false);
+	pair_fini(&p);
+	SSL_CTX_free(cctx);
+	SSL_CTX_free(sctx);
+}
+
+/* An IP literal: no SNI (RFC 6066 3), matched against IP SANs. */
+Test(tls, ip_literal_host)
+{
+	SSL_CTX		*cctx = client_ctx(true), *sctx = server_ctx(0);
+	struct pair	 p;
+
+	pair_start(&p, cctx, sctx, "192.0.2.1", true, NULL);
+	run(&p, 4096);
+	cr_assert_eq(p.cli_rc, -EPROTO);
+	cr_assert_not_null(strstr(p.cli.reason, "192.0.2.1"), "%s",
+	    p.cli.reason);
+	cr_assert_not_null(strstr(p.cli.reason, "IP address mismatch"), "%s",
+	    p.cli.reason);
+	cr_assert_null(SSL_get_servername(p.srv.ssl,
+	    TLSEXT_NAMETYPE_host_name));
 	pair_fini(&p);
 	SSL_CTX_free(cctx);
 	SSL_CTX_free(sctx);
