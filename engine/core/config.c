@@ -17,6 +17,12 @@
  *   smtp.connection_limit          1 .. 10000
  *   smtp.max_deliveries_per_connection 1 .. 100000
  *   smtp.timeouts.*                1 ms .. 1 d
+ *   smtp.tls                       opportunistic|required|verify|none
+ *   smtp.tls_ca_file               path, at most PATH_MAX - 1 bytes, no
+ *                                  control characters; "" = system CAs.
+ *                                  Readability is checked by the worker
+ *                                  (tls_client_ctx_new) at startup, not
+ *                                  here, so parsing never touches files.
  *   retry.delay                    100 ms .. 30 d
  *   retry.max_delay                100 ms .. 30 d
  *   retry.max_age                  1 s .. 30 d
@@ -64,6 +70,8 @@ enum config_type {
 	CONFIG_T_DURATION,	/* stored as milliseconds */
 	CONFIG_T_BOOL,
 	CONFIG_T_LOGLEVEL,
+	CONFIG_T_TLSMODE,	/* enum config_tls_mode */
+	CONFIG_T_PATH_OPT,	/* file path or "" (= NULL) */
 	CONFIG_T_SECTION,	/* nested mapping: sub */
 	CONFIG_T_ROUTES,
 };
@@ -118,6 +126,9 @@ static const struct config_key config_smtp[] = {
 	K("max_deliveries_per_connection", CONFIG_T_U32,
 	    max_deliveries_per_connection, 1, 100000),
 	{ "timeouts", CONFIG_T_SECTION, 0, 0, 0, config_timeouts },
+	K("tls", CONFIG_T_TLSMODE, tls, 0, 0),
+	K("tls_ca_file", CONFIG_T_PATH_OPT, tls_ca_file, 0, 0),
+	K("chunking", CONFIG_T_BOOL, chunking, 0, 0),
 	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
 };
 
@@ -382,6 +393,23 @@ config_set_str(char **dst, const char *s, size_t len)
 	return 0;
 }
 
+/* smtp.tls value -> enum config_tls_mode, or -1. */
+static int
+config_tls_parse(const char *s)
+{
+	static const char *const names[] = {
+		[CONFIG_TLS_OPPORTUNISTIC] = "opportunistic",
+		[CONFIG_TLS_REQUIRED] = "required",
+		[CONFIG_TLS_VERIFY] = "verify",
+		[CONFIG_TLS_NONE] = "none",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
 static int
 config_scalar(struct config_ctx *x, struct config *c, const char *path,
     const struct config_key *k, yaml_node_t *v)
@@ -467,6 +495,21 @@ config_scalar(struct config_ctx *x, struct config *c, const char *path,
 			    "%s: expected error, warn, info or debug", path);
 		*(int *)dst = lvl;
 		return 0;
+	case CONFIG_T_TLSMODE:
+		if (strlen(s) != len || (lvl = config_tls_parse(s)) < 0)
+			return config_errf(x, v, "%s: expected opportunistic, "
+			    "required, verify or none", path);
+		*(enum config_tls_mode *)dst = (enum config_tls_mode)lvl;
+		return 0;
+	case CONFIG_T_PATH_OPT:
+		if (config_is_null(v) || len == 0)
+			return config_set_str(dst, s, 0);
+		if (len >= PATH_MAX || strlen(s) != len ||
+		    !config_text_ok(s, len))
+			return config_errf(x, v, "%s: expected a file path "
+			    "(no control characters, under %d bytes)", path,
+			    PATH_MAX);
+		return config_set_str(dst, s, len);
 	case CONFIG_T_SECTION:
 	case CONFIG_T_ROUTES:
 		break;
@@ -628,6 +671,9 @@ config_defaults(struct config *c)
 	c->max_queued = 20000;
 	c->claim_idle_ms = 5 * MS_MIN;
 	c->pipelining = true;
+	c->tls = CONFIG_TLS_OPPORTUNISTIC;
+	c->tls_ca_file = NULL;		/* system default CA paths */
+	c->chunking = false;
 	c->connection_limit = 10;
 	c->max_deliveries_per_connection = 100;
 	c->timeouts.connect = 30 * MS_SEC;
@@ -666,6 +712,7 @@ config_fini(struct config *c)
 	free(c->redis_host);
 	free(c->redis_password);
 	free(c->ehlo_name);
+	free(c->tls_ca_file);
 	free(c->message_id_domain);
 	for (size_t i = 0; i < c->nroutes; i++) {
 		free(c->routes[i].domain);

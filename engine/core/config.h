@@ -37,6 +37,16 @@ struct config_timeouts {		/* all milliseconds (RFC 5321 4.5.3.2) */
 	uint32_t	 idle;		/* idle in pool before QUIT: 60 s */
 };
 
+/* smtp.tls: when to use STARTTLS (RFC 3207) and whether to verify. */
+enum config_tls_mode {
+	CONFIG_TLS_OPPORTUNISTIC,	/* default: TLS when offered, no
+					   verification (RFC 7435) */
+	CONFIG_TLS_REQUIRED,		/* no TLS, no delivery; not verified */
+	CONFIG_TLS_VERIFY,		/* required, plus chain and MX host
+					   name checked */
+	CONFIG_TLS_NONE			/* never STARTTLS */
+};
+
 struct config {
 	/* redis: */
 	char		*redis_host;		/* "127.0.0.1" */
@@ -54,6 +64,10 @@ struct config {
 	uint32_t	 connection_limit;	/* per destination per thread: 10 */
 	uint32_t	 max_deliveries_per_connection; /* 100 */
 	struct config_timeouts timeouts;
+	/* smtp (issue 3; appended after timeouts in the file, here too): */
+	enum config_tls_mode tls;		/* opportunistic */
+	char		*tls_ca_file;		/* NULL = system default CAs */
+	bool		 chunking;		/* false: CHUNKING/BDAT off */
 	/* message: */
 	char		*message_id_domain;	/* default: the From domain */
 	/* retry: */

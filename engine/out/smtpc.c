@@ -20,7 +20,8 @@ static const char *const smtpc_state_names[] = {
 	[SMTPC_HELO] = "helo", [SMTPC_READY] = "ready",
 	[SMTPC_MAIL] = "mail", [SMTPC_RCPT] = "rcpt", [SMTPC_DATA] = "data",
 	[SMTPC_DOT] = "dot", [SMTPC_RSET] = "rset", [SMTPC_QUIT] = "quit",
-	[SMTPC_CLOSED] = "closed",
+	[SMTPC_CLOSED] = "closed", [SMTPC_STARTTLS] = "starttls",
+	[SMTPC_TLS_HANDSHAKE] = "tls_handshake", [SMTPC_BDAT] = "bdat",
 };
 
 const char *
@@ -55,6 +56,8 @@ smtpc_stage(const struct smtpc *c)
 		return SMTPC_ST_BANNER;
 	case SMTPC_EHLO:
 	case SMTPC_HELO:
+	case SMTPC_STARTTLS:
+	case SMTPC_TLS_HANDSHAKE:
 		return SMTPC_ST_EHLO;
 	case SMTPC_READY:
 	case SMTPC_MAIL:
@@ -65,12 +68,40 @@ smtpc_stage(const struct smtpc *c)
 	case SMTPC_DATA:
 		return SMTPC_ST_DATA;
 	case SMTPC_DOT:
+	case SMTPC_BDAT:
 		return SMTPC_ST_DOT;
 	case SMTPC_QUIT:
 	case SMTPC_CLOSED:
 		return SMTPC_ST_QUIT;
 	}
 	return SMTPC_ST_QUIT;
+}
+
+/* What we were waiting for, for timeout and lost-connection reasons. */
+static const char *
+smtpc_where(const struct smtpc *c)
+{
+	switch (c->state) {
+	case SMTPC_STARTTLS:
+		return "STARTTLS";
+	case SMTPC_TLS_HANDSHAKE:
+		return "TLS handshake";
+	case SMTPC_BDAT:
+		return "BDAT";
+	case SMTPC_BANNER:
+	case SMTPC_EHLO:
+	case SMTPC_HELO:
+	case SMTPC_READY:
+	case SMTPC_MAIL:
+	case SMTPC_RCPT:
+	case SMTPC_DATA:
+	case SMTPC_DOT:
+	case SMTPC_RSET:
+	case SMTPC_QUIT:
+	case SMTPC_CLOSED:
+		break;
+	}
+	return smtpc_stage_name(smtpc_stage(c));
 }
 
 static void
@@ -85,7 +116,8 @@ static bool
 smtpc_in_setup(const struct smtpc *c)
 {
 	return c->state == SMTPC_BANNER || c->state == SMTPC_EHLO ||
-	    c->state == SMTPC_HELO;
+	    c->state == SMTPC_HELO || c->state == SMTPC_STARTTLS ||
+	    c->state == SMTPC_TLS_HANDSHAKE;
 }
 
 /* Copy at most dstsz-1 bytes and never end inside a UTF-8 sequence. */
@@ -268,13 +300,16 @@ smtpc_reset(struct smtpc *c)
 {
 	struct buf	 out = c->out;
 	const char	*name = c->ehlo_name;
-	bool		 pipe = c->use_pipelining;
+	bool		 pipe = c->use_pipelining, chunk = c->use_chunking;
+	enum smtpc_tls_mode tmode = c->tls_mode;
 
 	memset(c, 0, sizeof(*c));
 	c->out = out;
 	buf_reset(&c->out);
 	c->ehlo_name = name;
 	c->use_pipelining = pipe;
+	c->use_chunking = chunk;
+	c->tls_mode = tmode;
 	c->state = SMTPC_BANNER;
 	c->pending = 1;			/* the greeting */
 	reply_parser_init(&c->rp);
@@ -302,18 +337,61 @@ smtpc_fini(struct smtpc *c)
 	c->state = SMTPC_CLOSED;
 }
 
-/* Where issue 3 branches to STARTTLS: for now straight to READY. */
+/* EHLO/HELO succeeded: STARTTLS first when wanted, else READY. */
 static unsigned
 smtpc_ehlo_done(struct smtpc *c)
 {
+	unsigned	 ev;
+
+	if (!c->tls && c->tls_mode != SMTPC_TLS_NONE) {
+		if (c->caps & SMTPC_CAP_STARTTLS) {
+			if (smtpc_cmd(c, "STARTTLS\r\n") != 0)
+				return smtpc_nomem(c);
+			c->pending = 1;
+			smtpc_set_state(c, SMTPC_STARTTLS);
+			return 0;
+		}
+		if (c->tls_mode == SMTPC_TLS_REQUIRED) {
+			ev = smtpc_result(c, SMTPC_ST_EHLO, 0, "",
+			    "TLS required but STARTTLS not offered");
+			return ev | smtpc_send_quit(c);
+		}
+	}
+	smtpc_set_state(c, SMTPC_READY);
+	return SMTPC_EV_READY;
+}
+
+/* The reply to STARTTLS (RFC 3207 4). */
+static unsigned
+smtpc_on_starttls(struct smtpc *c, const struct reply *r)
+{
+	char		 text[sizeof(c->result.text)];
+	unsigned	 ev;
+	int		 cls = r->code / 100;
+
+	if (r->code == 220) {
+		smtpc_set_state(c, SMTPC_TLS_HANDSHAKE);
+		return SMTPC_EV_STARTTLS;
+	}
+	if (cls != 4 && cls != 5)
+		return smtpc_protocol_error(c, "unexpected %d reply to STARTTLS",
+		    r->code);
+	if (c->tls_mode == SMTPC_TLS_REQUIRED) {
+		snprintf(text, sizeof(text), "STARTTLS refused: %s", r->text);
+		ev = smtpc_result(c, SMTPC_ST_EHLO, r->code, r->esc, text);
+		return ev | smtpc_send_quit(c);
+	}
+	/* Opportunistic: the session goes on in plain text. */
+	log_debug("smtpc starttls refused code=%d, continuing in plain text",
+	    r->code);
 	smtpc_set_state(c, SMTPC_READY);
 	return SMTPC_EV_READY;
 }
 
 /*
  * 354 came: queue the body, or a lone "." when the transaction already
- * failed (pipelined DATA that the server accepted anyway). CHUNKING/BDAT
- * and 8BITMIME down-conversion go here later.
+ * failed (pipelined DATA that the server accepted anyway). A raw body is
+ * dot-stuffed here, into out (the same copy the wire form costs).
  */
 static unsigned
 smtpc_data_go(struct smtpc *c)
@@ -322,6 +400,8 @@ smtpc_data_go(struct smtpc *c)
 
 	if (c->txn_failed)
 		r = smtpc_cmd(c, ".\r\n");
+	else if (c->body_raw)
+		r = smtp_dotstuff(&c->out, c->body, c->bodylen);
 	else
 		r = buf_append(&c->out, c->body, c->bodylen);
 	if (r != 0)
@@ -331,7 +411,19 @@ smtpc_data_go(struct smtpc *c)
 	return 0;
 }
 
-/* A MAIL/RCPT/DATA/DOT reply was 4xx/5xx. */
+/* RFC 3030 2: "BDAT <n> LAST" and exactly n octets, in one go. */
+static int
+smtpc_queue_bdat(struct smtpc *c)
+{
+	int	 r;
+
+	r = buf_printf(&c->out, "BDAT %zu LAST\r\n", c->bodylen);
+	if (r == 0)
+		r = buf_append(&c->out, c->body, c->bodylen);
+	return r;
+}
+
+/* A MAIL/RCPT/DATA/DOT/BDAT reply was 4xx/5xx. */
 static unsigned
 smtpc_txn_fail(struct smtpc *c, enum smtpc_stage st, const struct reply *r)
 {
@@ -348,26 +440,33 @@ static unsigned
 smtpc_on_envelope(struct smtpc *c, const struct reply *r)
 {
 	bool		 mail = c->state == SMTPC_MAIL;
+	enum smtpc_state next;
 	unsigned	 ev = 0;
-	int		 cls = r->code / 100;
+	int		 cls = r->code / 100, rc;
 
 	if (cls == 4 || cls == 5)
 		ev = smtpc_txn_fail(c, mail ? SMTPC_ST_MAIL : SMTPC_ST_RCPT, r);
 	else if (cls != 2)
 		return smtpc_protocol_error(c, "unexpected %d reply to %s",
 		    r->code, mail ? "MAIL" : "RCPT");
+	next = mail ? SMTPC_RCPT : c->chunked ? SMTPC_BDAT : SMTPC_DATA;
 	if (c->pending > 0) {
 		/* Pipelined: the next reply answers the next command. */
-		smtpc_set_state(c, mail ? SMTPC_RCPT : SMTPC_DATA);
+		smtpc_set_state(c, next);
 		return ev;
 	}
 	if (c->txn_failed)
 		return ev | smtpc_send_rset(c);
-	if ((mail ? buf_printf(&c->out, "RCPT TO:<%s>\r\n", c->rcpt) :
-	    smtpc_cmd(c, "DATA\r\n")) != 0)
+	if (mail)
+		rc = buf_printf(&c->out, "RCPT TO:<%s>\r\n", c->rcpt);
+	else if (c->chunked)
+		rc = smtpc_queue_bdat(c);
+	else
+		rc = smtpc_cmd(c, "DATA\r\n");
+	if (rc != 0)
 		return smtpc_nomem(c);
 	c->pending = 1;
-	smtpc_set_state(c, mail ? SMTPC_RCPT : SMTPC_DATA);
+	smtpc_set_state(c, next);
 	return ev;
 }
 
@@ -408,6 +507,30 @@ smtpc_on_dot(struct smtpc *c, const struct reply *r)
 	}
 	return smtpc_protocol_error(c, "unexpected %d reply to end of data",
 	    r->code);
+}
+
+/* The reply to BDAT <n> LAST: the final verdict on the message. */
+static unsigned
+smtpc_on_bdat(struct smtpc *c, const struct reply *r)
+{
+	unsigned	 ev;
+	int		 cls = r->code / 100;
+
+	if (cls != 2 && cls != 4 && cls != 5)
+		return smtpc_protocol_error(c, "unexpected %d reply to BDAT",
+		    r->code);
+	/* After a failed MAIL/RCPT: the expected 503/554, just consumed. */
+	if (c->txn_failed)
+		return smtpc_send_rset(c);
+	if (cls == 2) {
+		ev = smtpc_result_reply(c, SMTPC_ST_DOT, r);
+		c->nmsgs++;
+		smtpc_set_state(c, SMTPC_READY);
+		return ev | SMTPC_EV_READY;
+	}
+	/* RFC 3030 2: no more chunks after a 4xx/5xx; RSET the rest. */
+	ev = smtpc_txn_fail(c, SMTPC_ST_DOT, r);
+	return ev | smtpc_send_rset(c);
 }
 
 /* One complete reply in the current state. */
@@ -462,6 +585,10 @@ smtpc_on_reply(struct smtpc *c, const struct reply *r)
 		return smtpc_on_data(c, r);
 	case SMTPC_DOT:
 		return smtpc_on_dot(c, r);
+	case SMTPC_BDAT:
+		return smtpc_on_bdat(c, r);
+	case SMTPC_STARTTLS:
+		return smtpc_on_starttls(c, r);
 	case SMTPC_RSET:
 		if (cls == 2) {
 			c->txn_failed = false;
@@ -474,6 +601,7 @@ smtpc_on_reply(struct smtpc *c, const struct reply *r)
 	case SMTPC_READY:
 	case SMTPC_QUIT:
 	case SMTPC_CLOSED:
+	case SMTPC_TLS_HANDSHAKE:
 		break;
 	}
 	return smtpc_protocol_error(c, "unexpected %d reply in state %s",
@@ -489,6 +617,16 @@ smtpc_recv(struct smtpc *c, const char *data, size_t len)
 	int		 rc;
 
 	while (len > 0 && c->state != SMTPC_CLOSED) {
+		if (c->state == SMTPC_TLS_HANDSHAKE) {
+			/*
+			 * Plain text after the 220 to STARTTLS (or before
+			 * smtpc_tls_started): someone is injecting replies
+			 * that would be taken as sent under TLS. RFC 3207 5.
+			 */
+			ev |= smtpc_protocol_error(c,
+			    "plain text after STARTTLS 220 reply");
+			break;
+		}
 		rc = reply_parser_feed(&c->rp, data, len, &used, &r);
 		if (rc < 0) {
 			if (c->state == SMTPC_QUIT) {
@@ -505,7 +643,8 @@ smtpc_recv(struct smtpc *c, const char *data, size_t len)
 		ev |= smtpc_on_reply(c, &r);
 	}
 	if (c->state == SMTPC_CLOSED)
-		ev = (ev & ~SMTPC_EV_READY) | SMTPC_EV_CLOSE;
+		ev = (ev & ~(SMTPC_EV_READY | SMTPC_EV_STARTTLS)) |
+		    SMTPC_EV_CLOSE;
 	else if (c->state != SMTPC_READY)
 		ev &= ~SMTPC_EV_READY;
 	return ev;
@@ -528,13 +667,16 @@ smtpc_addr_ok(const char *s, bool *utf8)
 	return 0;
 }
 
+static int	smtpc_queue_txn(struct smtpc *c, const char *from,
+		    const char *rcpt, const char *body, size_t bodylen,
+		    size_t size, bool eight, bool utf8, bool raw);
+
 int
 smtpc_send_msg(struct smtpc *c, const char *from, const char *rcpt,
     const char *body, size_t bodylen)
 {
-	size_t		 i, nstuffed = 0, size, mark;
+	size_t		 i, nstuffed = 0, size;
 	bool		 utf8 = false, eight = false, bol = true;
-	int		 r;
 
 	if (c->state != SMTPC_READY)
 		return -EBUSY;
@@ -562,6 +704,66 @@ smtpc_send_msg(struct smtpc *c, const char *from, const char *rcpt,
 	if ((c->caps & SMTPC_CAP_SIZE) && c->size_max > 0 &&
 	    size > c->size_max)
 		return -EMSGSIZE;
+	return smtpc_queue_txn(c, from, rcpt, body, bodylen, size, eight,
+	    utf8, false);
+}
+
+bool
+smtpc_will_chunk(const struct smtpc *c)
+{
+	return c->use_chunking && (c->caps & SMTPC_CAP_CHUNKING);
+}
+
+int
+smtpc_send_msg_raw(struct smtpc *c, const char *from, const char *rcpt,
+    const char *msg, size_t len)
+{
+	bool	 utf8 = false, eight = false;
+	size_t	 i;
+
+	if (c->state != SMTPC_READY)
+		return -EBUSY;
+	if (from == NULL || rcpt == NULL || rcpt[0] == '\0' || msg == NULL ||
+	    smtpc_addr_ok(from, &utf8) != 0 || smtpc_addr_ok(rcpt, &utf8) != 0)
+		return -EINVAL;
+	/*
+	 * Canonical only: BDAT sends the octets as they are, so a bare CR
+	 * or LF here would reach receivers that disagree on line ends.
+	 */
+	if (len > 0 && (len < 2 || msg[len - 2] != '\r' ||
+	    msg[len - 1] != '\n'))
+		return -EINVAL;
+	for (i = 0; i < len; i++) {
+		unsigned char u = (unsigned char)msg[i];
+
+		if (u == '\r' && (i + 1 == len || msg[i + 1] != '\n'))
+			return -EINVAL;
+		if (u == '\n' && (i == 0 || msg[i - 1] != '\r'))
+			return -EINVAL;
+		if (u >= 0x80)
+			eight = true;
+	}
+	if (utf8 && !(c->caps & SMTPC_CAP_SMTPUTF8))
+		return -EPROTONOSUPPORT;
+	if ((c->caps & SMTPC_CAP_SIZE) && c->size_max > 0 &&
+	    len > c->size_max)
+		return -EMSGSIZE;
+	return smtpc_queue_txn(c, from, rcpt, msg, len, len, eight, utf8,
+	    true);
+}
+
+/*
+ * Queue MAIL (and, pipelined, RCPT and DATA or BDAT with the message) for
+ * a checked message. size is the RFC 1870 size; raw: body is canonical.
+ * Nothing stays queued on failure.
+ */
+static int
+smtpc_queue_txn(struct smtpc *c, const char *from, const char *rcpt,
+    const char *body, size_t bodylen, size_t size, bool eight, bool utf8,
+    bool raw)
+{
+	size_t	 mark;
+	int	 r;
 
 	mark = c->out.len;
 	r = buf_printf(&c->out, "MAIL FROM:<%s>", from);
@@ -573,20 +775,31 @@ smtpc_send_msg(struct smtpc *c, const char *from, const char *rcpt,
 		r = buf_puts(&c->out, " SMTPUTF8");
 	if (r == 0)
 		r = buf_puts(&c->out, "\r\n");
-	/* RFC 2920 3.1: DATA is the last command of a pipelined group. */
+	/*
+	 * RFC 2920 3.1: DATA is the last command of a pipelined group.
+	 * RFC 3030 4.2: BDAT may be pipelined too; its chunk follows it.
+	 */
 	c->pipelined = c->use_pipelining && (c->caps & SMTPC_CAP_PIPELINING);
+	c->chunked = raw && smtpc_will_chunk(c);
+	c->body = body;
+	c->bodylen = bodylen;
 	if (r == 0 && c->pipelined)
-		r = buf_printf(&c->out, "RCPT TO:<%s>\r\nDATA\r\n", rcpt);
+		r = buf_printf(&c->out, "RCPT TO:<%s>\r\n", rcpt);
+	if (r == 0 && c->pipelined)
+		r = c->chunked ? smtpc_queue_bdat(c) :
+		    buf_puts(&c->out, "DATA\r\n");
 	if (r == 0 && !c->pipelined)
 		smtpc_copy_text(c->rcpt, sizeof(c->rcpt), rcpt);
 	if (r != 0) {
 		c->out.len = mark;
 		if (c->out.data != NULL)
 			c->out.data[mark] = '\0';
+		c->body = NULL;
+		c->bodylen = 0;
+		c->chunked = false;
 		return r;
 	}
-	c->body = body;
-	c->bodylen = bodylen;
+	c->body_raw = raw;
 	c->in_msg = true;
 	c->txn_failed = false;
 	c->pending = c->pipelined ? 3 : 1;
@@ -608,6 +821,8 @@ smtpc_quit(struct smtpc *c)
 	case SMTPC_BANNER:
 	case SMTPC_EHLO:
 	case SMTPC_HELO:
+	case SMTPC_STARTTLS:
+	case SMTPC_TLS_HANDSHAKE:
 		/* The caller gave up on the session: not a setup failure. */
 		smtpc_set_state(c, SMTPC_CLOSED);
 		return SMTPC_EV_CLOSE;
@@ -615,6 +830,7 @@ smtpc_quit(struct smtpc *c)
 	case SMTPC_RCPT:
 	case SMTPC_DATA:
 	case SMTPC_DOT:
+	case SMTPC_BDAT:
 	case SMTPC_RSET:
 		break;
 	}
@@ -630,8 +846,11 @@ smtpc_timeout(struct smtpc *c)
 		smtpc_set_state(c, SMTPC_CLOSED);
 		return SMTPC_EV_CLOSE;
 	}
-	snprintf(why, sizeof(why), "timeout waiting for %s reply",
-	    smtpc_stage_name(smtpc_stage(c)));
+	if (c->state == SMTPC_TLS_HANDSHAKE)
+		snprintf(why, sizeof(why), "timeout during TLS handshake");
+	else
+		snprintf(why, sizeof(why), "timeout waiting for %s reply",
+		    smtpc_where(c));
 	return smtpc_close(c, 0, "", why);
 }
 
@@ -641,13 +860,53 @@ smtpc_conn_lost(struct smtpc *c, const char *why)
 	char	 text[sizeof(c->result.text)];
 
 	snprintf(text, sizeof(text), "connection lost during %s%s%s",
-	    smtpc_stage_name(smtpc_stage(c)), why != NULL ? ": " : "",
+	    smtpc_where(c), why != NULL ? ": " : "",
 	    why != NULL ? why : "");
 	return smtpc_close(c, 0, "", text);
 }
 
-int
-smtp_dotstuff(struct buf *out, const char *msg, size_t len)
+void
+smtpc_set_tls(struct smtpc *c, enum smtpc_tls_mode mode)
+{
+	c->tls_mode = mode;
+}
+
+void
+smtpc_set_chunking(struct smtpc *c, bool on)
+{
+	c->use_chunking = on;
+}
+
+unsigned
+smtpc_tls_started(struct smtpc *c)
+{
+	if (c->state == SMTPC_CLOSED)
+		return SMTPC_EV_CLOSE;
+	ENGINE_ASSERT(c->state == SMTPC_TLS_HANDSHAKE);
+	c->tls = true;
+	/*
+	 * RFC 3207 4.2: discard everything learned before TLS and ask again
+	 * (smtpc_send_ehlo clears the capabilities). A fresh parser, too:
+	 * nothing from the plain-text stream may carry over.
+	 */
+	reply_parser_init(&c->rp);
+	reply_parser_set_line_cb(&c->rp, smtpc_ehlo_line, c);
+	return smtpc_send_ehlo(c, "EHLO");
+}
+
+unsigned
+smtpc_tls_failed(struct smtpc *c, const char *why)
+{
+	char	 text[sizeof(c->result.text)];
+
+	snprintf(text, sizeof(text), "STARTTLS: %s",
+	    why != NULL && why[0] != '\0' ? why : "TLS handshake failed");
+	return smtpc_close(c, 0, "", text);
+}
+
+/* smtp_dotstuff and smtp_crlf: one pass, stuffing optional. */
+static int
+smtp_canon(struct buf *out, const char *msg, size_t len, bool stuff)
 {
 	size_t	 i = 0, start, mark = out->len;
 	bool	 bol = true;
@@ -655,7 +914,8 @@ smtp_dotstuff(struct buf *out, const char *msg, size_t len)
 
 	while (i < len && r == 0) {
 		/* RFC 5321 4.5.2: a line starting with "." gets one more. */
-		if (bol && msg[i] == '.' && (r = buf_putc(out, '.')) != 0)
+		if (stuff && bol && msg[i] == '.' &&
+		    (r = buf_putc(out, '.')) != 0)
 			break;
 		start = i;
 		while (i < len && msg[i] != '\r' && msg[i] != '\n')
@@ -684,7 +944,7 @@ smtp_dotstuff(struct buf *out, const char *msg, size_t len)
 	}
 	if (r == 0 && !bol)
 		r = buf_append(out, "\r\n", 2);
-	if (r == 0)
+	if (r == 0 && stuff)
 		r = buf_append(out, ".\r\n", 3);
 	if (r != 0) {
 		out->len = mark;
@@ -692,4 +952,16 @@ smtp_dotstuff(struct buf *out, const char *msg, size_t len)
 			out->data[mark] = '\0';
 	}
 	return r;
+}
+
+int
+smtp_dotstuff(struct buf *out, const char *msg, size_t len)
+{
+	return smtp_canon(out, msg, len, true);
+}
+
+int
+smtp_crlf(struct buf *out, const char *msg, size_t len)
+{
+	return smtp_canon(out, msg, len, false);
 }

@@ -26,13 +26,42 @@
  *   READY -(quit)-> QUIT -(any reply)-> CLOSED
  *   421 in any state, protocol garbage, timeout, lost connection,
  *   smtpc_quit outside READY -> CLOSED
- * Extension points (issue 3): EHLO -(STARTTLS wanted)-> STARTTLS ->
- * handshake by the caller (a new SMTPC_EV_STARTTLS, 0x08 is kept free)
- * -> EHLO again, in smtpc_ehlo_done(); CHUNKING/BDAT and 8BITMIME
- * down-conversion where the body is queued in smtpc_data_go().
+ * STARTTLS (RFC 3207; smtpc_set_tls, mode not NONE, TLS not yet up):
+ *   EHLO/HELO -(2xx, STARTTLS offered)-> STARTTLS
+ *   EHLO/HELO -(2xx, not offered, REQUIRED)-> QUIT   (result, stage ehlo,
+ *       code 0, "TLS required but STARTTLS not offered")
+ *   STARTTLS -(220)-> TLS_HANDSHAKE, EV_STARTTLS: the caller runs the
+ *       handshake; any byte after the 220 in the same read is a protocol
+ *       error (response injection, CVE-2011-0411 style)
+ *   STARTTLS -(4xx/5xx)-> READY (OPPORTUNISTIC, plain text) or QUIT
+ *       (REQUIRED: result, stage ehlo, the reply's code, "STARTTLS
+ *       refused: <text>")
+ *   TLS_HANDSHAKE -(smtpc_tls_started)-> EHLO (capabilities forgotten,
+ *       RFC 3207 4.2), and on from there with c->tls set
+ *   TLS_HANDSHAKE -(smtpc_tls_failed)-> CLOSED (result, stage ehlo,
+ *       code 0, "STARTTLS: <why>")
+ * CHUNKING (RFC 3030; smtpc_set_chunking(true), peer offers CHUNKING,
+ * message given with smtpc_send_msg_raw):
+ *   READY -> MAIL -> RCPT -> BDAT -(2xx)-> READY   (success, stage dot)
+ *   BDAT -(4xx/5xx)-> RSET                         (result, stage dot)
+ *   with PIPELINING, MAIL, RCPT and "BDAT <n> LAST" plus the message go
+ *   in one write; replies are matched in order as for DATA. After a
+ *   failed MAIL/RCPT the BDAT reply is consumed, then RSET.
+ * The three states above were appended after SMTPC_CLOSED so existing
+ * values did not move.
+ *
+ * Driving STARTTLS (the connection layer; core/tls does the crypto):
+ *   plain: write c->out to the socket, feed received bytes to smtpc_recv.
+ *   EV_STARTTLS: drop any further plain bytes of this read (smtpc already
+ *   failed the session if there were any), tls_conn_start(), send
+ *   t.net_out; on each recv: tls_conn_input(t, rx, n, &plain), send
+ *   t.net_out (always, whatever it returned). -EPROTO ->
+ *   smtpc_tls_failed(c, t.reason). t.handshake_done -> smtpc_tls_started
+ *   (c), then hand any bytes in plain to smtpc_recv. From then on, c->out
+ *   goes through tls_conn_write() and t.net_out is what is sent.
  *
  * Results: EV_RESULT is raised exactly once per message given to
- * smtpc_send_msg(), and once when session setup fails (result stage
+ * smtpc_send_msg() or smtpc_send_msg_raw(), and once when session setup fails (result stage
  * BANNER or EHLO: no message was involved; the caller fails its
  * connection attempt). Success is stage DOT with a 2xx code. A code of 0
  * means no usable reply (timeout, garbage, lost connection) and the text
@@ -52,7 +81,18 @@
 enum smtpc_state {
 	SMTPC_BANNER, SMTPC_EHLO, SMTPC_HELO, SMTPC_READY, SMTPC_MAIL,
 	SMTPC_RCPT, SMTPC_DATA, SMTPC_DOT, SMTPC_RSET, SMTPC_QUIT,
-	SMTPC_CLOSED
+	SMTPC_CLOSED,
+	SMTPC_STARTTLS,		/* STARTTLS sent, waiting for 220 */
+	SMTPC_TLS_HANDSHAKE,	/* 220 came; the caller runs the handshake */
+	SMTPC_BDAT		/* BDAT <n> LAST sent, waiting for its reply */
+};
+
+/* When to use STARTTLS (smtpc_set_tls). */
+enum smtpc_tls_mode {
+	SMTPC_TLS_NONE,			/* never */
+	SMTPC_TLS_OPPORTUNISTIC,	/* when offered; plain text otherwise
+					   or when the server refuses it */
+	SMTPC_TLS_REQUIRED		/* fail the session without TLS */
 };
 
 /* Stage of a message result, for outcome and events. */
@@ -74,7 +114,8 @@ enum smtpc_stage {
 #define SMTPC_EV_READY	0x01u	/* idle in READY: give it a message or quit */
 #define SMTPC_EV_RESULT	0x02u	/* c->result holds the current message's result */
 #define SMTPC_EV_CLOSE	0x04u	/* session over: close the connection */
-/* 0x08u is reserved for SMTPC_EV_STARTTLS (issue 3). */
+#define SMTPC_EV_STARTTLS 0x08u	/* 220 to STARTTLS: run the TLS handshake,
+				   then smtpc_tls_started/smtpc_tls_failed */
 
 struct smtpc_result {
 	enum smtpc_stage stage;	/* where it ended */
@@ -106,6 +147,13 @@ struct smtpc {
 	char		 rcpt[256];	/* copy of rcpt until RCPT is sent
 					   (unpipelined); no per-message
 					   allocation */
+	/* issue 3 (appended): */
+	enum smtpc_tls_mode tls_mode;	/* config; kept by smtpc_reset */
+	bool		 use_chunking;	/* config; kept by smtpc_reset */
+	bool		 tls;		/* TLS is up (smtpc_tls_started) */
+	bool		 body_raw;	/* body is canonical, not dot-stuffed
+					   (smtpc_send_msg_raw) */
+	bool		 chunked;	/* current transaction uses BDAT */
 };
 
 /*
@@ -142,6 +190,41 @@ unsigned smtpc_recv(struct smtpc *c, const char *data, size_t len);
 int	smtpc_send_msg(struct smtpc *c, const char *from, const char *rcpt,
 	    const char *body, size_t bodylen);
 /*
+ * Start a transaction in READY with the message in canonical form: every
+ * line ends in CRLF (no bare CR or LF), the last one too (or len == 0),
+ * NOT dot-stuffed, no terminator (smtp_crlf() makes that form). Borrowed
+ * until the result. smtpc picks the transfer: "BDAT <len> LAST" when
+ * smtpc_will_chunk(), else DATA, dot-stuffing into c->out when the 354
+ * comes. Returns as smtpc_send_msg (-EINVAL also for a non-canonical
+ * message); SIZE= is len. smtpc_send_msg (wire form) always uses DATA.
+ */
+int	smtpc_send_msg_raw(struct smtpc *c, const char *from, const char *rcpt,
+	    const char *msg, size_t len);
+/* Would smtpc_send_msg_raw use BDAT now (enabled and offered)? */
+bool	smtpc_will_chunk(const struct smtpc *c);
+/*
+ * Configuration, kept across smtpc_reset; set before the EHLO reply.
+ * Defaults: SMTPC_TLS_NONE, chunking off.
+ */
+void	smtpc_set_tls(struct smtpc *c, enum smtpc_tls_mode mode);
+void	smtpc_set_chunking(struct smtpc *c, bool on);
+/*
+ * The handshake after EV_STARTTLS succeeded: from now on everything in
+ * c->out goes through TLS, and replies come decrypted. Sets c->tls,
+ * forgets the capabilities and queues EHLO again (RFC 3207 4.2). Returns
+ * 0, EV_CLOSE when the session was closed meanwhile (a timeout), or
+ * EV_RESULT|EV_CLOSE when out of memory.
+ * Only valid in TLS_HANDSHAKE or CLOSED.
+ */
+unsigned smtpc_tls_started(struct smtpc *c);
+/*
+ * The handshake failed (why: tls_conn reason, may be NULL): result stage
+ * ehlo, code 0, "STARTTLS: <why>", and CLOSE; no QUIT, the stream is
+ * unusable. Returns EV_RESULT|EV_CLOSE (just EV_CLOSE when already
+ * closed). Policy (plain-text retry for opportunistic) is the caller's.
+ */
+unsigned smtpc_tls_failed(struct smtpc *c, const char *why);
+/*
  * Queue QUIT (in READY: returns 0, EV_CLOSE follows the reply) or just
  * close (EV_CLOSE, plus EV_RESULT when a message was in flight; setup is
  * not a failure here: the caller asked). Idempotent while in QUIT.
@@ -161,7 +244,9 @@ unsigned smtpc_conn_lost(struct smtpc *c, const char *why);
 /*
  * Stage whose deadline applies now (for the caller's timer). RSET and
  * idle READY report SMTPC_ST_MAIL (a plain command timeout); CLOSED
- * reports SMTPC_ST_QUIT.
+ * reports SMTPC_ST_QUIT. STARTTLS and TLS_HANDSHAKE report SMTPC_ST_EHLO
+ * (session setup), BDAT reports SMTPC_ST_DOT (its reply is the final one;
+ * while the chunk is still being written, the data-block timeout fits).
  */
 enum smtpc_stage smtpc_stage(const struct smtpc *c);
 const char *smtpc_stage_name(enum smtpc_stage st);
@@ -172,5 +257,11 @@ const char *smtpc_stage_name(enum smtpc_stage st);
  * and the terminating ".\r\n". Appends to out. 0 or -ENOMEM.
  */
 int	smtp_dotstuff(struct buf *out, const char *msg, size_t len);
+/*
+ * Canonical form for smtpc_send_msg_raw / BDAT: as smtp_dotstuff, bare CR
+ * and LF become CRLF and a final CRLF is added if missing, but no
+ * dot-stuffing and no terminator. Appends to out. 0 or -ENOMEM.
+ */
+int	smtp_crlf(struct buf *out, const char *msg, size_t len);
 
 #endif

@@ -64,6 +64,9 @@ Test(config, defaults)
 	cr_assert_eq(c.timeouts.data_block, 180000);
 	cr_assert_eq(c.timeouts.data_dot, 600000);
 	cr_assert_eq(c.timeouts.idle, 60000);
+	cr_assert_eq(c.tls, CONFIG_TLS_OPPORTUNISTIC);
+	cr_assert_null(c.tls_ca_file);
+	cr_assert_not(c.chunking);
 	cr_assert_null(c.message_id_domain);
 	cr_assert_eq(c.retry_delay_ms, 300000);
 	cr_assert_eq(c.retry_max_attempts, 100);
@@ -107,6 +110,9 @@ Test(config, full_file)
 	    "  max_deliveries_per_connection: 50\n"
 	    "  timeouts: {connect: 250ms, banner: 1m, ehlo: 2m, mail_from: 3m,"
 	    " rcpt_to: 4m, data: 1h, data_block: 5s, data_dot: 1d, idle: 7}\n"
+	    "  tls: verify\n"
+	    "  tls_ca_file: /etc/ringmail/ca.pem\n"
+	    "  chunking: yes\n"
 	    "message: {message_id_domain: ids.example.net}\n"
 	    "retry: {delay: 2h, max_attempts: 3}\n"
 	    "routes:\n"
@@ -136,6 +142,9 @@ Test(config, full_file)
 	cr_assert_eq(c->timeouts.data_block, 5000);
 	cr_assert_eq(c->timeouts.data_dot, 86400000);
 	cr_assert_eq(c->timeouts.idle, 7000);
+	cr_assert_eq(c->tls, CONFIG_TLS_VERIFY);
+	cr_assert_str_eq(c->tls_ca_file, "/etc/ringmail/ca.pem");
+	cr_assert(c->chunking);
 	cr_assert_str_eq(c->message_id_domain, "ids.example.net");
 	cr_assert_eq(c->retry_delay_ms, 7200000);
 	cr_assert_eq(c->retry_max_attempts, 3);
@@ -168,6 +177,74 @@ Test(config, booleans_and_empty_strings)
 	c = load_ok("smtp: {pipelining: true}\n");
 	cr_assert(c->pipelining);
 	config_free(c);
+}
+
+Test(config, smtp_tls_values)
+{
+	static const struct {
+		const char		*yaml;
+		enum config_tls_mode	 want;
+	} ok[] = {
+		{ "smtp: {tls: opportunistic}\n", CONFIG_TLS_OPPORTUNISTIC },
+		{ "smtp: {tls: required}\n", CONFIG_TLS_REQUIRED },
+		{ "smtp: {tls: verify}\n", CONFIG_TLS_VERIFY },
+		{ "smtp: {tls: none}\n", CONFIG_TLS_NONE },
+		{ "smtp: {tls: \"none\"}\n", CONFIG_TLS_NONE },
+		{ "smtp: {chunking: no}\n", CONFIG_TLS_OPPORTUNISTIC },
+	};
+	static const struct {
+		const char	*yaml;
+		const char	*err;
+	} bad[] = {
+		{ "smtp: {tls: yes}\n", "t.yaml:1:13: smtp.tls: expected "
+		    "opportunistic, required, verify or none" },
+		{ "smtp: {tls: Verify}\n", "t.yaml:1:13: smtp.tls: expected "
+		    "opportunistic, required, verify or none" },
+		{ "smtp: {tls: \"\"}\n", "t.yaml:1:13: smtp.tls: expected "
+		    "opportunistic, required, verify or none" },
+		{ "smtp: {tls: \"verify\\0\"}\n", "t.yaml:1:13: smtp.tls: "
+		    "expected opportunistic, required, verify or none" },
+		{ "smtp: {tls: [verify]}\n",
+		    "t.yaml:1:13: smtp.tls: expected a scalar value" },
+		{ "smtp: {chunking: sometimes}\n", "t.yaml:1:18: "
+		    "smtp.chunking: expected true, false, yes or no" },
+		{ "smtp: {tls_ca_file: \"/a\\nb\"}\n", "t.yaml:1:21: "
+		    "smtp.tls_ca_file: expected a file path (no control "
+		    "characters, under 4096 bytes)" },
+		{ "smtp: {tls_ca_file: {a: 1}}\n",
+		    "t.yaml:1:21: smtp.tls_ca_file: expected a scalar value" },
+		{ "smtp: {tls_cafile: x}\n",
+		    "t.yaml:1:8: smtp.tls_cafile: unknown key" },
+	};
+	struct config	*c;
+	char		 big[5000 + 64];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		c = load_ok(ok[i].yaml);
+		cr_assert_eq(c->tls, ok[i].want, "%s", ok[i].yaml);
+		cr_assert_not(c->chunking);
+		config_free(c);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		load_err(bad[i].yaml, bad[i].err);
+
+	c = load_ok("smtp: {tls_ca_file: \"\"}\n");
+	cr_assert_null(c->tls_ca_file);
+	config_free(c);
+	c = load_ok("smtp:\n  tls_ca_file:\n");
+	cr_assert_null(c->tls_ca_file);
+	config_free(c);
+	c = load_ok("smtp: {tls_ca_file: certs/my ca.pem, chunking: true}\n");
+	cr_assert_str_eq(c->tls_ca_file, "certs/my ca.pem");
+	cr_assert(c->chunking);
+	config_free(c);
+
+	/* Over-long path. */
+	memcpy(big, "smtp: {tls_ca_file: ", 20);
+	memset(big + 20, 'a', 5000);
+	memcpy(big + 5020, "}\n", 3);
+	load_err(big, "t.yaml:1:21: smtp.tls_ca_file: expected a file path "
+	    "(no control characters, under 4096 bytes)");
 }
 
 Test(config, range_errors)
@@ -422,6 +499,9 @@ Test(config, shipped_config_loads)
 	cr_assert_eq(c->max_deliveries_per_connection,
 	    d.max_deliveries_per_connection);
 	cr_assert_eq(memcmp(&c->timeouts, &d.timeouts, sizeof(d.timeouts)), 0);
+	cr_assert_eq(c->tls, d.tls);
+	cr_assert_null(c->tls_ca_file);
+	cr_assert_eq(c->chunking, d.chunking);
 	cr_assert_null(c->message_id_domain);
 	cr_assert_eq(c->retry_delay_ms, d.retry_delay_ms);
 	cr_assert_eq(c->retry_max_attempts, d.retry_max_attempts);

@@ -858,3 +858,564 @@ Test(smtpc, dotstuff_appends)
 	cr_assert_str_eq(b.data, "HDRx\r\n.\r\n");
 	buf_free(&b);
 }
+
+/* ---- STARTTLS (RFC 3207) ---- */
+
+#define EHLO_TLS	"250-mx.example.net\r\n250-PIPELINING\r\n" \
+			"250-STARTTLS\r\n250 SIZE 1000000\r\n"
+
+/* Banner and first EHLO with a TLS mode; leaves what EHLO produced. */
+static unsigned
+start_tls(struct smtpc *c, enum smtpc_tls_mode mode, const char *ehlo)
+{
+	smtpc_init(c, "client.example", true);
+	smtpc_set_tls(c, mode);
+	cr_assert_eq(feed(c, "220 mx.example.net ESMTP\r\n"), 0);
+	take_eq(c, "EHLO client.example\r\n");
+	return feed(c, ehlo);
+}
+
+/* Up to the 220 to STARTTLS. */
+static void
+to_handshake(struct smtpc *c, enum smtpc_tls_mode mode)
+{
+	cr_assert_eq(start_tls(c, mode, EHLO_TLS), 0);
+	cr_assert_eq(c->state, SMTPC_STARTTLS);
+	cr_assert_eq(smtpc_stage(c), SMTPC_ST_EHLO);
+	take_eq(c, "STARTTLS\r\n");
+	cr_assert_eq(feed(c, "220 2.0.0 Ready to start TLS\r\n"),
+	    SMTPC_EV_STARTTLS);
+	cr_assert_eq(c->state, SMTPC_TLS_HANDSHAKE);
+	cr_assert_eq(smtpc_stage(c), SMTPC_ST_EHLO);
+	cr_assert_eq(buf_unread(&c->out), 0);
+	cr_assert_eq(c->tls, false);
+}
+
+Test(smtpc, starttls_then_ehlo_again_with_new_caps)
+{
+	struct smtpc	 c;
+
+	to_handshake(&c, SMTPC_TLS_OPPORTUNISTIC);
+	cr_assert_eq(smtpc_tls_started(&c), 0);
+	cr_assert(c.tls);
+	/* RFC 3207 4.2: capabilities forgotten, EHLO again. */
+	cr_assert_eq(c.caps, 0);
+	cr_assert_eq(c.size_max, 0);
+	cr_assert_eq(c.state, SMTPC_EHLO);
+	take_eq(&c, "EHLO client.example\r\n");
+	/* New caps; STARTTLS offered again is not used again. */
+	cr_assert_eq(feed(&c, "250-mx.example.net\r\n250-STARTTLS\r\n"
+	    "250-CHUNKING\r\n250 SIZE 2000\r\n"), SMTPC_EV_READY);
+	cr_assert_eq(c.caps, SMTPC_CAP_STARTTLS | SMTPC_CAP_CHUNKING |
+	    SMTPC_CAP_SIZE);
+	cr_assert_eq(c.size_max, 2000);
+	cr_assert_eq(buf_unread(&c.out), 0);
+	/* No PIPELINING after TLS: one command at a time. */
+	cr_assert_eq(smtpc_send_msg(&c, "a@x", "b@y", BODY, strlen(BODY)), 0);
+	take_eq(&c, "MAIL FROM:<a@x> SIZE=22\r\n");
+	smtpc_fini(&c);
+}
+
+Test(smtpc, starttls_required_then_delivers)
+{
+	struct smtpc	 c;
+
+	to_handshake(&c, SMTPC_TLS_REQUIRED);
+	cr_assert_eq(smtpc_tls_started(&c), 0);
+	take_eq(&c, "EHLO client.example\r\n");
+	cr_assert_eq(feed(&c, EHLO_FULL), SMTPC_EV_READY);
+	deliver_pipelined(&c, "r@y.example");
+	cr_assert(c.tls);
+	smtpc_fini(&c);
+}
+
+Test(smtpc, starttls_none_never_sends_it)
+{
+	struct smtpc	 c;
+
+	cr_assert_eq(start_tls(&c, SMTPC_TLS_NONE, EHLO_TLS), SMTPC_EV_READY);
+	cr_assert_eq(buf_unread(&c.out), 0);
+	cr_assert_eq(c.caps & SMTPC_CAP_STARTTLS, SMTPC_CAP_STARTTLS);
+	smtpc_fini(&c);
+}
+
+Test(smtpc, starttls_not_offered_opportunistic_is_plain)
+{
+	struct smtpc	 c;
+
+	cr_assert_eq(start_tls(&c, SMTPC_TLS_OPPORTUNISTIC, EHLO_FULL),
+	    SMTPC_EV_READY);
+	cr_assert_eq(buf_unread(&c.out), 0);
+	cr_assert_eq(c.tls, false);
+	deliver_pipelined(&c, "r@y.example");
+	smtpc_fini(&c);
+}
+
+Test(smtpc, starttls_required_but_absent)
+{
+	struct smtpc	 c;
+
+	cr_assert_eq(start_tls(&c, SMTPC_TLS_REQUIRED, EHLO_FULL),
+	    SMTPC_EV_RESULT);
+	cr_assert_eq(c.result.stage, SMTPC_ST_EHLO);
+	cr_assert_eq(c.result.code, 0);
+	cr_assert_str_eq(c.result.text,
+	    "TLS required but STARTTLS not offered");
+	take_eq(&c, "QUIT\r\n");
+	cr_assert_eq(feed(&c, "221 bye\r\n"), SMTPC_EV_CLOSE);
+	smtpc_fini(&c);
+}
+
+Test(smtpc, starttls_required_helo_fallback_fails)
+{
+	struct smtpc	 c;
+
+	cr_assert_eq(start_tls(&c, SMTPC_TLS_REQUIRED, "502 no EHLO\r\n"), 0);
+	take_eq(&c, "HELO client.example\r\n");
+	cr_assert_eq(feed(&c, "250 old\r\n"), SMTPC_EV_RESULT);
+	cr_assert_eq(c.result.stage, SMTPC_ST_EHLO);
+	cr_assert_str_eq(c.result.text,
+	    "TLS required but STARTTLS not offered");
+	take_eq(&c, "QUIT\r\n");
+	smtpc_fini(&c);
+}
+
+Test(smtpc, starttls_refused_opportunistic_goes_on_plain)
+{
+	struct smtpc	 c;
+
+	cr_assert_eq(start_tls(&c, SMTPC_TLS_OPPORTUNISTIC, EHLO_TLS), 0);
+	take_eq(&c, "STARTTLS\r\n");
+	cr_assert_eq(feed(&c, "454 4.7.0 TLS not available\r\n"),
+	    SMTPC_EV_READY);
+	cr_assert_eq(c.state, SMTPC_READY);
+	cr_assert_eq(c.tls, false);
+	/* The caps from the plain EHLO still hold (PIPELINING). */
+	deliver_pipelined(&c, "r@y.example");
+	smtpc_fini(&c);
+
+	cr_assert_eq(start_tls(&c, SMTPC_TLS_OPPORTUNISTIC, EHLO_TLS), 0);
+	take_eq(&c, "STARTTLS\r\n");
+	cr_assert_eq(feed(&c, "502 5.5.1 not implemented\r\n"),
+	    SMTPC_EV_READY);
+	smtpc_fini(&c);
+}
+
+Test(smtpc, starttls_refused_required_fails)
+{
+	struct smtpc	 c;
+
+	cr_assert_eq(start_tls(&c, SMTPC_TLS_REQUIRED, EHLO_TLS), 0);
+	take_eq(&c, "STARTTLS\r\n");
+	cr_assert_eq(feed(&c, "454 4.7.0 TLS not available\r\n"),
+	    SMTPC_EV_RESULT);
+	cr_assert_eq(c.result.stage, SMTPC_ST_EHLO);
+	cr_assert_eq(c.result.code, 454);
+	cr_assert_str_eq(c.result.esc, "4.7.0");
+	cr_assert_str_eq(c.result.text, "STARTTLS refused: TLS not available");
+	take_eq(&c, "QUIT\r\n");
+	cr_assert_eq(feed(&c, "221 bye\r\n"), SMTPC_EV_CLOSE);
+	smtpc_fini(&c);
+}
+
+Test(smtpc, starttls_421_closes)
+{
+	struct smtpc	 c;
+
+	cr_assert_eq(start_tls(&c, SMTPC_TLS_OPPORTUNISTIC, EHLO_TLS), 0);
+	take_eq(&c, "STARTTLS\r\n");
+	cr_assert_eq(feed(&c, "421 4.3.2 shutting down\r\n"),
+	    SMTPC_EV_RESULT | SMTPC_EV_CLOSE);
+	cr_assert_eq(c.result.stage, SMTPC_ST_EHLO);
+	cr_assert_eq(c.result.code, 421);
+	smtpc_fini(&c);
+}
+
+Test(smtpc, starttls_odd_reply_is_protocol_error)
+{
+	struct smtpc	 c;
+
+	cr_assert_eq(start_tls(&c, SMTPC_TLS_OPPORTUNISTIC, EHLO_TLS), 0);
+	take_eq(&c, "STARTTLS\r\n");
+	cr_assert_eq(feed(&c, "250 sure\r\n"),
+	    SMTPC_EV_RESULT | SMTPC_EV_CLOSE);
+	cr_assert_eq(c.result.code, 0);
+	cr_assert_str_eq(c.result.text,
+	    "protocol error: unexpected 250 reply to STARTTLS");
+	smtpc_fini(&c);
+}
+
+/* Replies glued to the 220 would pass as sent under TLS: refuse them. */
+Test(smtpc, starttls_response_injection)
+{
+	struct smtpc	 c;
+
+	cr_assert_eq(start_tls(&c, SMTPC_TLS_REQUIRED, EHLO_TLS), 0);
+	take_eq(&c, "STARTTLS\r\n");
+	cr_assert_eq(feed(&c, "220 go ahead\r\n250-evil\r\n250 AUTH\r\n"),
+	    SMTPC_EV_RESULT | SMTPC_EV_CLOSE);
+	cr_assert_eq(c.state, SMTPC_CLOSED);
+	cr_assert_eq(c.result.stage, SMTPC_ST_EHLO);
+	cr_assert_str_eq(c.result.text,
+	    "protocol error: plain text after STARTTLS 220 reply");
+	cr_assert_eq(smtpc_tls_started(&c), SMTPC_EV_CLOSE);
+	smtpc_fini(&c);
+
+	/* The same in a later read, before the handshake is done. */
+	to_handshake(&c, SMTPC_TLS_OPPORTUNISTIC);
+	cr_assert_eq(feed(&c, "250 x\r\n"), SMTPC_EV_RESULT | SMTPC_EV_CLOSE);
+	cr_assert_eq(c.result.code, 0);
+	smtpc_fini(&c);
+}
+
+Test(smtpc, starttls_handshake_failed)
+{
+	struct smtpc	 c;
+
+	to_handshake(&c, SMTPC_TLS_REQUIRED);
+	cr_assert_eq(smtpc_tls_failed(&c, "TLS handshake failed: certificate "
+	    "verify failed for mx.example.net: hostname mismatch"),
+	    SMTPC_EV_RESULT | SMTPC_EV_CLOSE);
+	cr_assert_eq(c.state, SMTPC_CLOSED);
+	cr_assert_eq(c.result.stage, SMTPC_ST_EHLO);
+	cr_assert_eq(c.result.code, 0);
+	cr_assert_str_eq(c.result.text, "STARTTLS: TLS handshake failed: "
+	    "certificate verify failed for mx.example.net: hostname mismatch");
+	/* No QUIT in plain text over a broken TLS stream. */
+	cr_assert_eq(buf_unread(&c.out), 0);
+	cr_assert_eq(smtpc_tls_failed(&c, NULL), SMTPC_EV_CLOSE);
+	smtpc_fini(&c);
+
+	to_handshake(&c, SMTPC_TLS_OPPORTUNISTIC);
+	cr_assert_eq(smtpc_tls_failed(&c, NULL),
+	    SMTPC_EV_RESULT | SMTPC_EV_CLOSE);
+	cr_assert_str_eq(c.result.text, "STARTTLS: TLS handshake failed");
+	smtpc_fini(&c);
+}
+
+Test(smtpc, starttls_timeouts_and_loss)
+{
+	struct smtpc	 c;
+
+	to_handshake(&c, SMTPC_TLS_OPPORTUNISTIC);
+	cr_assert_eq(smtpc_timeout(&c), SMTPC_EV_RESULT | SMTPC_EV_CLOSE);
+	cr_assert_str_eq(c.result.text, "timeout during TLS handshake");
+	cr_assert_eq(c.result.stage, SMTPC_ST_EHLO);
+	smtpc_fini(&c);
+
+	cr_assert_eq(start_tls(&c, SMTPC_TLS_OPPORTUNISTIC, EHLO_TLS), 0);
+	cr_assert_eq(smtpc_timeout(&c), SMTPC_EV_RESULT | SMTPC_EV_CLOSE);
+	cr_assert_str_eq(c.result.text, "timeout waiting for STARTTLS reply");
+	smtpc_fini(&c);
+
+	cr_assert_eq(start_tls(&c, SMTPC_TLS_OPPORTUNISTIC, EHLO_TLS), 0);
+	cr_assert_eq(smtpc_conn_lost(&c, "reset"),
+	    SMTPC_EV_RESULT | SMTPC_EV_CLOSE);
+	cr_assert_str_eq(c.result.text, "connection lost during STARTTLS: "
+	    "reset");
+	smtpc_fini(&c);
+
+	/* The caller giving up is not a setup failure. */
+	to_handshake(&c, SMTPC_TLS_OPPORTUNISTIC);
+	cr_assert_eq(smtpc_quit(&c), SMTPC_EV_CLOSE);
+	smtpc_fini(&c);
+}
+
+Test(smtpc, reset_keeps_tls_mode_and_chunking)
+{
+	struct smtpc	 c;
+
+	to_handshake(&c, SMTPC_TLS_REQUIRED);
+	smtpc_set_chunking(&c, true);
+	cr_assert_eq(smtpc_tls_started(&c), 0);
+	smtpc_reset(&c);
+	cr_assert_eq(c.tls, false);
+	cr_assert_eq(c.tls_mode, SMTPC_TLS_REQUIRED);
+	cr_assert_eq(c.use_chunking, true);
+	cr_assert_eq(c.state, SMTPC_BANNER);
+	cr_assert_eq(buf_unread(&c.out), 0);
+	smtpc_fini(&c);
+}
+
+/* ---- CHUNKING / BDAT (RFC 3030) ---- */
+
+#define RAW		"Subject: hi\r\n\r\n.hello\r\n"	/* not stuffed */
+#define EHLO_CHUNK_PIPE	"250-mx.example.net\r\n250-PIPELINING\r\n" \
+			"250-CHUNKING\r\n250 SIZE 1000000\r\n"
+#define EHLO_CHUNK	"250-mx.example.net\r\n250 CHUNKING\r\n"
+
+static void
+start_chunk(struct smtpc *c, bool pipe, const char *ehlo)
+{
+	smtpc_init(c, "client.example", pipe);
+	smtpc_set_chunking(c, true);
+	cr_assert_eq(feed(c, "220 mx ESMTP\r\n"), 0);
+	take_eq(c, "EHLO client.example\r\n");
+	cr_assert_eq(feed(c, ehlo), SMTPC_EV_READY);
+}
+
+Test(smtpc, bdat_pipelined)
+{
+	struct smtpc	 c;
+
+	start_chunk(&c, true, EHLO_CHUNK_PIPE);
+	cr_assert(smtpc_will_chunk(&c));
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", RAW, strlen(RAW)),
+	    0);
+	take_eq(&c, "MAIL FROM:<b@x> SIZE=23\r\nRCPT TO:<r@y>\r\n"
+	    "BDAT 23 LAST\r\n" RAW);
+	cr_assert_eq(feed(&c, "250 2.1.0 ok\r\n250 2.1.5 ok\r\n"), 0);
+	cr_assert_eq(c.state, SMTPC_BDAT);
+	cr_assert_eq(smtpc_stage(&c), SMTPC_ST_DOT);
+	cr_assert_eq(feed(&c, "250 2.0.0 queued as Y\r\n"),
+	    SMTPC_EV_RESULT | SMTPC_EV_READY);
+	cr_assert_eq(c.result.stage, SMTPC_ST_DOT);
+	cr_assert_eq(c.result.code, 250);
+	cr_assert_str_eq(c.result.esc, "2.0.0");
+	cr_assert_str_eq(c.result.text, "queued as Y");
+	cr_assert_eq(c.nmsgs, 1);
+	/* All three replies in one read work too. */
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", RAW, strlen(RAW)),
+	    0);
+	buf_consume(&c.out, buf_unread(&c.out));
+	cr_assert_eq(feed(&c, "250 ok\r\n250 ok\r\n250 ok\r\n"),
+	    SMTPC_EV_RESULT | SMTPC_EV_READY);
+	cr_assert_eq(c.nmsgs, 2);
+	smtpc_fini(&c);
+}
+
+Test(smtpc, bdat_unpipelined)
+{
+	struct smtpc	 c;
+
+	start_chunk(&c, true, EHLO_CHUNK);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", RAW, strlen(RAW)),
+	    0);
+	take_eq(&c, "MAIL FROM:<b@x>\r\n");
+	cr_assert_eq(feed(&c, "250 ok\r\n"), 0);
+	take_eq(&c, "RCPT TO:<r@y>\r\n");
+	cr_assert_eq(feed(&c, "250 ok\r\n"), 0);
+	take_eq(&c, "BDAT 23 LAST\r\n" RAW);
+	cr_assert_eq(c.state, SMTPC_BDAT);
+	cr_assert_eq(feed(&c, "250 2.0.0 ok\r\n"),
+	    SMTPC_EV_RESULT | SMTPC_EV_READY);
+	cr_assert_eq(c.result.stage, SMTPC_ST_DOT);
+	cr_assert_eq(c.result.code, 250);
+	smtpc_fini(&c);
+}
+
+Test(smtpc, bdat_final_reply_fails)
+{
+	static const char *const r[] = {
+		"552 5.3.4 message too big\r\n", "451 4.3.0 try later\r\n",
+	};
+	struct smtpc	 c;
+
+	for (int i = 0; i < 2; i++) {
+		start_chunk(&c, true, EHLO_CHUNK_PIPE);
+		cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", RAW,
+		    strlen(RAW)), 0);
+		buf_consume(&c.out, buf_unread(&c.out));
+		cr_assert_eq(feed(&c, "250 ok\r\n250 ok\r\n"), 0);
+		cr_assert_eq(feed(&c, r[i]), SMTPC_EV_RESULT);
+		cr_assert_eq(c.result.stage, SMTPC_ST_DOT);
+		cr_assert_eq(c.result.code, i == 0 ? 552 : 451);
+		take_eq(&c, "RSET\r\n");
+		cr_assert_eq(feed(&c, "250 ok\r\n"), SMTPC_EV_READY);
+		smtpc_fini(&c);
+	}
+}
+
+Test(smtpc, bdat_pipelined_rcpt_fails)
+{
+	struct smtpc	 c;
+
+	start_chunk(&c, true, EHLO_CHUNK_PIPE);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", RAW, strlen(RAW)),
+	    0);
+	buf_consume(&c.out, buf_unread(&c.out));
+	cr_assert_eq(feed(&c, "250 ok\r\n550 5.1.1 no such user\r\n"),
+	    SMTPC_EV_RESULT);
+	cr_assert_eq(c.result.stage, SMTPC_ST_RCPT);
+	cr_assert_eq(c.result.code, 550);
+	cr_assert_str_eq(c.result.esc, "5.1.1");
+	cr_assert_eq(buf_unread(&c.out), 0);
+	/* The BDAT reply is consumed, whatever it says; then RSET. */
+	cr_assert_eq(feed(&c, "554 5.5.1 no valid recipients\r\n"), 0);
+	take_eq(&c, "RSET\r\n");
+	cr_assert_eq(feed(&c, "250 ok\r\n"), SMTPC_EV_READY);
+	cr_assert_eq(c.nmsgs, 0);
+	smtpc_fini(&c);
+}
+
+Test(smtpc, bdat_pipelined_mail_fails)
+{
+	struct smtpc	 c;
+
+	start_chunk(&c, true, EHLO_CHUNK_PIPE);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", RAW, strlen(RAW)),
+	    0);
+	buf_consume(&c.out, buf_unread(&c.out));
+	cr_assert_eq(feed(&c, "451 4.3.0 later\r\n503 5.5.1 no MAIL\r\n"
+	    "503 5.5.1 no RCPT\r\n"), SMTPC_EV_RESULT);
+	cr_assert_eq(c.result.stage, SMTPC_ST_MAIL);
+	cr_assert_eq(c.result.code, 451);
+	take_eq(&c, "RSET\r\n");
+	cr_assert_eq(feed(&c, "250 ok\r\n"), SMTPC_EV_READY);
+	smtpc_fini(&c);
+}
+
+Test(smtpc, bdat_unpipelined_rcpt_fails_no_bdat)
+{
+	struct smtpc	 c;
+
+	start_chunk(&c, true, EHLO_CHUNK);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", RAW, strlen(RAW)),
+	    0);
+	take_eq(&c, "MAIL FROM:<b@x>\r\n");
+	cr_assert_eq(feed(&c, "250 ok\r\n"), 0);
+	take_eq(&c, "RCPT TO:<r@y>\r\n");
+	cr_assert_eq(feed(&c, "550 5.1.1 nobody\r\n"), SMTPC_EV_RESULT);
+	cr_assert_eq(c.result.stage, SMTPC_ST_RCPT);
+	take_eq(&c, "RSET\r\n");
+	smtpc_fini(&c);
+}
+
+Test(smtpc, bdat_timeout_and_421)
+{
+	struct smtpc	 c;
+
+	start_chunk(&c, true, EHLO_CHUNK_PIPE);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", RAW, strlen(RAW)),
+	    0);
+	cr_assert_eq(feed(&c, "250 ok\r\n250 ok\r\n"), 0);
+	cr_assert_eq(smtpc_timeout(&c), SMTPC_EV_RESULT | SMTPC_EV_CLOSE);
+	cr_assert_eq(c.result.stage, SMTPC_ST_DOT);
+	cr_assert_str_eq(c.result.text, "timeout waiting for BDAT reply");
+	smtpc_fini(&c);
+
+	start_chunk(&c, true, EHLO_CHUNK_PIPE);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", RAW, strlen(RAW)),
+	    0);
+	cr_assert_eq(feed(&c, "250 ok\r\n250 ok\r\n421 4.4.2 bye\r\n"),
+	    SMTPC_EV_RESULT | SMTPC_EV_CLOSE);
+	cr_assert_eq(c.result.code, 421);
+	cr_assert_eq(c.result.stage, SMTPC_ST_DOT);
+	smtpc_fini(&c);
+
+	start_chunk(&c, true, EHLO_CHUNK_PIPE);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", RAW, strlen(RAW)),
+	    0);
+	cr_assert_eq(feed(&c, "250 ok\r\n250 ok\r\n354 what\r\n"),
+	    SMTPC_EV_RESULT | SMTPC_EV_CLOSE);
+	cr_assert_str_eq(c.result.text,
+	    "protocol error: unexpected 354 reply to BDAT");
+	smtpc_fini(&c);
+}
+
+/* Raw message without CHUNKING: DATA, stuffed by smtpc at the 354. */
+Test(smtpc, raw_without_chunking_uses_data)
+{
+	struct smtpc	 c;
+
+	/* Offered, not enabled. */
+	start(&c, true, EHLO_CHUNK_PIPE);
+	cr_assert_eq(smtpc_will_chunk(&c), false);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", RAW, strlen(RAW)),
+	    0);
+	take_eq(&c, "MAIL FROM:<b@x> SIZE=23\r\nRCPT TO:<r@y>\r\nDATA\r\n");
+	cr_assert_eq(feed(&c, "250 ok\r\n250 ok\r\n354 go\r\n"), 0);
+	take_eq(&c, "Subject: hi\r\n\r\n..hello\r\n.\r\n");
+	cr_assert_eq(feed(&c, "250 ok\r\n"), SMTPC_EV_RESULT | SMTPC_EV_READY);
+	cr_assert_eq(c.result.stage, SMTPC_ST_DOT);
+	smtpc_fini(&c);
+
+	/* Enabled, not offered. */
+	start_chunk(&c, false, EHLO_FULL);
+	cr_assert_eq(smtpc_will_chunk(&c), false);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", RAW, strlen(RAW)),
+	    0);
+	take_eq(&c, "MAIL FROM:<b@x> SIZE=23\r\n");
+	smtpc_fini(&c);
+}
+
+/* The wire-form API never uses BDAT: it cannot un-stuff. */
+Test(smtpc, wire_form_with_chunking_uses_data)
+{
+	struct smtpc	 c;
+
+	start_chunk(&c, true, EHLO_CHUNK_PIPE);
+	cr_assert_eq(smtpc_send_msg(&c, "b@x", "r@y", BODY, strlen(BODY)), 0);
+	take_eq(&c, "MAIL FROM:<b@x> SIZE=22\r\nRCPT TO:<r@y>\r\nDATA\r\n");
+	smtpc_fini(&c);
+}
+
+Test(smtpc, raw_message_checks)
+{
+	struct smtpc	 c;
+
+	start_chunk(&c, true, "250-mx\r\n250-PIPELINING\r\n250-CHUNKING\r\n"
+	    "250-8BITMIME\r\n250 SIZE 30\r\n");
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", "a\nb\r\n", 5),
+	    -EINVAL);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", "a\rb\r\n", 5),
+	    -EINVAL);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", "ab", 2), -EINVAL);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", "\n", 1), -EINVAL);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", "a\r\n\r", 4),
+	    -EINVAL);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "", "a\r\n", 3), -EINVAL);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", NULL, 0), -EINVAL);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r\r\n@y", "a\r\n", 3),
+	    -EINVAL);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r\xc3\xa9@y", "a\r\n", 3),
+	    -EPROTONOSUPPORT);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y",
+	    "0123456789012345678901234567\r\n", 30), 0);
+	buf_consume(&c.out, buf_unread(&c.out));
+	cr_assert_eq(feed(&c, "250 ok\r\n250 ok\r\n250 ok\r\n"),
+	    SMTPC_EV_RESULT | SMTPC_EV_READY);
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y",
+	    "01234567890123456789012345678\r\n", 31), -EMSGSIZE);
+	cr_assert_eq(buf_unread(&c.out), 0);
+	cr_assert_eq(c.state, SMTPC_READY);
+	/* 8-bit: BODY=8BITMIME. */
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", "\xc3\xa9\r\n", 4),
+	    0);
+	take_eq(&c, "MAIL FROM:<b@x> SIZE=4 BODY=8BITMIME\r\n"
+	    "RCPT TO:<r@y>\r\nBDAT 4 LAST\r\n\xc3\xa9\r\n");
+	cr_assert_eq(feed(&c, "250 ok\r\n250 ok\r\n250 ok\r\n"),
+	    SMTPC_EV_RESULT | SMTPC_EV_READY);
+	/* Empty message: BDAT 0 LAST. */
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", "", 0), 0);
+	take_eq(&c, "MAIL FROM:<b@x> SIZE=0\r\nRCPT TO:<r@y>\r\nBDAT 0 LAST\r\n");
+	cr_assert_eq(smtpc_send_msg_raw(&c, "b@x", "r@y", "a\r\n", 3),
+	    -EBUSY);
+	smtpc_fini(&c);
+}
+
+static void
+crlf_eq(const char *in, size_t len, const char *want)
+{
+	struct buf	 b;
+
+	buf_init(&b);
+	cr_assert_eq(smtp_crlf(&b, in, len), 0);
+	cr_assert_eq(b.len, strlen(want));
+	/* Nothing appended for "": data may still be NULL. */
+	cr_assert(b.len == 0 || memcmp(b.data, want, b.len) == 0,
+	    "got \"%s\"", b.data);
+	buf_free(&b);
+}
+
+#define CRLF(in, want)	crlf_eq(in, sizeof(in) - 1, want)
+
+Test(smtpc, crlf_canonical_form)
+{
+	CRLF("a\r\nb\r\n", "a\r\nb\r\n");
+	CRLF(".x\r\n..\r\n", ".x\r\n..\r\n");
+	CRLF("a\nb\rc", "a\r\nb\r\nc\r\n");
+	CRLF("x\n.\r\ny", "x\r\n.\r\ny\r\n");
+	CRLF("", "");
+	CRLF("end\r", "end\r\n");
+}
