@@ -221,7 +221,8 @@ static long
 dsn_find_addr(const char *s, size_t n, char *out, size_t outsz, size_t *end)
 {
 	for (size_t i = 0; i < n; i++) {
-		size_t	 a, b, dot = 0;
+		size_t	 a, b;
+		bool	 dot = false;
 
 		if (s[i] != '@')
 			continue;
@@ -231,14 +232,13 @@ dsn_find_addr(const char *s, size_t n, char *out, size_t outsz, size_t *end)
 		while (a < i && s[a] == '.')
 			a++;
 		b = i + 1;
-		while (b < n && b - i < 255 && dsn_is_domain_char(s[b])) {
-			if (s[b] == '.')
-				dot = b;
+		while (b < n && b - i < 255 && dsn_is_domain_char(s[b]))
 			b++;
-		}
+		/* A sentence may end right after the address. */
 		while (b > i + 1 && (s[b - 1] == '.' || s[b - 1] == '-'))
 			b--;
-		if (a == i || dot == 0 || dot >= b || b <= i + 3)
+		dot = b > i + 1 && memchr(s + i + 1, '.', b - i - 1) != NULL;
+		if (a == i || !dot || b <= i + 3)
 			continue;
 		if ((i - a == 13 && strncasecmp(s + a, "mailer-daemon", 13) ==
 		    0) || (i - a == 10 && strncasecmp(s + a, "postmaster",
@@ -501,6 +501,9 @@ dsn_parse_status(struct dsn_result *r, const char *d, size_t n)
 			continue;	/* the per-message block */
 		if (cur.action[0] == '\0' && cur.status[0] == '5')
 			dsn_strlcpy(cur.action, "failed", sizeof(cur.action));
+		else if (cur.action[0] == '\0' && cur.status[0] == '2')
+			dsn_strlcpy(cur.action, "delivered",
+			    sizeof(cur.action));
 		r->nrcpt++;
 		bool	 failed = strcmp(cur.action, "failed") == 0;
 		if (failed)
@@ -643,7 +646,8 @@ static const char *const dsn_delay_markers[] = {
 };
 
 static const char *const dsn_orig_markers[] = {
-	"This is a copy of the message, including all the headers",
+	"This is a copy of the message",	/* Exim: "..., including
+						   all the headers" / "'s headers" */
 	"Below this line is a copy of the message",
 	"Original message follows",
 	"Unsent message follows",
@@ -908,6 +912,13 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 		tn = dsn_strip_html(c.scratch, dsn_decode(&c, &c.html));
 		t = c.scratch;
 	}
+	if (!c.text.set && !c.html.set && hlen < len) {
+		/* Broken MIME (no boundary, ...): scan the raw body. */
+		struct dsn_span raw = { msg + hlen, len - hlen,
+		    MIME_CTE_IDENTITY, true };
+		tn = dsn_decode(&c, &raw);
+		t = c.scratch;
+	}
 	/* Keep the text: the report parts below reuse the scratch. */
 	char	*text = NULL;
 	if (tn > 0 && (c.ds.set || c.fb.set)) {
@@ -932,18 +943,31 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 			    sizeof(dsn_body_markers) /
 			    sizeof(dsn_body_markers[0]), &pos);
 			dsn_scan_text(out, t, tn, m ? pos : 0, xfailed);
+			out->nrcpt = out->recipient[0] ? 1 : 0;
+		} else if (out->status[0] == '\0' && out->reason[0] == '\0') {
+			/* Cut before Status/Diagnostic-Code: the notice
+			 * text may still quote the remote reply. */
+			dsn_scan_text(out, t, tn, 0, xfailed);
+		}
+		if (out->dsn_action[0] == '\0') {
+			/* No Action field (cut short): a warning says so,
+			 * anything else reports a failure. */
 			delay = dsn_any_marker(subject, strlen(subject),
 			    dsn_delay_markers, sizeof(dsn_delay_markers) /
 			    sizeof(dsn_delay_markers[0])) ||
 			    dsn_any_marker(t, tn, dsn_delay_markers,
 			    sizeof(dsn_delay_markers) /
 			    sizeof(dsn_delay_markers[0]));
-			dsn_strlcpy(out->dsn_action, delay ? "delayed" :
-			    "failed", sizeof(out->dsn_action));
+			dsn_strlcpy(out->dsn_action, delay || out->status[0] ==
+			    '4' ? "delayed" : "failed",
+			    sizeof(out->dsn_action));
 		}
 		dsn_classify(out);
-		if (strcmp(out->dsn_action, "failed") == 0)
+		if (strcmp(out->dsn_action, "failed") == 0) {
+			if (out->nfailed == 0)
+				out->nfailed = out->nrcpt;
 			dsn_finish_failed(out);
+		}
 		else if (strcmp(out->dsn_action, "delayed") == 0)
 			dsn_finish_delayed(out);
 		else {
@@ -1044,6 +1068,8 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 	}
 	out->kind = DSN_KIND_NONE;
 done:
+	if (out->nrcpt == 0 && out->recipient[0] != '\0')
+		out->nrcpt = 1;
 	free(text);
 	free(c.scratch);
 	return 0;
