@@ -106,8 +106,10 @@ classify_actions_str(unsigned actions, char *out, size_t outsz)
 			continue;
 		int n = snprintf(out + off, outsz - off, "%s%s",
 		    off ? "," : "", classify_action_names[i].name);
-		if (n < 0 || (size_t)n >= outsz - off)
-			return out;	/* truncated, still terminated */
+		if (n < 0 || (size_t)n >= outsz - off) {
+			out[off] = '\0';	/* drop the partial name */
+			return out;
+		}
 		off += (size_t)n;
 	}
 	if (off == 0)
