@@ -15,6 +15,13 @@ mime_is_wsp(char c)
 	return c == ' ' || c == '\t';
 }
 
+/* Whitespace inside a (possibly still folded) header value. */
+static bool
+mime_is_fws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 /* End of the line starting at s (offset of '\n', or len). */
 static size_t
 mime_eol(const char *p, size_t len, size_t s)
@@ -173,14 +180,14 @@ mime_param_get(const char *value, const char *name, char *out, size_t outsz)
 		size_t	 o = 0;
 
 		s++;
-		while (*s == ' ' || *s == '\t')
+		while (mime_is_fws(*s))
 			s++;
 		n = s;
-		while (*s && *s != '=' && *s != ';' && *s != ' ' && *s != '\t')
+		while (*s && *s != '=' && *s != ';' && !mime_is_fws(*s))
 			s++;
 		bool	 match = (size_t)(s - n) == nlen &&
 		    strncasecmp(n, name, nlen) == 0;
-		while (*s == ' ' || *s == '\t')
+		while (mime_is_fws(*s))
 			s++;
 		if (*s != '=') {
 			while (*s && *s != ';')
@@ -188,7 +195,7 @@ mime_param_get(const char *value, const char *name, char *out, size_t outsz)
 			continue;
 		}
 		s++;
-		while (*s == ' ' || *s == '\t')
+		while (mime_is_fws(*s))
 			s++;
 		if (*s == '"') {
 			for (s++; *s && *s != '"'; s++) {
@@ -200,7 +207,7 @@ mime_param_get(const char *value, const char *name, char *out, size_t outsz)
 			if (*s == '"')
 				s++;
 		} else {
-			for (; *s && *s != ';' && *s != ' ' && *s != '\t';
+			for (; *s && *s != ';' && !mime_is_fws(*s);
 			    s++)
 				if (match && o + 1 < outsz)
 					out[o++] = *s;
