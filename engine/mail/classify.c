@@ -260,6 +260,94 @@ classify_parse_escs(struct classify_rule *r, const char *s, size_t len)
 }
 
 /*
+ * glibc's regcomp copies a subexpression once per repetition it must
+ * count and recurses on stacked quantifiers ("a++++"), so a crafted (or
+ * mistyped) pattern can take gigabytes. Refuse stacked quantifiers, which
+ * POSIX leaves undefined anyway, and keep the product of all interval
+ * bounds small. Returns NULL or what is wrong.
+ */
+static const char *
+classify_re_check(const char *re)
+{
+	unsigned long product = 1;
+	bool	 quant = false;	/* previous atom was a quantifier */
+
+	for (const char *p = re; *p; p++) {
+		switch (*p) {
+		case '\\':
+			if (p[1] != '\0')
+				p++;
+			quant = false;
+			break;
+		case '[':
+			/* Bracket expression: ']' right after '[' or '[^'
+			 * is literal; skip "[:class:]" and friends whole. */
+			p++;
+			if (*p == '^')
+				p++;
+			if (*p == ']')
+				p++;
+			while (*p && *p != ']') {
+				if (*p == '[' && (p[1] == ':' || p[1] == '.' ||
+				    p[1] == '=')) {
+					char	 close = p[1];
+					p += 2;
+					while (*p && !(p[0] == close &&
+					    p[1] == ']'))
+						p++;
+					if (*p)
+						p++;
+				}
+				if (*p)
+					p++;
+			}
+			if (*p == '\0')
+				return "unterminated [";
+			quant = false;
+			break;
+		case '*':
+		case '+':
+		case '?':
+			if (quant)
+				return "stacked quantifiers";
+			quant = true;
+			break;
+		case '{': {
+			unsigned long lo = 0, hi;
+			if (quant)
+				return "stacked quantifiers";
+			p++;
+			while (*p >= '0' && *p <= '9' && lo < 100000)
+				lo = lo * 10 + (unsigned long)(*p++ - '0');
+			hi = lo;
+			if (*p == ',') {
+				p++;
+				hi = 0;
+				while (*p >= '0' && *p <= '9' && hi < 100000)
+					hi = hi * 10 + (unsigned long)(*p++ -
+					    '0');
+				if (hi < lo)
+					hi = lo;
+			}
+			if (*p != '}')
+				return "bad {m,n} interval";
+			product *= hi + 1;
+			if (product > 1000)
+				return "repetition counts too large";
+			quant = true;
+			break;
+		}
+		default:
+			quant = false;
+			break;
+		}
+		if (*p == '\0')
+			break;
+	}
+	return NULL;
+}
+
+/*
  * Parse one non-blank line into *r. Returns 1 when the line holds a rule,
  * 0 for a blank/comment line, -EINVAL with err set otherwise.
  */
@@ -315,6 +403,11 @@ classify_parse_line(struct classify_rule *r, const char *s, size_t len,
 			if (r->has_re) {
 				classify_seterr(err, errsz, lineno,
 				    "two regexes");
+				return -EINVAL;
+			}
+			const char *bad = classify_re_check(re);
+			if (bad != NULL) {
+				classify_seterr(err, errsz, lineno, bad);
 				return -EINVAL;
 			}
 			if ((rc = regcomp(&r->re, re,

@@ -301,6 +301,16 @@ Test(classify, rule_format_and_first_match)
 
 	cr_assert_not_null(r, "%s", err);
 	cr_assert_eq(classify_rules_count(r), 4);
+	{
+		/* Quantifier-looking text inside brackets and escapes, and
+		 * modest intervals, are fine. */
+		static const char ok[] = "policy bounce "
+		    "/[+*?{]+ \\++ [[:digit:]]{3}(x{2,4})? [^]*+]/\n";
+		struct classify_rules *r2 = classify_rules_parse(ok,
+		    sizeof(ok) - 1, err, sizeof(err));
+		cr_assert_not_null(r2, "%s", err);
+		classify_rules_free(r2);
+	}
 	classify_reply_rules(r, 451, "4.7.1", "please SLOW DOWN", &res);
 	cr_assert_eq(res.category, CLASSIFY_RATE_LIMITED);
 	cr_assert_eq(res.rule_line, 4);
@@ -348,6 +358,14 @@ Test(classify, rule_errors_name_the_line)
 		{ "policy bounce /a/ junk\n", "line 1: text after" },
 		{ "policy bounce foo=bar\n", "line 1: unknown field" },
 		{ "/a/ policy bounce\n", "line 1: regex before" },
+		{ "policy bounce /u++/\n", "line 1: stacked quantifiers" },
+		{ "policy bounce /u*{2}/\n", "line 1: stacked quantifiers" },
+		{ "policy bounce /((a{30}){30}){30}/\n",
+		    "line 1: repetition counts too large" },
+		{ "policy bounce /a{1,99999}/\n",
+		    "line 1: repetition counts too large" },
+		{ "policy bounce /a{2/\n", "line 1: bad {m,n}" },
+		{ "policy bounce /[abc/\n", "line 1: unterminated [" },
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
