@@ -37,12 +37,23 @@ struct classify_rule {
 	struct classify_esc esc[CLASSIFY_PAT_MAX];
 	bool		 has_re;
 	regex_t		 re;
+	/*
+	 * Prefilter (owns): lower-case literals, NUL-separated, ending with
+	 * an empty one; the regex can only match when the text contains at
+	 * least one. NULL = always run the regex. Most replies fail most
+	 * rules, and strstr() is far cheaper than regexec().
+	 */
+	char		*lit;
 };
 
 struct classify_rules {
 	struct classify_rule *v;	/* owns */
 	size_t		 n;
+	bool		 noprefilter;	/* tests: regexec every rule */
 };
+
+#define CLASSIFY_LIT_MIN	3	/* shorter literals filter too little */
+#define CLASSIFY_LOWER_MAX	4096	/* longer texts skip the prefilter */
 
 static const char *const classify_names[CLASSIFY__COUNT] = {
 	[CLASSIFY_UNKNOWN] = "unknown",
@@ -347,6 +358,151 @@ classify_re_check(const char *re)
 	return NULL;
 }
 
+struct classify_litbuf {
+	char	 run[CLASSIFY_LINE_MAX];	/* literal being read */
+	size_t	 rl;
+	char	 best[CLASSIFY_LINE_MAX];	/* longest of this alternative */
+	size_t	 bl;
+};
+
+static void
+classify_lit_end(struct classify_litbuf *b)
+{
+	if (b->rl > b->bl) {
+		memcpy(b->best, b->run, b->rl);
+		b->bl = b->rl;
+	}
+	b->rl = 0;
+}
+
+/* Skip a bracket expression starting at p ('['); returns its last char. */
+static const char *
+classify_skip_bracket(const char *p)
+{
+	p++;
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++;
+	while (*p && *p != ']') {
+		if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+			char	 close = p[1];
+			p += 2;
+			while (*p && !(p[0] == close && p[1] == ']'))
+				p++;
+			if (*p)
+				p++;
+		}
+		if (*p)
+			p++;
+	}
+	return *p ? p : p - 1;
+}
+
+/*
+ * Build the prefilter of a regex: for each top-level alternative, the
+ * longest run of literal characters that every match must contain.
+ * Returns a malloc'd literal list (see struct classify_rule) or NULL when
+ * some alternative has no usable literal (or on ENOMEM: the prefilter is
+ * only an optimisation).
+ */
+static char *
+classify_re_literals(const char *re)
+{
+	struct classify_litbuf *b;
+	char	*out = NULL;
+	size_t	 olen = 0;
+	const char *p;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return NULL;
+	if ((out = malloc(strlen(re) + 2)) == NULL)
+		goto none;
+	for (p = re;; p++) {
+		char	 c = *p;
+
+		if (c == '\0' || c == '|') {
+			classify_lit_end(b);
+			if (b->bl < CLASSIFY_LIT_MIN)
+				goto none;
+			memcpy(out + olen, b->best, b->bl);
+			olen += b->bl;
+			out[olen++] = '\0';
+			b->bl = 0;
+			if (c == '\0')
+				break;
+			continue;
+		}
+		switch (c) {
+		case '\\':
+			if (p[1] == '\0' || isalnum((unsigned char)p[1]) ||
+			    (unsigned char)p[1] >= 0x80) {
+				classify_lit_end(b);	/* \w, \b, ... */
+				if (p[1] != '\0')
+					p++;
+				break;
+			}
+			p++;
+			b->run[b->rl++] = (char)tolower((unsigned char)*p);
+			break;
+		case '[':
+			classify_lit_end(b);
+			p = classify_skip_bracket(p);
+			break;
+		case '(': {
+			int	 depth = 1;
+			classify_lit_end(b);
+			for (p++; *p && depth > 0; p++) {
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+				else if (*p == '[')
+					p = classify_skip_bracket(p);
+				else if (*p == '(')
+					depth++;
+				else if (*p == ')')
+					depth--;
+			}
+			p--;		/* at ')' (or the NUL's predecessor) */
+			if (*p != ')')
+				goto none;
+			break;
+		}
+		case '*':
+		case '?':
+		case '{':
+			/* The atom before may be absent: drop it. */
+			if (b->rl > 0)
+				b->rl--;
+			classify_lit_end(b);
+			if (c == '{')
+				while (p[1] && *p != '}')
+					p++;
+			break;
+		case '+':
+		case '.':
+		case '^':
+		case '$':
+		case ')':
+			classify_lit_end(b);
+			if (c == ')')
+				goto none;	/* unbalanced: be safe */
+			break;
+		default:
+			if ((unsigned char)c >= 0x80)
+				goto none;	/* case folding beyond ASCII */
+			b->run[b->rl++] = (char)tolower((unsigned char)c);
+			break;
+		}
+	}
+	out[olen] = '\0';
+	free(b);
+	return out;
+none:
+	free(out);
+	free(b);
+	return NULL;
+}
+
 /*
  * Parse one non-blank line into *r. Returns 1 when the line holds a rule,
  * 0 for a blank/comment line, -EINVAL with err set otherwise.
@@ -418,6 +574,7 @@ classify_parse_line(struct classify_rule *r, const char *s, size_t len,
 				return -EINVAL;
 			}
 			r->has_re = true;
+			r->lit = classify_re_literals(re);
 			break;
 		}
 		while (i < len && !classify_isspace(s[i]))
@@ -476,7 +633,16 @@ classify_parse_line(struct classify_rule *r, const char *s, size_t len,
 fail:
 	if (r->has_re)
 		regfree(&r->re);
+	free(r->lit);
 	return -EINVAL;
+}
+
+static void
+classify_rule_fini(struct classify_rule *r)
+{
+	if (r->has_re)
+		regfree(&r->re);
+	free(r->lit);
 }
 
 void
@@ -485,8 +651,7 @@ classify_rules_free(struct classify_rules *r)
 	if (r == NULL)
 		return;
 	for (size_t i = 0; i < r->n; i++)
-		if (r->v[i].has_re)
-			regfree(&r->v[i].re);
+		classify_rule_fini(&r->v[i]);
 	free(r->v);
 	free(r);
 }
@@ -529,14 +694,12 @@ classify_rules_parse(const char *data, size_t len, char *err, size_t errsz)
 			if (cap >= CLASSIFY_RULES_MAX) {
 				classify_seterr(err, errsz, lineno,
 				    "too many rules");
-				if (rule.has_re)
-					regfree(&rule.re);
+				classify_rule_fini(&rule);
 				goto fail;
 			}
 			cap = cap ? cap * 2 : 64;
 			if ((nv = realloc(r->v, cap * sizeof(*nv))) == NULL) {
-				if (rule.has_re)
-					regfree(&rule.re);
+				classify_rule_fini(&rule);
 				goto fail;
 			}
 			r->v = nv;
@@ -579,6 +742,12 @@ classify_rules_load(const char *path, char *err, size_t errsz)
 	r = classify_rules_parse(data, n, err, errsz);
 	free(data);
 	return r;
+}
+
+void
+classify_rules_set_prefilter(struct classify_rules *r, bool on)
+{
+	r->noprefilter = !on;
 }
 
 size_t
@@ -836,6 +1005,18 @@ classify_reply_rules(const struct classify_rules *r, int code, const char *esc,
 	}
 	if (text == NULL)
 		text = "";
+	/* One lower-case copy for the literal prefilters. */
+	char	 lower[CLASSIFY_LOWER_MAX];
+	bool	 prefilter = !r->noprefilter;
+	for (size_t i = 0; prefilter; i++) {
+		if (i == sizeof(lower)) {
+			prefilter = false;	/* too long: regexec all */
+			break;
+		}
+		lower[i] = (char)tolower((unsigned char)text[i]);
+		if (text[i] == '\0')
+			break;
+	}
 	for (size_t i = 0; i < r->n; i++) {
 		const struct classify_rule *ru = &r->v[i];
 		bool	 ok;
@@ -855,6 +1036,13 @@ classify_reply_rules(const struct classify_rules *r, int code, const char *esc,
 				ok = classify_esc_match(&ru->esc[k], &e);
 			if (!ok)
 				continue;
+		}
+		if (ru->lit != NULL && prefilter) {
+			const char *l = ru->lit;
+			while (*l != '\0' && strstr(lower, l) == NULL)
+				l += strlen(l) + 1;
+			if (*l == '\0')
+				continue;	/* no literal: cannot match */
 		}
 		if (ru->has_re && regexec(&ru->re, text, 0, NULL, 0) != 0)
 			continue;

@@ -85,6 +85,11 @@ struct classify_rules *classify_rules_parse(const char *data, size_t len,
 struct classify_rules *classify_rules_load(const char *path, char *err,
 	    size_t errsz);
 void	classify_rules_free(struct classify_rules *r);
+/*
+ * Rules skip regexec() unless the text holds a literal every match needs
+ * (on by default). Off only for tests that compare both paths.
+ */
+void	classify_rules_set_prefilter(struct classify_rules *r, bool on);
 size_t	classify_rules_count(const struct classify_rules *r);
 /*
  * The built-in set, compiled on first call (thread-safe). A broken

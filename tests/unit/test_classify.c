@@ -426,3 +426,67 @@ Test(classify, shipped_file_matches_embedded_copy)
 	    "rebuild: the embedded rules are stale");
 	classify_rules_free(r);
 }
+
+/* Same outcome with and without the literal prefilter. */
+static void
+test_classify_same(struct classify_rules *fast, struct classify_rules *slow,
+    int code, const char *esc, const char *text)
+{
+	struct classify_result a, b;
+
+	classify_reply_rules(fast, code, esc, text, &a);
+	classify_reply_rules(slow, code, esc, text, &b);
+	cr_expect_eq(a.rule_line, b.rule_line, "%d %s \"%s\": line %u vs %u",
+	    code, esc, text, a.rule_line, b.rule_line);
+	cr_expect_eq(a.category, b.category);
+	cr_expect_eq(a.actions, b.actions);
+}
+
+Test(classify, prefilter_never_changes_the_outcome)
+{
+	static const char tricky[] =
+	    "policy bounce /abb*cde|x?yzz{0,1}www|(foo|bar)baz|[q]uux|"
+	    "a\\.b\\+c/\n"
+	    "reputation bounce /^start|end$|mid.dle|\\(S3[0-9]{3}\\)/\n"
+	    "protocol bounce /caf\xc3\xa9|((nested)) group|ab+c/\n"
+	    "transient defer /x/\n";
+	static const char *const texts[] = {
+		"acde", "abcde", "abbbcde", "abd", "yzwww", "xyzzwww",
+		"yzzzwww", "ywww", "foobaz", "barbaz",
+		"baz", "quux", "uux", "a.b+c", "aXb+c", "start here",
+		"not start", "at the end", "end!", "midXdle", "middle",
+		"(S3150)", "s3150", "CAF\xc3\xa9", "nested group", "group",
+		"abc", "abbbc", "ac", "", "zzz",
+	};
+	char	 err[128];
+	struct classify_rules *fast, *slow;
+
+	fast = classify_rules_parse(tricky, sizeof(tricky) - 1, err,
+	    sizeof(err));
+	slow = classify_rules_parse(tricky, sizeof(tricky) - 1, err,
+	    sizeof(err));
+	cr_assert_not_null(fast, "%s", err);
+	cr_assert_not_null(slow);
+	classify_rules_set_prefilter(slow, false);
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		test_classify_same(fast, slow, 550, "", texts[i]);
+	classify_rules_free(fast);
+	classify_rules_free(slow);
+
+	fast = classify_rules_load("engine/mail/bounce-rules.txt", err,
+	    sizeof(err));
+	slow = classify_rules_load("engine/mail/bounce-rules.txt", err,
+	    sizeof(err));
+	cr_assert_not_null(fast, "%s", err);
+	cr_assert_not_null(slow);
+	classify_rules_set_prefilter(slow, false);
+	for (size_t i = 0; i < sizeof(test_classify_table) /
+	    sizeof(test_classify_table[0]); i++) {
+		const struct test_classify_case *c = &test_classify_table[i];
+		test_classify_same(fast, slow, c->code, c->esc ? c->esc : "",
+		    c->text ? c->text : "");
+		test_classify_same(fast, slow, 0, "", c->text ? c->text : "");
+	}
+	classify_rules_free(fast);
+	classify_rules_free(slow);
+}
