@@ -614,6 +614,13 @@ static const struct dsn_marker dsn_body_markers[] = {
 	    NULL },
 	{ "There was a temporary problem delivering your message", "gmail",
 	    NULL },
+	{ "There was a problem delivering your message to", "gmail", NULL },
+	{ "Die Zustellung an folgende Empf\xc3\xa4nger oder Gruppen ist "
+	    "fehlgeschlagen", "exchange", NULL },
+	{ "La remise aux destinataires ou groupes suivants a \xc3\xa9" "chou"
+	    "\xc3\xa9", "exchange", NULL },
+	{ "Error de entrega a estos destinatarios o grupos", "exchange",
+	    NULL },
 };
 
 /* Weaker subject markers: only trusted from a daemon-ish sender. */
@@ -629,6 +636,9 @@ static const struct dsn_marker dsn_subject_markers[] = {
 	{ "Mail System Error", "generic", NULL },
 	{ "Delivery delayed", "generic", NULL },
 	{ "Warning: could not send message", "sendmail", NULL },
+	{ "Unzustellbar:", "exchange", NULL },
+	{ "Non remis", "exchange", NULL },
+	{ "No se puede entregar:", "exchange", NULL },
 };
 
 static const char *const dsn_delay_markers[] = {
@@ -737,6 +747,30 @@ dsn_inline_orig(struct dsn_result *r, const char *s, size_t n)
 	}
 }
 
+/* Texts that introduce the remote server's answer in a notice. */
+static const char *const dsn_response_markers[] = {
+	"The response from the remote server was:",
+	"The response was:",
+	"Remote host said:",
+	"Remote Server returned",
+	"Technical details of permanent failure:",
+	"Technical details of temporary failure:",
+	"Delay reason:",
+	"reason:",
+	"said:",
+};
+
+/* Skip blanks and list punctuation before a reason. */
+static size_t
+dsn_skip_junk(const char *s, size_t n, size_t p)
+{
+	while (p < n && (s[p] == '>' || s[p] == ':' || s[p] == ' ' ||
+	    s[p] == '\t' || s[p] == '\r' || s[p] == '\n' || s[p] == '\'' ||
+	    s[p] == '('))
+		p++;
+	return p;
+}
+
 /*
  * Text heuristics over the human-readable notice s[0..n): recipient,
  * reply code/status and reason. start: where to look for the recipient.
@@ -789,11 +823,28 @@ dsn_scan_text(struct dsn_result *r, const char *s, size_t n, size_t start,
 		}
 	}
 	if (r->reason[0] == '\0' && aend < n) {
-		/* Rest of the recipient's line, else the next paragraph. */
+		/* No reply code: the text after "The response was:" and
+		 * the like, else what follows the recipient. */
+		const char *best = NULL;
 		size_t	 p = aend;
-		while (p < n && (s[p] == '>' || s[p] == ':' || s[p] == ' ' ||
-		    s[p] == '\t' || s[p] == '\r' || s[p] == '\n'))
-			p++;
+		for (size_t i = 0; i < sizeof(dsn_response_markers) /
+		    sizeof(dsn_response_markers[0]); i++) {
+			const char *hit = mime_memcasemem(s + aend, win,
+			    dsn_response_markers[i],
+			    strlen(dsn_response_markers[i]));
+			if (hit != NULL && (best == NULL || hit < best)) {
+				best = hit;
+				p = (size_t)(hit - s) +
+				    strlen(dsn_response_markers[i]);
+			}
+		}
+		p = dsn_skip_junk(s, n, p);
+		/* "addr. See the details below." is no reason: skip a
+		 * sentence tail left on the recipient's line. */
+		if (best == NULL && p < n && s[p] == '.') {
+			const char *nl = memchr(s + p, '\n', n - p);
+			p = nl ? dsn_skip_junk(s, n, (size_t)(nl - s)) : n;
+		}
 		if (p < n)
 			dsn_set_reason(r, s + p, dsn_para_end(s, n, p) - p);
 	}
