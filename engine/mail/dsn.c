@@ -268,13 +268,26 @@ dsn_addr_from_value(const char *v, char *out, size_t outsz)
 		v = semi + 1;
 	if (dsn_find_addr(v, strlen(v), out, outsz, &end) >= 0)
 		return;
-	/* Not address-shaped: keep the trimmed value (e.g. "bob"). */
+	/*
+	 * Not local@domain.tld: keep a single token with an '@' in it
+	 * ("user@localhost"), nothing else, so callers never get free text
+	 * where they expect an address.
+	 */
 	while (*v == ' ' || *v == '<')
 		v++;
 	dsn_strlcpy(out, v, outsz);
 	for (size_t n = strlen(out); n > 0 && (out[n - 1] == '>' ||
 	    out[n - 1] == ' '); n--)
 		out[n - 1] = '\0';
+	if (strchr(out, '@') == NULL || out[0] == '@')
+		out[0] = '\0';
+	for (const char *p = out; *p; p++) {
+		if (*p == ' ' || *p == '<' || *p == '>' || *p == '"' ||
+		    *p == ',') {
+			out[0] = '\0';
+			break;
+		}
+	}
 }
 
 /*
