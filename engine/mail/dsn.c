@@ -620,9 +620,6 @@ static const struct dsn_marker dsn_body_markers[] = {
 	    NULL },
 	{ "Sorry, we were unable to deliver your message to the following",
 	    "yahoo", NULL },
-	{ "could not be delivered to the following recipients", "generic",
-	    NULL },
-	{ "message could not be delivered", "generic", NULL },
 	{ "Delivery to the following recipient has been delayed", "gmail",
 	    NULL },
 	{ "There was a temporary problem delivering your message", "gmail",
@@ -634,6 +631,20 @@ static const struct dsn_marker dsn_body_markers[] = {
 	    "\xc3\xa9", "exchange", NULL },
 	{ "Error de entrega a estos destinatarios o grupos", "exchange",
 	    NULL },
+};
+
+/*
+ * Phrases a person might also write: only trusted from a daemon-ish
+ * sender, since a false bounce can suppress a real address.
+ */
+static const struct dsn_marker dsn_weak_body_markers[] = {
+	{ "could not be delivered to the following recipients", "generic",
+	    NULL },
+	{ "message could not be delivered", "generic", NULL },
+	{ "couldn't be delivered", "generic", NULL },
+	{ "was not delivered to", "generic", NULL },
+	{ "delivery to the following", "generic", NULL },
+	{ "permanent error", "generic", NULL },
 };
 
 /* Weaker subject markers: only trusted from a daemon-ish sender. */
@@ -1067,6 +1078,10 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 	m = dsn_match_markers(t, tn, dsn_body_markers,
 	    sizeof(dsn_body_markers) / sizeof(dsn_body_markers[0]), &pos);
 	daemon = dsn_daemon_sender(from, rp, have_rp);
+	if (m == NULL && daemon)
+		m = dsn_match_markers(t, tn, dsn_weak_body_markers,
+		    sizeof(dsn_weak_body_markers) /
+		    sizeof(dsn_weak_body_markers[0]), &pos);
 	if (m == NULL && daemon) {
 		size_t	 sp;
 		m = dsn_match_markers(subject, strlen(subject),
