@@ -1060,8 +1060,16 @@ done:
 		out->actions |= CLASSIFY_A_DEFER;
 	}
 	if (cls == 5 && (out->actions & CLASSIFY_A_DEFER) &&
-	    (out->actions & CLASSIFY_A_BOUNCE))
+	    out->category != CLASSIFY_RATE_LIMITED) {
+		/*
+		 * A 5xx is permanent (RFC 5321 4.2.1): retrying the same
+		 * transaction will not help, whatever the text says. Only
+		 * throttling sent as 5xx ("550 too many connections") is
+		 * worth another try.
+		 */
 		out->actions &= ~CLASSIFY_A_DEFER;
+		out->actions |= CLASSIFY_A_BOUNCE;
+	}
 	if (cls == 4 || (out->actions & CLASSIFY_A_DEFER))
 		out->retry_after_s = classify_retry_hint(text);
 }

@@ -108,7 +108,8 @@ void	classify_set_rules(const struct classify_rules *r);
  * code, or 0 when unknown (e.g. a DSN that only has a Status); esc is the
  * enhanced status ("5.1.1"), NULL or "" when absent; text may be NULL.
  * A 4xx outcome (by code, or by esc class when code is 0) never bounces or
- * suppresses: those bits become DEFER (RFC 5321 4.2.1, transient).
+ * suppresses: those bits become DEFER (RFC 5321 4.2.1, transient). A 5xx
+ * outcome never defers unless it is rate-limited: DEFER becomes BOUNCE.
  */
 void	classify_reply(int code, const char *esc, const char *text,
 	    struct classify_result *out);

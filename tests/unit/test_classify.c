@@ -165,6 +165,26 @@ static const struct test_classify_case test_classify_table[] = {
 	{ 503, "5.5.1", "Error: need MAIL command", CLASSIFY_PROTOCOL, B },
 	{ 250, "2.0.0", "OK 1700000000 a1b2 - gsmtp", CLASSIFY_DELIVERED, 0 },
 	{ 354, "", "End data with <CR><LF>.<CR><LF>", CLASSIFY_DELIVERED, 0 },
+	{ 550, "", "5.7.1 Client host rejected: cannot find your reverse "
+	    "hostname, [192.0.2.1]", CLASSIFY_POLICY, B },
+	{ 550, "", "Administrative prohibition", CLASSIFY_POLICY, B },
+	{ 554, "5.7.1", "Message rejected. For more information see https://"
+	    "www.barracudanetworks.com/reputation/?ip=192.0.2.1",
+	    CLASSIFY_REPUTATION, B | SD },
+	{ 451, "4.7.650", "The mail server [192.0.2.1] has been temporarily "
+	    "rate limited due to IP reputation.", CLASSIFY_RATE_LIMITED,
+	    D | SD },
+	{ 554, "5.7.1", "The message from (<n@sender.example>) with the "
+	    "subject of (Hello) matches a profile the Internet community may "
+	    "consider spam.", CLASSIFY_REPUTATION, B | SD },
+	/* 5xx is final even when the text sounds transient... */
+	{ 550, "5.4.300", "Message expired -> 451 4.4.397 Error communicating "
+	    "with target host", CLASSIFY_TRANSIENT, B },
+	{ 554, "5.4.14", "Hop count exceeded - possible mail loop",
+	    CLASSIFY_TRANSIENT, B },
+	/* ...except throttling sent as 5xx. */
+	{ 554, "", "Too many connections, slow down", CLASSIFY_RATE_LIMITED,
+	    D | SD },
 	/* Fallbacks: texts no rule knows. */
 	{ 550, "5.1.1", "zzz", CLASSIFY_INVALID_RECIPIENT, B | S },
 	{ 550, "5.1.2", "", CLASSIFY_INVALID_DOMAIN, B | S },
