@@ -1,3 +1,3 @@
--: templates/tpl.h engine/lib/buf.h templates/tpl.h
-engine/lib/buf.h:
-templates/tpl.h:
+-: engine/mail/dsn.h engine/mail/classify.h engine/mail/dsn.h
+engine/mail/classify.h:
+engine/mail/dsn.h:

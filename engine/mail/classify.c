@@ -361,7 +361,7 @@ classify_re_check(const char *re)
 struct classify_litbuf {
 	char	 run[CLASSIFY_LINE_MAX];	/* literal being read */
 	size_t	 rl;
-	char	 best[CLASSIFY_LINE_MAX];	/* longest of this alternative */
+	char	 best[CLASSIFY_LINE_MAX];	/* longest in this branch */
 	size_t	 bl;
 };
 
@@ -884,7 +884,8 @@ classify_fallback(int code, const struct classify_esc *e, int cls,
 	if (e != NULL && e->cls != 2) {
 		switch (e->subj) {
 		case 1:		/* addressing status */
-			if (e->det == 2 || e->det == 10)	/* no domain/null MX */
+			/* 5.1.2 bad domain, 5.1.10 null MX (RFC 7505) */
+			if (e->det == 2 || e->det == 10)
 				c = CLASSIFY_INVALID_DOMAIN;
 			else if (e->det == 7 || e->det == 8)	/* sender */
 				c = CLASSIFY_POLICY;

@@ -52,8 +52,8 @@ enum classify_category {
 struct classify_result {
 	enum classify_category category;
 	unsigned	 actions;	/* CLASSIFY_A_* */
-	unsigned	 retry_after_s;	/* "retry in N minutes" hint, 0 = none */
-	unsigned	 rule_line;	/* line of the matching rule, 0 = fallback */
+	unsigned	 retry_after_s;	/* "retry in N min" hint, 0 = none */
+	unsigned	 rule_line;	/* matching rule's line, 0 = fallback */
 };
 
 struct classify_rules;

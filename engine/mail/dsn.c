@@ -680,8 +680,8 @@ static const char *const dsn_delay_markers[] = {
 };
 
 static const char *const dsn_orig_markers[] = {
-	"This is a copy of the message",	/* Exim: "..., including
-						   all the headers" / "'s headers" */
+	/* Exim: "..., including all the headers" or "...'s headers" */
+	"This is a copy of the message",
 	"Below this line is a copy of the message",
 	"Original message follows",
 	"Unsent message follows",

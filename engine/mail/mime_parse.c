@@ -145,7 +145,8 @@ mime_hdr_get(const char *p, size_t len, const char *name, char *out,
 
 	while (mime_hdr_next(p, len, &off, &h)) {
 		if (h.namelen == nlen && strncasecmp(h.name, name, nlen) == 0)
-			return (int)mime_unfold(h.value, h.valuelen, out, outsz);
+			return (int)mime_unfold(h.value, h.valuelen, out,
+			    outsz);
 	}
 	if (outsz > 0)
 		out[0] = '\0';
@@ -359,8 +360,9 @@ mime_decode(enum mime_cte cte, const char *in, size_t inlen, char *out,
 				continue;
 			}
 			if (i + 2 < inlen) {
-				int	 hi = mime_hexval((unsigned char)in[i + 1]);
-				int	 lo = mime_hexval((unsigned char)in[i + 2]);
+				int	 hi, lo;
+				hi = mime_hexval((unsigned char)in[i + 1]);
+				lo = mime_hexval((unsigned char)in[i + 2]);
 				if (hi >= 0 && lo >= 0) {
 					out[o++] = (char)(hi << 4 | lo);
 					i += 2;

@@ -60,7 +60,8 @@ Test(cmd_bounce, json_escaping, .init = cr_redirect_stdout)
 	    "From: \"A\\\"b\" <a@example.com>\r\n"
 	    "Subject: Out of Office \"x\" \\ \x01 caf\xc3\xa9 \xff!\r\n"
 	    "Auto-Submitted: auto-replied\r\n\r\nbody\r\n";
-	char	*argv[] = { (char[]){ "bounce" }, (char[]){ "parse" }, path, NULL };
+	char	*argv[] = { (char[]){ "bounce" }, (char[]){ "parse" }, path,
+	    NULL };
 
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, msg, sizeof(msg) - 1),

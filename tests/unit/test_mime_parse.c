@@ -126,7 +126,8 @@ Test(mime_parse, walk_nested_and_prefix_boundaries)
 	    "--b_2\r\nContent-Type: text/plain\r\n\r\none\r\n"
 	    "--b_2  \r\n\r\ntwo\r\n--b_2--\r\n"
 	    "--b\r\nContent-Type: message/rfc822\r\n\r\n"
-	    "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\nnot walked\r\n"
+	    "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+	    "not walked\r\n"
 	    "--b--\r\nepilogue";
 	struct test_mime_seen s = { 0 };
 
