@@ -764,8 +764,9 @@ static void
 classify_builtin_init(void)
 {
 	char	 err[256];
-	size_t	 len = (size_t)(classify_rules_data_end -
-	    classify_rules_data_start);
+	/* Two symbols, one object: subtract addresses, not pointers. */
+	size_t	 len = (size_t)((uintptr_t)classify_rules_data_end -
+	    (uintptr_t)classify_rules_data_start);
 
 	classify_builtin = classify_rules_parse(classify_rules_data_start, len,
 	    err, sizeof(err));

@@ -85,8 +85,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	classify_reply(code, esc, text, &res);
 	if (fuzz_slow == NULL) {
 		fuzz_slow = classify_rules_parse(classify_rules_data_start,
-		    (size_t)(classify_rules_data_end -
-		    classify_rules_data_start), NULL, 0);
+		    (size_t)((uintptr_t)classify_rules_data_end -
+		    (uintptr_t)classify_rules_data_start), NULL, 0);
 		if (fuzz_slow == NULL)
 			abort();
 		classify_rules_set_prefilter(fuzz_slow, false);
