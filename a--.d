@@ -1,3 +1,2 @@
--: engine/mail/dsn.h engine/mail/classify.h engine/mail/dsn.h
+-: engine/mail/classify.h engine/mail/classify.h
 engine/mail/classify.h:
-engine/mail/dsn.h:

@@ -12,6 +12,7 @@
 
 #include "lib/log.h"
 #include "mail/classify.h"
+#include "mail/reply.h"
 
 #define CLASSIFY_PAT_MAX	8	/* code=/esc= alternatives per rule */
 #define CLASSIFY_RULES_MAX	4096
@@ -1074,6 +1075,12 @@ done:
 	}
 	if (cls == 4 || (out->actions & CLASSIFY_A_DEFER))
 		out->retry_after_s = classify_retry_hint(text);
+}
+
+void
+classify_from_reply(const struct reply *rp, struct classify_result *out)
+{
+	classify_reply(rp->code, rp->esc, rp->text, out);
 }
 
 void

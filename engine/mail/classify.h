@@ -57,6 +57,7 @@ struct classify_result {
 };
 
 struct classify_rules;
+struct reply;
 
 /*
  * Stable lower-case names for logs and JSON ("invalid-recipient", ...).
@@ -112,6 +113,9 @@ void	classify_set_rules(const struct classify_rules *r);
  * outcome never defers unless it is rate-limited: DEFER becomes BOUNCE.
  */
 void	classify_reply(int code, const char *esc, const char *text,
+	    struct classify_result *out);
+/* As classify_reply, for a reply from the reply parser (mail/reply.h). */
+void	classify_from_reply(const struct reply *rp,
 	    struct classify_result *out);
 /* As classify_reply with an explicit rule set (NULL = built-in). */
 void	classify_reply_rules(const struct classify_rules *r, int code,

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "mail/classify.h"
+#include "mail/reply.h"
 
 #define B	CLASSIFY_A_BOUNCE
 #define D	CLASSIFY_A_DEFER
@@ -509,4 +510,15 @@ Test(classify, prefilter_never_changes_the_outcome)
 	}
 	classify_rules_free(fast);
 	classify_rules_free(slow);
+}
+
+Test(classify, from_reply_parser_struct)
+{
+	struct reply rp = { .code = 552, .esc = "5.2.2" };
+	struct classify_result r;
+
+	snprintf(rp.text, sizeof(rp.text), "mailbox full");
+	classify_from_reply(&rp, &r);
+	cr_assert_eq(r.category, CLASSIFY_MAILBOX_FULL);
+	cr_assert_eq(r.actions, CLASSIFY_A_BOUNCE);
 }
