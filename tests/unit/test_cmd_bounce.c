@@ -79,3 +79,28 @@ Test(cmd_bounce, json_escaping, .init = cr_redirect_stdout)
 	    "caf\xc3\xa9 \\ufffd!\",\"message_id\":null}\n", path);
 	cr_assert_stdout_eq_str(want);
 }
+
+Test(cmd_bounce, dash_reads_stdin, .init = cr_redirect_stdout)
+{
+	FILE	*in;
+	char	*argv[] = { (char[]){ "bounce" }, (char[]){ "parse" },
+	    (char[]){ "-" }, NULL };
+
+	cr_redirect_stdin();
+	in = cr_get_redirected_stdin();
+	fputs("From: MAILER-DAEMON@x.example\r\n"
+	    "Subject: failure notice\r\n\r\n"
+	    "Hi. This is the qmail-send program at x.example.\r\n"
+	    "I've given up. Sorry it didn't work out.\r\n\r\n"
+	    "<bob@example.com>:\r\nRemote host said: 552 5.2.2 mailbox full"
+	    "\r\n", in);
+	fclose(in);
+	cr_assert_eq(cmd_bounce(3, argv), 0);
+	fflush(stdout);
+	cr_assert_stdout_eq_str("{\"file\":\"-\",\"is_bounce\":true,"
+	    "\"kind\":\"heuristic\",\"format\":\"qmail\","
+	    "\"recipient\":\"bob@example.com\",\"status\":\"5.2.2\","
+	    "\"category\":\"mailbox-full\",\"action\":\"bounce\","
+	    "\"nrcpt\":1,\"reason\":\"552 5.2.2 mailbox full\","
+	    "\"message_id\":null}\n");
+}
