@@ -911,6 +911,7 @@ dsn_autoreply(const char *hdr, size_t hlen, const char *subject)
 		"abwesenheitsnotiz", "r\xc3\xa9ponse automatique",
 		"respuesta autom", "away from", "on vacation", "vacation",
 		"autosvar", "automatisch antwoord", "risposta automatica",
+		"automatische antwort", "abwesend",
 	};
 	char	 v[256];
 
@@ -948,7 +949,8 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 {
 	struct dsn_ctx c;
 	const struct dsn_marker *m = NULL;
-	char	 subject[512], from[512], rp[512], xfailed[DSN_ADDR_MAX];
+	char	 rawsubj[512], subject[512], from[512], rp[512];
+	char	 xfailed[DSN_ADDR_MAX];
 	size_t	 hlen, tn = 0, pos = 0;
 	const char *t = "";
 	bool	 have_rp, daemon, delay;
@@ -960,7 +962,8 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 	if ((c.scratch = malloc(c.scratchsz)) == NULL)
 		return -ENOMEM;
 	hlen = mime_body_offset(msg, len);
-	mime_hdr_get(msg, hlen, "Subject", subject, sizeof(subject));
+	mime_hdr_get(msg, hlen, "Subject", rawsubj, sizeof(rawsubj));
+	mime_decode_words(rawsubj, subject, sizeof(subject));	/* RFC 2047 */
 	mime_hdr_get(msg, hlen, "From", from, sizeof(from));
 	have_rp = mime_hdr_get(msg, hlen, "Return-Path", rp, sizeof(rp)) >= 0;
 	mime_hdr_get(msg, hlen, "X-Failed-Recipients", xfailed,

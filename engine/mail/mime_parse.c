@@ -376,6 +376,100 @@ mime_decode(enum mime_cte cte, const char *in, size_t inlen, char *out,
 	return 0;
 }
 
+/*
+ * Parse one encoded-word at s ("=?charset?X?text?="). On success returns
+ * its length and, when out is not NULL, decodes the text into out[0..*n).
+ */
+static size_t
+mime_word_at(const char *s, char *out, size_t outsz, size_t *n)
+{
+	const char *cs = s + 2, *enc, *txt, *end;
+	enum mime_cte cte;
+
+	if (s[0] != '=' || s[1] != '?')
+		return 0;
+	for (enc = cs; *enc && *enc != '?' && *enc != ' ' && enc - cs < 64;
+	    enc++)
+		;
+	if (*enc != '?' || enc == cs)
+		return 0;
+	enc++;
+	if ((*enc == 'B' || *enc == 'b') && enc[1] == '?')
+		cte = MIME_CTE_BASE64;
+	else if ((*enc == 'Q' || *enc == 'q') && enc[1] == '?')
+		cte = MIME_CTE_QP;
+	else
+		return 0;
+	txt = enc + 2;
+	for (end = txt; *end && *end != ' ' && *end != '\t' &&
+	    !(end[0] == '?' && end[1] == '='); end++)
+		;
+	if (end[0] != '?' || end[1] != '=')
+		return 0;
+	if (out == NULL) {
+		*n = 0;
+	} else if (cte == MIME_CTE_BASE64) {
+		*n = mime_decode(cte, txt, (size_t)(end - txt), out, outsz);
+	} else {
+		/* RFC 2047 4.2: "_" is a space, "=XX" an octet. */
+		size_t	 o = 0;
+		for (const char *p = txt; p < end && o < outsz; p++) {
+			int	 hi, lo;
+			if (*p == '_') {
+				out[o++] = ' ';
+			} else if (*p == '=' && end - p >= 3 &&
+			    (hi = mime_hexval((unsigned char)p[1])) >= 0 &&
+			    (lo = mime_hexval((unsigned char)p[2])) >= 0) {
+				out[o++] = (char)(hi << 4 | lo);
+				p += 2;
+			} else {
+				out[o++] = *p;
+			}
+		}
+		*n = o;
+	}
+	return (size_t)(end + 2 - s);
+}
+
+size_t
+mime_decode_words(const char *in, char *out, size_t outsz)
+{
+	size_t	 o = 0, wsp_start = 0;
+	bool	 after_word = false, in_wsp = false;
+
+	if (outsz == 0)
+		return 0;
+	for (const char *p = in; *p && o + 1 < outsz;) {
+		size_t	 n = 0, used;
+
+		if ((used = mime_word_at(p, NULL, 0, &n)) > 0) {
+			if (after_word && in_wsp)
+				o = wsp_start;	/* drop space between words */
+			mime_word_at(p, out + o, outsz - 1 - o, &n);
+			o += n;
+			p += used;
+			after_word = true;
+			in_wsp = false;
+			continue;
+		}
+		if (*p == ' ' || *p == '\t') {
+			if (!in_wsp)
+				wsp_start = o;
+			in_wsp = true;
+		} else {
+			after_word = false;
+			in_wsp = false;
+		}
+		out[o++] = *p++;
+	}
+	/* Decoded NULs or controls must not cut or inject: blank them. */
+	for (size_t i = 0; i < o; i++)
+		if ((unsigned char)out[i] < 32 || out[i] == 127)
+			out[i] = ' ';
+	out[o] = '\0';
+	return o;
+}
+
 const char *
 mime_memcasemem(const char *h, size_t hlen, const char *n, size_t nlen)
 {

@@ -208,3 +208,25 @@ Test(mime_parse, memcasemem)
 	cr_assert_null(mime_memcasemem(h, 3, "abcd", 4));
 	cr_assert_null(mime_memcasemem(h, sizeof(h) - 1, "", 0));
 }
+
+Test(mime_parse, encoded_words)
+{
+	char	 out[128];
+
+	cr_assert_eq(mime_decode_words("=?utf-8?B?QXV0b21hdGlzY2hlIEFudHdvcnQ="
+	    "?= x", out, sizeof(out)), 22);
+	cr_assert_str_eq(out, "Automatische Antwort x");
+	/* Space between adjacent words goes (RFC 2047 6.2); Q "_" is SP. */
+	mime_decode_words("=?ISO-8859-1?Q?R=E9ponse_?=  =?ISO-8859-1?q?auto?= "
+	    "end", out, sizeof(out));
+	cr_assert_str_eq(out, "R\xe9ponse auto end");
+	/* Malformed words stay literal; controls are blanked. */
+	mime_decode_words("=?x?Z?abc?= =?utf-8?B?YQ==", out, sizeof(out));
+	cr_assert_str_eq(out, "=?x?Z?abc?= =?utf-8?B?YQ==");
+	mime_decode_words("=?utf-8?Q?a=0Db=00c?=", out, sizeof(out));
+	cr_assert_str_eq(out, "a b c");
+	/* Bounded output. */
+	cr_assert_eq(mime_decode_words("=?utf-8?B?QUJDREVGRw==?=", out, 4), 3);
+	cr_assert_str_eq(out, "ABC");
+	cr_assert_eq(mime_decode_words("plain", out, sizeof(out)), 5);
+}
