@@ -1,11 +1,19 @@
 /*
  * bench_classify: replies/s through classify_reply() with the built-in
  * rules over a mix of real provider replies and, when .eml files are
- * given, DSNs/s through dsn_parse() over them. One thread (per core).
+ * given, DSNs/s through dsn_parse() over them. One thread; times are
+ * process CPU time, so the numbers are per core even on a busy machine.
  * Built by hand for now (after `make all`):
  *   cc -O2 -Iengine -I. bench/bench_classify.c build/libringmail.a \
  *       -lpthread -o build/bench_classify
  *   build/bench_classify 500000 tests/data/dsn/\*.eml
+ *
+ * Recorded (STYLE 3.7: machine and commit next to every number):
+ *   2026-11-27, branch h-bounce after 87c7157, AMD EPYC, 2 shared vCPUs,
+ *   gcc 12 -O2, CPU time: 855k replies/s (37 rules, literal prefilter
+ *   on; ~140k/s with regexec on every rule), 75k DSNs/s over the 36-file
+ *   corpus (0.9 KiB average; heuristic texts ~40-80k/s, RFC 3464
+ *   reports faster).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +59,7 @@ bench_now(void)
 {
 	struct timespec t;
 
-	clock_gettime(CLOCK_MONOTONIC, &t);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
@@ -108,14 +116,14 @@ main(int argc, char **argv)
 	unsigned long sink = 0;
 
 	(void)classify_rules_builtin();	/* compile outside the timing */
-	clock_gettime(CLOCK_MONOTONIC, &a);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
 	for (unsigned long i = 0; i < iters; i++) {
 		size_t k = i % BENCH_N;
 		classify_reply(bench_replies[k].code, bench_replies[k].esc,
 		    bench_replies[k].text, &r);
 		sink += r.actions;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &b);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
 	double s = (double)(b.tv_sec - a.tv_sec) +
 	    (double)(b.tv_nsec - a.tv_nsec) / 1e9;
 	printf("bench_classify: %lu replies in %.3f s = %.0f replies/s "
