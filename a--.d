@@ -1,2 +1,2 @@
--: engine/mail/classify.h engine/mail/classify.h
-engine/mail/classify.h:
+-: engine/mail/mime_parse.h engine/mail/mime_parse.h
+engine/mail/mime_parse.h:

@@ -14,7 +14,13 @@
  * and the process-wide built-in set (never freed).
  * Must not touch: sockets, Redis, the scheduler. Pure apart from the
  * one-time compilation of the built-in rules; classify_reply() is safe to
- * call from several threads at once (glibc regexec on a shared regex_t is).
+ * call from several threads at once (glibc regexec on a shared regex_t is,
+ * behind a per-regex lock).
+ * Cost: 2xx/3xx return at once (no allocation). Otherwise each rule's
+ * regex runs only if the reply holds one of the literals the regex needs
+ * (a strstr prefilter), so a typical failure runs regexec about once;
+ * glibc's regexec allocates internally, so a non-2xx reply is not
+ * allocation-free.
  * Used by out/ (synchronous replies) and by dsn (asynchronous bounces).
  */
 #ifndef ENGINE_MAIL_CLASSIFY_H
@@ -25,7 +31,7 @@
 
 enum classify_category {
 	CLASSIFY_UNKNOWN = 0,
-	CLASSIFY_DELIVERED,		/* 2xx: nothing to do */
+	CLASSIFY_DELIVERED,		/* 2xx/3xx: nothing to do */
 	CLASSIFY_INVALID_RECIPIENT,	/* mailbox does not exist/disabled */
 	CLASSIFY_INVALID_DOMAIN,	/* domain does not exist/no MX */
 	CLASSIFY_MAILBOX_FULL,
