@@ -668,6 +668,8 @@ classify_rules_parse(const char *data, size_t len, char *err, size_t errsz)
 		err[0] = '\0';
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
+	if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0)
+		off = 3;	/* UTF-8 BOM from a Windows editor */
 	while (off < len) {
 		const char *nl = memchr(data + off, '\n', len - off);
 		size_t	 llen = nl ? (size_t)(nl - (data + off)) : len - off;

@@ -522,3 +522,24 @@ Test(classify, from_reply_parser_struct)
 	cr_assert_eq(r.category, CLASSIFY_MAILBOX_FULL);
 	cr_assert_eq(r.actions, CLASSIFY_A_BOUNCE);
 }
+
+Test(classify, rule_file_with_bom_and_crlf)
+{
+	static const char rules[] = "\xef\xbb\xbf# edited on Windows\r\n"
+	    "policy bounce code=5xx /dmarc/  \r\n"
+	    "transient defer esc=4.*.*\r\n";
+	char	 err[128];
+	struct classify_rules *r = classify_rules_parse(rules,
+	    sizeof(rules) - 1, err, sizeof(err));
+	struct classify_result res;
+
+	cr_assert_not_null(r, "%s", err);
+	cr_assert_eq(classify_rules_count(r), 2);
+	classify_reply_rules(r, 550, "", "DMARC fail", &res);
+	cr_assert_eq(res.category, CLASSIFY_POLICY);
+	cr_assert_eq(res.rule_line, 2);
+	classify_reply_rules(r, 451, "4.3.0", "x", &res);
+	cr_assert_eq(res.category, CLASSIFY_TRANSIENT);
+	cr_assert_eq(res.rule_line, 3);
+	classify_rules_free(r);
+}
