@@ -22,8 +22,8 @@ cmd_bounce_usage(FILE *f)
 {
 	fprintf(f, "usage: ringmail bounce parse FILE...  (- for stdin)\n"
 	    "prints one JSON line per file: file, is_bounce, kind, format,\n"
-	    "recipient, status, category, action, nrcpt, reason, "
-	    "message_id\n");
+	    "recipient, status, category, action, retry_after_s, nrcpt,\n"
+	    "reason, message_id (missing strings are null)\n");
 }
 
 /* Length of the valid UTF-8 sequence at p (RFC 3629 4), 0 if invalid. */
@@ -166,7 +166,7 @@ cmd_bounce_format(struct buf *out, const char *file,
 		rc = buf_printf(out, ",\"category\":\"%s\",\"action\":\"%s\"",
 		    classify_category_name(r->cls.category),
 		    classify_actions_str(r->cls.actions, act, sizeof(act)));
-	if (rc == 0 && r->cls.retry_after_s)
+	if (rc == 0)
 		rc = buf_printf(out, ",\"retry_after_s\":%u",
 		    r->cls.retry_after_s);
 	if (rc == 0)

@@ -40,14 +40,15 @@ Test(cmd_bounce, one_line_per_file_and_exit_1_on_unreadable,
 	    "\"is_bounce\":true,\"kind\":\"dsn\",\"format\":\"rfc3464\","
 	    "\"recipient\":\"nosuchuser@example.org\",\"status\":\"5.1.1\","
 	    "\"category\":\"invalid-recipient\","
-	    "\"action\":\"bounce,suppress\",\"nrcpt\":1,"
+	    "\"action\":\"bounce,suppress\",\"retry_after_s\":0,"
+	    "\"nrcpt\":1,"
 	    "\"reason\":\"550 5.1.1 <nosuchuser@example.org>: Recipient "
 	    "address rejected: User unknown in virtual mailbox table\","
 	    "\"message_id\":\"<c42.j1001.a7f3@sender.example>\"}\n"
 	    "{\"file\":\"tests/data/dsn/human_reply.eml\",\"is_bounce\":false,"
 	    "\"kind\":\"none\",\"format\":null,\"recipient\":null,"
 	    "\"status\":null,\"category\":\"unknown\",\"action\":\"none\","
-	    "\"nrcpt\":0,\"reason\":null,\"message_id\":null}\n");
+	    "\"retry_after_s\":0,\"nrcpt\":0,\"reason\":null,\"message_id\":null}\n");
 }
 
 Test(cmd_bounce, json_escaping, .init = cr_redirect_stdout)
@@ -75,7 +76,7 @@ Test(cmd_bounce, json_escaping, .init = cr_redirect_stdout)
 	    "{\"file\":\"%s\",\"is_bounce\":false,\"kind\":\"auto-reply\","
 	    "\"format\":\"rfc3834\",\"recipient\":\"a@example.com\","
 	    "\"status\":null,\"category\":\"unknown\",\"action\":\"none\","
-	    "\"nrcpt\":1,\"reason\":\"Out of Office \\\"x\\\" \\\\ "
+	    "\"retry_after_s\":0,\"nrcpt\":1,\"reason\":\"Out of Office \\\"x\\\" \\\\ "
 	    "caf\xc3\xa9 \\ufffd!\",\"message_id\":null}\n", path);
 	cr_assert_stdout_eq_str(want);
 }
@@ -101,6 +102,6 @@ Test(cmd_bounce, dash_reads_stdin, .init = cr_redirect_stdout)
 	    "\"kind\":\"heuristic\",\"format\":\"qmail\","
 	    "\"recipient\":\"bob@example.com\",\"status\":\"5.2.2\","
 	    "\"category\":\"mailbox-full\",\"action\":\"bounce\","
-	    "\"nrcpt\":1,\"reason\":\"552 5.2.2 mailbox full\","
+	    "\"retry_after_s\":0,\"nrcpt\":1,\"reason\":\"552 5.2.2 mailbox full\","
 	    "\"message_id\":null}\n");
 }
