@@ -1045,10 +1045,9 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 			if (out->nfailed == 0)
 				out->nfailed = out->nrcpt;
 			dsn_finish_failed(out);
-		}
-		else if (strcmp(out->dsn_action, "delayed") == 0)
+		} else if (strcmp(out->dsn_action, "delayed") == 0) {
 			dsn_finish_delayed(out);
-		else {
+		} else {
 			/* delivered / relayed / expanded: success notices */
 			out->cls.category = CLASSIFY_DELIVERED;
 			out->cls.actions = 0;
