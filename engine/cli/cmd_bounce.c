@@ -1,8 +1,9 @@
 /*
  * cmd_bounce: `ringmail bounce parse FILE...` prints one JSON line per
  * file with what dsn_parse() made of it, so operators can check any
- * returned message by hand. Exit 0; 1 when a file could not be read (the
- * others are still printed); 2 on usage error.
+ * returned message by hand ("-" reads stdin). Files over 64 MiB are
+ * refused. Exit 0; 1 when a file could not be read (the others are still
+ * printed); 2 on usage error.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,7 +20,10 @@
 static void
 cmd_bounce_usage(FILE *f)
 {
-	fprintf(f, "usage: ringmail bounce parse FILE...\n");
+	fprintf(f, "usage: ringmail bounce parse FILE...  (- for stdin)\n"
+	    "prints one JSON line per file: file, is_bounce, kind, format,\n"
+	    "recipient, status, category, action, retry_after_s, nrcpt,\n"
+	    "reason, message_id (missing strings are null)\n");
 }
 
 /* Length of the valid UTF-8 sequence at p (RFC 3629 4), 0 if invalid. */
@@ -106,7 +110,7 @@ cmd_bounce_json_opt(struct buf *b, const char *key, const char *v)
 	return rc;
 }
 
-/* Read a whole file (bounded). 0 or -errno. */
+/* Read a whole file (bounded); "-" is stdin. 0 or -errno. */
 static int
 cmd_bounce_read(const char *path, struct buf *b)
 {
@@ -116,7 +120,9 @@ cmd_bounce_read(const char *path, struct buf *b)
 	int	 rc = 0;
 
 	buf_reset(b);
-	if ((f = fopen(path, "rb")) == NULL)
+	if (strcmp(path, "-") == 0)
+		f = stdin;
+	else if ((f = fopen(path, "rb")) == NULL)
 		return -errno;
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
 		if (b->len + n > CMD_BOUNCE_FILE_MAX) {
@@ -128,7 +134,8 @@ cmd_bounce_read(const char *path, struct buf *b)
 	}
 	if (rc == 0 && ferror(f))
 		rc = -EIO;
-	fclose(f);
+	if (f != stdin)
+		fclose(f);
 	return rc;
 }
 
@@ -159,7 +166,7 @@ cmd_bounce_format(struct buf *out, const char *file,
 		rc = buf_printf(out, ",\"category\":\"%s\",\"action\":\"%s\"",
 		    classify_category_name(r->cls.category),
 		    classify_actions_str(r->cls.actions, act, sizeof(act)));
-	if (rc == 0 && r->cls.retry_after_s)
+	if (rc == 0)
 		rc = buf_printf(out, ",\"retry_after_s\":%u",
 		    r->cls.retry_after_s);
 	if (rc == 0)

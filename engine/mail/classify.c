@@ -12,6 +12,7 @@
 
 #include "lib/log.h"
 #include "mail/classify.h"
+#include "mail/reply.h"
 
 #define CLASSIFY_PAT_MAX	8	/* code=/esc= alternatives per rule */
 #define CLASSIFY_RULES_MAX	4096
@@ -37,12 +38,23 @@ struct classify_rule {
 	struct classify_esc esc[CLASSIFY_PAT_MAX];
 	bool		 has_re;
 	regex_t		 re;
+	/*
+	 * Prefilter (owns): lower-case literals, NUL-separated, ending with
+	 * an empty one; the regex can only match when the text contains at
+	 * least one. NULL = always run the regex. Most replies fail most
+	 * rules, and strstr() is far cheaper than regexec().
+	 */
+	char		*lit;
 };
 
 struct classify_rules {
 	struct classify_rule *v;	/* owns */
 	size_t		 n;
+	bool		 noprefilter;	/* tests: regexec every rule */
 };
+
+#define CLASSIFY_LIT_MIN	3	/* shorter literals filter too little */
+#define CLASSIFY_LOWER_MAX	4096	/* longer texts skip the prefilter */
 
 static const char *const classify_names[CLASSIFY__COUNT] = {
 	[CLASSIFY_UNKNOWN] = "unknown",
@@ -106,8 +118,10 @@ classify_actions_str(unsigned actions, char *out, size_t outsz)
 			continue;
 		int n = snprintf(out + off, outsz - off, "%s%s",
 		    off ? "," : "", classify_action_names[i].name);
-		if (n < 0 || (size_t)n >= outsz - off)
-			return out;	/* truncated, still terminated */
+		if (n < 0 || (size_t)n >= outsz - off) {
+			out[off] = '\0';	/* drop the partial name */
+			return out;
+		}
 		off += (size_t)n;
 	}
 	if (off == 0)
@@ -258,6 +272,239 @@ classify_parse_escs(struct classify_rule *r, const char *s, size_t len)
 }
 
 /*
+ * glibc's regcomp copies a subexpression once per repetition it must
+ * count and recurses on stacked quantifiers ("a++++"), so a crafted (or
+ * mistyped) pattern can take gigabytes. Refuse stacked quantifiers, which
+ * POSIX leaves undefined anyway, and keep the product of all interval
+ * bounds small. Returns NULL or what is wrong.
+ */
+static const char *
+classify_re_check(const char *re)
+{
+	unsigned long product = 1;
+	bool	 quant = false;	/* previous atom was a quantifier */
+
+	for (const char *p = re; *p; p++) {
+		switch (*p) {
+		case '\\':
+			if (p[1] != '\0')
+				p++;
+			quant = false;
+			break;
+		case '[':
+			/* Bracket expression: ']' right after '[' or '[^'
+			 * is literal; skip "[:class:]" and friends whole. */
+			p++;
+			if (*p == '^')
+				p++;
+			if (*p == ']')
+				p++;
+			while (*p && *p != ']') {
+				if (*p == '[' && (p[1] == ':' || p[1] == '.' ||
+				    p[1] == '=')) {
+					char	 close = p[1];
+					p += 2;
+					while (*p && !(p[0] == close &&
+					    p[1] == ']'))
+						p++;
+					if (*p)
+						p++;
+				}
+				if (*p)
+					p++;
+			}
+			if (*p == '\0')
+				return "unterminated [";
+			quant = false;
+			break;
+		case '*':
+		case '+':
+		case '?':
+			if (quant)
+				return "stacked quantifiers";
+			quant = true;
+			break;
+		case '{': {
+			unsigned long lo = 0, hi;
+			if (quant)
+				return "stacked quantifiers";
+			p++;
+			while (*p >= '0' && *p <= '9' && lo < 100000)
+				lo = lo * 10 + (unsigned long)(*p++ - '0');
+			hi = lo;
+			if (*p == ',') {
+				p++;
+				hi = 0;
+				while (*p >= '0' && *p <= '9' && hi < 100000)
+					hi = hi * 10 + (unsigned long)(*p++ -
+					    '0');
+				if (hi < lo)
+					hi = lo;
+			}
+			if (*p != '}')
+				return "bad {m,n} interval";
+			product *= hi + 1;
+			if (product > 1000)
+				return "repetition counts too large";
+			quant = true;
+			break;
+		}
+		default:
+			quant = false;
+			break;
+		}
+		if (*p == '\0')
+			break;
+	}
+	return NULL;
+}
+
+struct classify_litbuf {
+	char	 run[CLASSIFY_LINE_MAX];	/* literal being read */
+	size_t	 rl;
+	char	 best[CLASSIFY_LINE_MAX];	/* longest in this branch */
+	size_t	 bl;
+};
+
+static void
+classify_lit_end(struct classify_litbuf *b)
+{
+	if (b->rl > b->bl) {
+		memcpy(b->best, b->run, b->rl);
+		b->bl = b->rl;
+	}
+	b->rl = 0;
+}
+
+/* Skip a bracket expression starting at p ('['); returns its last char. */
+static const char *
+classify_skip_bracket(const char *p)
+{
+	p++;
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++;
+	while (*p && *p != ']') {
+		if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+			char	 close = p[1];
+			p += 2;
+			while (*p && !(p[0] == close && p[1] == ']'))
+				p++;
+			if (*p)
+				p++;
+		}
+		if (*p)
+			p++;
+	}
+	return *p ? p : p - 1;
+}
+
+/*
+ * Build the prefilter of a regex: for each top-level alternative, the
+ * longest run of literal characters that every match must contain.
+ * Returns a malloc'd literal list (see struct classify_rule) or NULL when
+ * some alternative has no usable literal (or on ENOMEM: the prefilter is
+ * only an optimisation).
+ */
+static char *
+classify_re_literals(const char *re)
+{
+	struct classify_litbuf *b;
+	char	*out = NULL;
+	size_t	 olen = 0;
+	const char *p;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return NULL;
+	if ((out = malloc(strlen(re) + 2)) == NULL)
+		goto none;
+	for (p = re;; p++) {
+		char	 c = *p;
+
+		if (c == '\0' || c == '|') {
+			classify_lit_end(b);
+			if (b->bl < CLASSIFY_LIT_MIN)
+				goto none;
+			memcpy(out + olen, b->best, b->bl);
+			olen += b->bl;
+			out[olen++] = '\0';
+			b->bl = 0;
+			if (c == '\0')
+				break;
+			continue;
+		}
+		switch (c) {
+		case '\\':
+			if (p[1] == '\0' || isalnum((unsigned char)p[1]) ||
+			    (unsigned char)p[1] >= 0x80) {
+				classify_lit_end(b);	/* \w, \b, ... */
+				if (p[1] != '\0')
+					p++;
+				break;
+			}
+			p++;
+			b->run[b->rl++] = (char)tolower((unsigned char)*p);
+			break;
+		case '[':
+			classify_lit_end(b);
+			p = classify_skip_bracket(p);
+			break;
+		case '(': {
+			int	 depth = 1;
+			classify_lit_end(b);
+			for (p++; *p && depth > 0; p++) {
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+				else if (*p == '[')
+					p = classify_skip_bracket(p);
+				else if (*p == '(')
+					depth++;
+				else if (*p == ')')
+					depth--;
+			}
+			p--;		/* at ')' (or the NUL's predecessor) */
+			if (*p != ')')
+				goto none;
+			break;
+		}
+		case '*':
+		case '?':
+		case '{':
+			/* The atom before may be absent: drop it. */
+			if (b->rl > 0)
+				b->rl--;
+			classify_lit_end(b);
+			if (c == '{')
+				while (p[1] && *p != '}')
+					p++;
+			break;
+		case '+':
+		case '.':
+		case '^':
+		case '$':
+		case ')':
+			classify_lit_end(b);
+			if (c == ')')
+				goto none;	/* unbalanced: be safe */
+			break;
+		default:
+			if ((unsigned char)c >= 0x80)
+				goto none;	/* case folding beyond ASCII */
+			b->run[b->rl++] = (char)tolower((unsigned char)c);
+			break;
+		}
+	}
+	out[olen] = '\0';
+	free(b);
+	return out;
+none:
+	free(out);
+	free(b);
+	return NULL;
+}
+
+/*
  * Parse one non-blank line into *r. Returns 1 when the line holds a rule,
  * 0 for a blank/comment line, -EINVAL with err set otherwise.
  */
@@ -315,6 +562,11 @@ classify_parse_line(struct classify_rule *r, const char *s, size_t len,
 				    "two regexes");
 				return -EINVAL;
 			}
+			const char *bad = classify_re_check(re);
+			if (bad != NULL) {
+				classify_seterr(err, errsz, lineno, bad);
+				return -EINVAL;
+			}
 			if ((rc = regcomp(&r->re, re,
 			    REG_EXTENDED | REG_ICASE | REG_NOSUB)) != 0) {
 				char	 msg[128];
@@ -323,6 +575,7 @@ classify_parse_line(struct classify_rule *r, const char *s, size_t len,
 				return -EINVAL;
 			}
 			r->has_re = true;
+			r->lit = classify_re_literals(re);
 			break;
 		}
 		while (i < len && !classify_isspace(s[i]))
@@ -381,7 +634,16 @@ classify_parse_line(struct classify_rule *r, const char *s, size_t len,
 fail:
 	if (r->has_re)
 		regfree(&r->re);
+	free(r->lit);
 	return -EINVAL;
+}
+
+static void
+classify_rule_fini(struct classify_rule *r)
+{
+	if (r->has_re)
+		regfree(&r->re);
+	free(r->lit);
 }
 
 void
@@ -390,8 +652,7 @@ classify_rules_free(struct classify_rules *r)
 	if (r == NULL)
 		return;
 	for (size_t i = 0; i < r->n; i++)
-		if (r->v[i].has_re)
-			regfree(&r->v[i].re);
+		classify_rule_fini(&r->v[i]);
 	free(r->v);
 	free(r);
 }
@@ -407,6 +668,8 @@ classify_rules_parse(const char *data, size_t len, char *err, size_t errsz)
 		err[0] = '\0';
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
+	if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0)
+		off = 3;	/* UTF-8 BOM from a Windows editor */
 	while (off < len) {
 		const char *nl = memchr(data + off, '\n', len - off);
 		size_t	 llen = nl ? (size_t)(nl - (data + off)) : len - off;
@@ -434,14 +697,12 @@ classify_rules_parse(const char *data, size_t len, char *err, size_t errsz)
 			if (cap >= CLASSIFY_RULES_MAX) {
 				classify_seterr(err, errsz, lineno,
 				    "too many rules");
-				if (rule.has_re)
-					regfree(&rule.re);
+				classify_rule_fini(&rule);
 				goto fail;
 			}
 			cap = cap ? cap * 2 : 64;
 			if ((nv = realloc(r->v, cap * sizeof(*nv))) == NULL) {
-				if (rule.has_re)
-					regfree(&rule.re);
+				classify_rule_fini(&rule);
 				goto fail;
 			}
 			r->v = nv;
@@ -486,6 +747,12 @@ classify_rules_load(const char *path, char *err, size_t errsz)
 	return r;
 }
 
+void
+classify_rules_set_prefilter(struct classify_rules *r, bool on)
+{
+	r->noprefilter = !on;
+}
+
 size_t
 classify_rules_count(const struct classify_rules *r)
 {
@@ -500,8 +767,9 @@ static void
 classify_builtin_init(void)
 {
 	char	 err[256];
-	size_t	 len = (size_t)(classify_rules_data_end -
-	    classify_rules_data_start);
+	/* Two symbols, one object: subtract addresses, not pointers. */
+	size_t	 len = (size_t)((uintptr_t)classify_rules_data_end -
+	    (uintptr_t)classify_rules_data_start);
 
 	classify_builtin = classify_rules_parse(classify_rules_data_start, len,
 	    err, sizeof(err));
@@ -620,7 +888,8 @@ classify_fallback(int code, const struct classify_esc *e, int cls,
 	if (e != NULL && e->cls != 2) {
 		switch (e->subj) {
 		case 1:		/* addressing status */
-			if (e->det == 2 || e->det == 10)	/* no domain/null MX */
+			/* 5.1.2 bad domain, 5.1.10 null MX (RFC 7505) */
+			if (e->det == 2 || e->det == 10)
 				c = CLASSIFY_INVALID_DOMAIN;
 			else if (e->det == 7 || e->det == 8)	/* sender */
 				c = CLASSIFY_POLICY;
@@ -741,6 +1010,18 @@ classify_reply_rules(const struct classify_rules *r, int code, const char *esc,
 	}
 	if (text == NULL)
 		text = "";
+	/* One lower-case copy for the literal prefilters. */
+	char	 lower[CLASSIFY_LOWER_MAX];
+	bool	 prefilter = !r->noprefilter;
+	for (size_t i = 0; prefilter; i++) {
+		if (i == sizeof(lower)) {
+			prefilter = false;	/* too long: regexec all */
+			break;
+		}
+		lower[i] = (char)tolower((unsigned char)text[i]);
+		if (text[i] == '\0')
+			break;
+	}
 	for (size_t i = 0; i < r->n; i++) {
 		const struct classify_rule *ru = &r->v[i];
 		bool	 ok;
@@ -761,6 +1042,13 @@ classify_reply_rules(const struct classify_rules *r, int code, const char *esc,
 			if (!ok)
 				continue;
 		}
+		if (ru->lit != NULL && prefilter) {
+			const char *l = ru->lit;
+			while (*l != '\0' && strstr(lower, l) == NULL)
+				l += strlen(l) + 1;
+			if (*l == '\0')
+				continue;	/* no literal: cannot match */
+		}
 		if (ru->has_re && regexec(&ru->re, text, 0, NULL, 0) != 0)
 			continue;
 		out->category = ru->cat;
@@ -777,10 +1065,24 @@ done:
 		out->actions |= CLASSIFY_A_DEFER;
 	}
 	if (cls == 5 && (out->actions & CLASSIFY_A_DEFER) &&
-	    (out->actions & CLASSIFY_A_BOUNCE))
+	    out->category != CLASSIFY_RATE_LIMITED) {
+		/*
+		 * A 5xx is permanent (RFC 5321 4.2.1): retrying the same
+		 * transaction will not help, whatever the text says. Only
+		 * throttling sent as 5xx ("550 too many connections") is
+		 * worth another try.
+		 */
 		out->actions &= ~CLASSIFY_A_DEFER;
+		out->actions |= CLASSIFY_A_BOUNCE;
+	}
 	if (cls == 4 || (out->actions & CLASSIFY_A_DEFER))
 		out->retry_after_s = classify_retry_hint(text);
+}
+
+void
+classify_from_reply(const struct reply *rp, struct classify_result *out)
+{
+	classify_reply(rp->code, rp->esc, rp->text, out);
 }
 
 void

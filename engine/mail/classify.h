@@ -14,7 +14,13 @@
  * and the process-wide built-in set (never freed).
  * Must not touch: sockets, Redis, the scheduler. Pure apart from the
  * one-time compilation of the built-in rules; classify_reply() is safe to
- * call from several threads at once (glibc regexec on a shared regex_t is).
+ * call from several threads at once (glibc regexec on a shared regex_t is,
+ * behind a per-regex lock).
+ * Cost: 2xx/3xx return at once (no allocation). Otherwise each rule's
+ * regex runs only if the reply holds one of the literals the regex needs
+ * (a strstr prefilter), so a typical failure runs regexec about once;
+ * glibc's regexec allocates internally, so a non-2xx reply is not
+ * allocation-free.
  * Used by out/ (synchronous replies) and by dsn (asynchronous bounces).
  */
 #ifndef ENGINE_MAIL_CLASSIFY_H
@@ -25,7 +31,7 @@
 
 enum classify_category {
 	CLASSIFY_UNKNOWN = 0,
-	CLASSIFY_DELIVERED,		/* 2xx: nothing to do */
+	CLASSIFY_DELIVERED,		/* 2xx/3xx: nothing to do */
 	CLASSIFY_INVALID_RECIPIENT,	/* mailbox does not exist/disabled */
 	CLASSIFY_INVALID_DOMAIN,	/* domain does not exist/no MX */
 	CLASSIFY_MAILBOX_FULL,
@@ -52,11 +58,12 @@ enum classify_category {
 struct classify_result {
 	enum classify_category category;
 	unsigned	 actions;	/* CLASSIFY_A_* */
-	unsigned	 retry_after_s;	/* "retry in N minutes" hint, 0 = none */
-	unsigned	 rule_line;	/* line of the matching rule, 0 = fallback */
+	unsigned	 retry_after_s;	/* "retry in N min" hint, 0 = none */
+	unsigned	 rule_line;	/* matching rule's line, 0 = fallback */
 };
 
 struct classify_rules;
+struct reply;
 
 /*
  * Stable lower-case names for logs and JSON ("invalid-recipient", ...).
@@ -85,6 +92,11 @@ struct classify_rules *classify_rules_parse(const char *data, size_t len,
 struct classify_rules *classify_rules_load(const char *path, char *err,
 	    size_t errsz);
 void	classify_rules_free(struct classify_rules *r);
+/*
+ * Rules skip regexec() unless the text holds a literal every match needs
+ * (on by default). Off only for tests that compare both paths.
+ */
+void	classify_rules_set_prefilter(struct classify_rules *r, bool on);
 size_t	classify_rules_count(const struct classify_rules *r);
 /*
  * The built-in set, compiled on first call (thread-safe). A broken
@@ -103,9 +115,13 @@ void	classify_set_rules(const struct classify_rules *r);
  * code, or 0 when unknown (e.g. a DSN that only has a Status); esc is the
  * enhanced status ("5.1.1"), NULL or "" when absent; text may be NULL.
  * A 4xx outcome (by code, or by esc class when code is 0) never bounces or
- * suppresses: those bits become DEFER (RFC 5321 4.2.1, transient).
+ * suppresses: those bits become DEFER (RFC 5321 4.2.1, transient). A 5xx
+ * outcome never defers unless it is rate-limited: DEFER becomes BOUNCE.
  */
 void	classify_reply(int code, const char *esc, const char *text,
+	    struct classify_result *out);
+/* As classify_reply, for a reply from the reply parser (mail/reply.h). */
+void	classify_from_reply(const struct reply *rp,
 	    struct classify_result *out);
 /* As classify_reply with an explicit rule set (NULL = built-in). */
 void	classify_reply_rules(const struct classify_rules *r, int code,

@@ -221,7 +221,8 @@ static long
 dsn_find_addr(const char *s, size_t n, char *out, size_t outsz, size_t *end)
 {
 	for (size_t i = 0; i < n; i++) {
-		size_t	 a, b, dot = 0;
+		size_t	 a, b;
+		bool	 dot = false;
 
 		if (s[i] != '@')
 			continue;
@@ -231,14 +232,13 @@ dsn_find_addr(const char *s, size_t n, char *out, size_t outsz, size_t *end)
 		while (a < i && s[a] == '.')
 			a++;
 		b = i + 1;
-		while (b < n && b - i < 255 && dsn_is_domain_char(s[b])) {
-			if (s[b] == '.')
-				dot = b;
+		while (b < n && b - i < 255 && dsn_is_domain_char(s[b]))
 			b++;
-		}
+		/* A sentence may end right after the address. */
 		while (b > i + 1 && (s[b - 1] == '.' || s[b - 1] == '-'))
 			b--;
-		if (a == i || dot == 0 || dot >= b || b <= i + 3)
+		dot = b > i + 1 && memchr(s + i + 1, '.', b - i - 1) != NULL;
+		if (a == i || !dot || b <= i + 3)
 			continue;
 		if ((i - a == 13 && strncasecmp(s + a, "mailer-daemon", 13) ==
 		    0) || (i - a == 10 && strncasecmp(s + a, "postmaster",
@@ -268,13 +268,26 @@ dsn_addr_from_value(const char *v, char *out, size_t outsz)
 		v = semi + 1;
 	if (dsn_find_addr(v, strlen(v), out, outsz, &end) >= 0)
 		return;
-	/* Not address-shaped: keep the trimmed value (e.g. "bob"). */
+	/*
+	 * Not local@domain.tld: keep a single token with an '@' in it
+	 * ("user@localhost"), nothing else, so callers never get free text
+	 * where they expect an address.
+	 */
 	while (*v == ' ' || *v == '<')
 		v++;
 	dsn_strlcpy(out, v, outsz);
 	for (size_t n = strlen(out); n > 0 && (out[n - 1] == '>' ||
 	    out[n - 1] == ' '); n--)
 		out[n - 1] = '\0';
+	if (strchr(out, '@') == NULL || out[0] == '@')
+		out[0] = '\0';
+	for (const char *p = out; *p; p++) {
+		if (*p == ' ' || *p == '<' || *p == '>' || *p == '"' ||
+		    *p == ',') {
+			out[0] = '\0';
+			break;
+		}
+	}
 }
 
 /*
@@ -501,6 +514,9 @@ dsn_parse_status(struct dsn_result *r, const char *d, size_t n)
 			continue;	/* the per-message block */
 		if (cur.action[0] == '\0' && cur.status[0] == '5')
 			dsn_strlcpy(cur.action, "failed", sizeof(cur.action));
+		else if (cur.action[0] == '\0' && cur.status[0] == '2')
+			dsn_strlcpy(cur.action, "delivered",
+			    sizeof(cur.action));
 		r->nrcpt++;
 		bool	 failed = strcmp(cur.action, "failed") == 0;
 		if (failed)
@@ -604,13 +620,31 @@ static const struct dsn_marker dsn_body_markers[] = {
 	    NULL },
 	{ "Sorry, we were unable to deliver your message to the following",
 	    "yahoo", NULL },
-	{ "could not be delivered to the following recipients", "generic",
-	    NULL },
-	{ "message could not be delivered", "generic", NULL },
 	{ "Delivery to the following recipient has been delayed", "gmail",
 	    NULL },
 	{ "There was a temporary problem delivering your message", "gmail",
 	    NULL },
+	{ "There was a problem delivering your message to", "gmail", NULL },
+	{ "Die Zustellung an folgende Empf\xc3\xa4nger oder Gruppen ist "
+	    "fehlgeschlagen", "exchange", NULL },
+	{ "La remise aux destinataires ou groupes suivants a \xc3\xa9" "chou"
+	    "\xc3\xa9", "exchange", NULL },
+	{ "Error de entrega a estos destinatarios o grupos", "exchange",
+	    NULL },
+};
+
+/*
+ * Phrases a person might also write: only trusted from a daemon-ish
+ * sender, since a false bounce can suppress a real address.
+ */
+static const struct dsn_marker dsn_weak_body_markers[] = {
+	{ "could not be delivered to the following recipients", "generic",
+	    NULL },
+	{ "message could not be delivered", "generic", NULL },
+	{ "couldn't be delivered", "generic", NULL },
+	{ "was not delivered to", "generic", NULL },
+	{ "delivery to the following", "generic", NULL },
+	{ "permanent error", "generic", NULL },
 };
 
 /* Weaker subject markers: only trusted from a daemon-ish sender. */
@@ -626,6 +660,9 @@ static const struct dsn_marker dsn_subject_markers[] = {
 	{ "Mail System Error", "generic", NULL },
 	{ "Delivery delayed", "generic", NULL },
 	{ "Warning: could not send message", "sendmail", NULL },
+	{ "Unzustellbar:", "exchange", NULL },
+	{ "Non remis", "exchange", NULL },
+	{ "No se puede entregar:", "exchange", NULL },
 };
 
 static const char *const dsn_delay_markers[] = {
@@ -643,7 +680,8 @@ static const char *const dsn_delay_markers[] = {
 };
 
 static const char *const dsn_orig_markers[] = {
-	"This is a copy of the message, including all the headers",
+	/* Exim: "..., including all the headers" or "...'s headers" */
+	"This is a copy of the message",
 	"Below this line is a copy of the message",
 	"Original message follows",
 	"Unsent message follows",
@@ -733,6 +771,30 @@ dsn_inline_orig(struct dsn_result *r, const char *s, size_t n)
 	}
 }
 
+/* Texts that introduce the remote server's answer in a notice. */
+static const char *const dsn_response_markers[] = {
+	"The response from the remote server was:",
+	"The response was:",
+	"Remote host said:",
+	"Remote Server returned",
+	"Technical details of permanent failure:",
+	"Technical details of temporary failure:",
+	"Delay reason:",
+	"reason:",
+	"said:",
+};
+
+/* Skip blanks and list punctuation before a reason. */
+static size_t
+dsn_skip_junk(const char *s, size_t n, size_t p)
+{
+	while (p < n && (s[p] == '>' || s[p] == ':' || s[p] == ' ' ||
+	    s[p] == '\t' || s[p] == '\r' || s[p] == '\n' || s[p] == '\'' ||
+	    s[p] == '('))
+		p++;
+	return p;
+}
+
 /*
  * Text heuristics over the human-readable notice s[0..n): recipient,
  * reply code/status and reason. start: where to look for the recipient.
@@ -785,11 +847,28 @@ dsn_scan_text(struct dsn_result *r, const char *s, size_t n, size_t start,
 		}
 	}
 	if (r->reason[0] == '\0' && aend < n) {
-		/* Rest of the recipient's line, else the next paragraph. */
+		/* No reply code: the text after "The response was:" and
+		 * the like, else what follows the recipient. */
+		const char *best = NULL;
 		size_t	 p = aend;
-		while (p < n && (s[p] == '>' || s[p] == ':' || s[p] == ' ' ||
-		    s[p] == '\t' || s[p] == '\r' || s[p] == '\n'))
-			p++;
+		for (size_t i = 0; i < sizeof(dsn_response_markers) /
+		    sizeof(dsn_response_markers[0]); i++) {
+			const char *hit = mime_memcasemem(s + aend, win,
+			    dsn_response_markers[i],
+			    strlen(dsn_response_markers[i]));
+			if (hit != NULL && (best == NULL || hit < best)) {
+				best = hit;
+				p = (size_t)(hit - s) +
+				    strlen(dsn_response_markers[i]);
+			}
+		}
+		p = dsn_skip_junk(s, n, p);
+		/* "addr. See the details below." is no reason: skip a
+		 * sentence tail left on the recipient's line. */
+		if (best == NULL && p < n && s[p] == '.') {
+			const char *nl = memchr(s + p, '\n', n - p);
+			p = nl ? dsn_skip_junk(s, n, (size_t)(nl - s)) : n;
+		}
 		if (p < n)
 			dsn_set_reason(r, s + p, dsn_para_end(s, n, p) - p);
 	}
@@ -832,6 +911,7 @@ dsn_autoreply(const char *hdr, size_t hlen, const char *subject)
 		"abwesenheitsnotiz", "r\xc3\xa9ponse automatique",
 		"respuesta autom", "away from", "on vacation", "vacation",
 		"autosvar", "automatisch antwoord", "risposta automatica",
+		"automatische antwort", "abwesend",
 	};
 	char	 v[256];
 
@@ -869,7 +949,8 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 {
 	struct dsn_ctx c;
 	const struct dsn_marker *m = NULL;
-	char	 subject[512], from[512], rp[512], xfailed[DSN_ADDR_MAX];
+	char	 rawsubj[512], subject[512], from[512], rp[512];
+	char	 xfailed[DSN_ADDR_MAX];
 	size_t	 hlen, tn = 0, pos = 0;
 	const char *t = "";
 	bool	 have_rp, daemon, delay;
@@ -881,7 +962,8 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 	if ((c.scratch = malloc(c.scratchsz)) == NULL)
 		return -ENOMEM;
 	hlen = mime_body_offset(msg, len);
-	mime_hdr_get(msg, hlen, "Subject", subject, sizeof(subject));
+	mime_hdr_get(msg, hlen, "Subject", rawsubj, sizeof(rawsubj));
+	mime_decode_words(rawsubj, subject, sizeof(subject));	/* RFC 2047 */
 	mime_hdr_get(msg, hlen, "From", from, sizeof(from));
 	have_rp = mime_hdr_get(msg, hlen, "Return-Path", rp, sizeof(rp)) >= 0;
 	mime_hdr_get(msg, hlen, "X-Failed-Recipients", xfailed,
@@ -908,6 +990,13 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 		tn = dsn_strip_html(c.scratch, dsn_decode(&c, &c.html));
 		t = c.scratch;
 	}
+	if (!c.text.set && !c.html.set && hlen < len) {
+		/* Broken MIME (no boundary, ...): scan the raw body. */
+		struct dsn_span raw = { msg + hlen, len - hlen,
+		    MIME_CTE_IDENTITY, true };
+		tn = dsn_decode(&c, &raw);
+		t = c.scratch;
+	}
 	/* Keep the text: the report parts below reuse the scratch. */
 	char	*text = NULL;
 	if (tn > 0 && (c.ds.set || c.fb.set)) {
@@ -932,21 +1021,33 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 			    sizeof(dsn_body_markers) /
 			    sizeof(dsn_body_markers[0]), &pos);
 			dsn_scan_text(out, t, tn, m ? pos : 0, xfailed);
+			out->nrcpt = out->recipient[0] ? 1 : 0;
+		} else if (out->status[0] == '\0' && out->reason[0] == '\0') {
+			/* Cut before Status/Diagnostic-Code: the notice
+			 * text may still quote the remote reply. */
+			dsn_scan_text(out, t, tn, 0, xfailed);
+		}
+		if (out->dsn_action[0] == '\0') {
+			/* No Action field (cut short): a warning says so,
+			 * anything else reports a failure. */
 			delay = dsn_any_marker(subject, strlen(subject),
 			    dsn_delay_markers, sizeof(dsn_delay_markers) /
 			    sizeof(dsn_delay_markers[0])) ||
 			    dsn_any_marker(t, tn, dsn_delay_markers,
 			    sizeof(dsn_delay_markers) /
 			    sizeof(dsn_delay_markers[0]));
-			dsn_strlcpy(out->dsn_action, delay ? "delayed" :
-			    "failed", sizeof(out->dsn_action));
+			dsn_strlcpy(out->dsn_action, delay || out->status[0] ==
+			    '4' ? "delayed" : "failed",
+			    sizeof(out->dsn_action));
 		}
 		dsn_classify(out);
-		if (strcmp(out->dsn_action, "failed") == 0)
+		if (strcmp(out->dsn_action, "failed") == 0) {
+			if (out->nfailed == 0)
+				out->nfailed = out->nrcpt;
 			dsn_finish_failed(out);
-		else if (strcmp(out->dsn_action, "delayed") == 0)
+		} else if (strcmp(out->dsn_action, "delayed") == 0) {
 			dsn_finish_delayed(out);
-		else {
+		} else {
 			/* delivered / relayed / expanded: success notices */
 			out->cls.category = CLASSIFY_DELIVERED;
 			out->cls.actions = 0;
@@ -979,6 +1080,10 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 	m = dsn_match_markers(t, tn, dsn_body_markers,
 	    sizeof(dsn_body_markers) / sizeof(dsn_body_markers[0]), &pos);
 	daemon = dsn_daemon_sender(from, rp, have_rp);
+	if (m == NULL && daemon)
+		m = dsn_match_markers(t, tn, dsn_weak_body_markers,
+		    sizeof(dsn_weak_body_markers) /
+		    sizeof(dsn_weak_body_markers[0]), &pos);
 	if (m == NULL && daemon) {
 		size_t	 sp;
 		m = dsn_match_markers(subject, strlen(subject),
@@ -1044,6 +1149,8 @@ dsn_parse(const char *msg, size_t len, struct dsn_result *out)
 	}
 	out->kind = DSN_KIND_NONE;
 done:
+	if (out->nrcpt == 0 && out->recipient[0] != '\0')
+		out->nrcpt = 1;
 	free(text);
 	free(c.scratch);
 	return 0;

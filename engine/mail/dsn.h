@@ -9,8 +9,17 @@
  *
  * Input is one raw RFC 5322 message in memory. Sans-I/O; any bytes are
  * valid input: truncated or malformed reports yield whatever fields can
- * still be found. Only the input bytes are scanned (text parts at most
- * DSN_SCAN_MAX bytes each). One scratch allocation per call.
+ * still be found. Only the input bytes are scanned (each part decoded to
+ * at most DSN_SCAN_MAX bytes). Heap use is one scratch buffer per call
+ * (two for multipart reports), freed before return: this is the inbound
+ * path, not the per-message send path.
+ *
+ * Recipient selection: a DSN names the first recipient whose Action is
+ * "failed" (else the first one) and counts all of them (nrcpt, nfailed);
+ * heuristics take the first address after the MTA's notice text, or
+ * X-Failed-Recipients, or the original message's To. The actions follow
+ * classify, except that a final failure always bounces (the remote gave
+ * up, whatever the status class) and a delay only defers.
  * Owns: nothing after return (the result holds copies, no pointers).
  * Must not touch: sockets, Redis, the suppression list (callers act on
  * the result). Thread-safe.
@@ -36,6 +45,11 @@ enum dsn_kind {
 	DSN_KIND_HEURISTIC,	/* non-standard bounce, found by its text */
 };
 
+/*
+ * is_bounce is true only for DSN and heuristic kinds reporting a final
+ * failure; delay notices (dsn_action "delayed"), ARF complaints (category
+ * complaint, action suppress) and auto-replies are not bounces.
+ */
 struct dsn_result {
 	bool		 is_bounce;	/* a recipient failed for good */
 	enum dsn_kind	 kind;

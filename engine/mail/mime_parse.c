@@ -15,6 +15,13 @@ mime_is_wsp(char c)
 	return c == ' ' || c == '\t';
 }
 
+/* Whitespace inside a (possibly still folded) header value. */
+static bool
+mime_is_fws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 /* End of the line starting at s (offset of '\n', or len). */
 static size_t
 mime_eol(const char *p, size_t len, size_t s)
@@ -138,7 +145,8 @@ mime_hdr_get(const char *p, size_t len, const char *name, char *out,
 
 	while (mime_hdr_next(p, len, &off, &h)) {
 		if (h.namelen == nlen && strncasecmp(h.name, name, nlen) == 0)
-			return (int)mime_unfold(h.value, h.valuelen, out, outsz);
+			return (int)mime_unfold(h.value, h.valuelen, out,
+			    outsz);
 	}
 	if (outsz > 0)
 		out[0] = '\0';
@@ -173,14 +181,14 @@ mime_param_get(const char *value, const char *name, char *out, size_t outsz)
 		size_t	 o = 0;
 
 		s++;
-		while (*s == ' ' || *s == '\t')
+		while (mime_is_fws(*s))
 			s++;
 		n = s;
-		while (*s && *s != '=' && *s != ';' && *s != ' ' && *s != '\t')
+		while (*s && *s != '=' && *s != ';' && !mime_is_fws(*s))
 			s++;
 		bool	 match = (size_t)(s - n) == nlen &&
 		    strncasecmp(n, name, nlen) == 0;
-		while (*s == ' ' || *s == '\t')
+		while (mime_is_fws(*s))
 			s++;
 		if (*s != '=') {
 			while (*s && *s != ';')
@@ -188,7 +196,7 @@ mime_param_get(const char *value, const char *name, char *out, size_t outsz)
 			continue;
 		}
 		s++;
-		while (*s == ' ' || *s == '\t')
+		while (mime_is_fws(*s))
 			s++;
 		if (*s == '"') {
 			for (s++; *s && *s != '"'; s++) {
@@ -200,7 +208,7 @@ mime_param_get(const char *value, const char *name, char *out, size_t outsz)
 			if (*s == '"')
 				s++;
 		} else {
-			for (; *s && *s != ';' && *s != ' ' && *s != '\t';
+			for (; *s && *s != ';' && !mime_is_fws(*s);
 			    s++)
 				if (match && o + 1 < outsz)
 					out[o++] = *s;
@@ -352,8 +360,9 @@ mime_decode(enum mime_cte cte, const char *in, size_t inlen, char *out,
 				continue;
 			}
 			if (i + 2 < inlen) {
-				int	 hi = mime_hexval((unsigned char)in[i + 1]);
-				int	 lo = mime_hexval((unsigned char)in[i + 2]);
+				int	 hi, lo;
+				hi = mime_hexval((unsigned char)in[i + 1]);
+				lo = mime_hexval((unsigned char)in[i + 2]);
 				if (hi >= 0 && lo >= 0) {
 					out[o++] = (char)(hi << 4 | lo);
 					i += 2;
@@ -365,6 +374,100 @@ mime_decode(enum mime_cte cte, const char *in, size_t inlen, char *out,
 		return o;
 	}
 	return 0;
+}
+
+/*
+ * Parse one encoded-word at s ("=?charset?X?text?="). On success returns
+ * its length and, when out is not NULL, decodes the text into out[0..*n).
+ */
+static size_t
+mime_word_at(const char *s, char *out, size_t outsz, size_t *n)
+{
+	const char *cs = s + 2, *enc, *txt, *end;
+	enum mime_cte cte;
+
+	if (s[0] != '=' || s[1] != '?')
+		return 0;
+	for (enc = cs; *enc && *enc != '?' && *enc != ' ' && enc - cs < 64;
+	    enc++)
+		;
+	if (*enc != '?' || enc == cs)
+		return 0;
+	enc++;
+	if ((*enc == 'B' || *enc == 'b') && enc[1] == '?')
+		cte = MIME_CTE_BASE64;
+	else if ((*enc == 'Q' || *enc == 'q') && enc[1] == '?')
+		cte = MIME_CTE_QP;
+	else
+		return 0;
+	txt = enc + 2;
+	for (end = txt; *end && *end != ' ' && *end != '\t' &&
+	    !(end[0] == '?' && end[1] == '='); end++)
+		;
+	if (end[0] != '?' || end[1] != '=')
+		return 0;
+	if (out == NULL) {
+		*n = 0;
+	} else if (cte == MIME_CTE_BASE64) {
+		*n = mime_decode(cte, txt, (size_t)(end - txt), out, outsz);
+	} else {
+		/* RFC 2047 4.2: "_" is a space, "=XX" an octet. */
+		size_t	 o = 0;
+		for (const char *p = txt; p < end && o < outsz; p++) {
+			int	 hi, lo;
+			if (*p == '_') {
+				out[o++] = ' ';
+			} else if (*p == '=' && end - p >= 3 &&
+			    (hi = mime_hexval((unsigned char)p[1])) >= 0 &&
+			    (lo = mime_hexval((unsigned char)p[2])) >= 0) {
+				out[o++] = (char)(hi << 4 | lo);
+				p += 2;
+			} else {
+				out[o++] = *p;
+			}
+		}
+		*n = o;
+	}
+	return (size_t)(end + 2 - s);
+}
+
+size_t
+mime_decode_words(const char *in, char *out, size_t outsz)
+{
+	size_t	 o = 0, wsp_start = 0;
+	bool	 after_word = false, in_wsp = false;
+
+	if (outsz == 0)
+		return 0;
+	for (const char *p = in; *p && o + 1 < outsz;) {
+		size_t	 n = 0, used;
+
+		if ((used = mime_word_at(p, NULL, 0, &n)) > 0) {
+			if (after_word && in_wsp)
+				o = wsp_start;	/* drop space between words */
+			mime_word_at(p, out + o, outsz - 1 - o, &n);
+			o += n;
+			p += used;
+			after_word = true;
+			in_wsp = false;
+			continue;
+		}
+		if (*p == ' ' || *p == '\t') {
+			if (!in_wsp)
+				wsp_start = o;
+			in_wsp = true;
+		} else {
+			after_word = false;
+			in_wsp = false;
+		}
+		out[o++] = *p++;
+	}
+	/* Decoded NULs or controls must not cut or inject: blank them. */
+	for (size_t i = 0; i < o; i++)
+		if ((unsigned char)out[i] < 32 || out[i] == 127)
+			out[i] = ' ';
+	out[o] = '\0';
+	return o;
 }
 
 const char *

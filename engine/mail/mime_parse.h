@@ -81,6 +81,14 @@ int	mime_hdr_get(const char *p, size_t len, const char *name, char *out,
  * replace other control characters by spaces, into out. Returns the length.
  */
 size_t	mime_unfold(const char *v, size_t vlen, char *out, size_t outsz);
+/*
+ * Decode RFC 2047 encoded-words ("=?utf-8?B?...?=", "=?iso-8859-1?Q?...?=")
+ * in an unfolded header value into out (NUL-terminated, truncated to
+ * outsz - 1). The decoded bytes keep their declared charset (no
+ * conversion); whitespace between adjacent encoded-words is dropped
+ * (RFC 2047 6.2); malformed words are copied literally. Returns the length.
+ */
+size_t	mime_decode_words(const char *in, char *out, size_t outsz);
 /* Parse a Content-Type value (defaults text/plain). */
 void	mime_ctype_parse(const char *value, struct mime_ctype *ct);
 /*
