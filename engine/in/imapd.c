@@ -1259,8 +1259,8 @@ imapd_fetch_one(struct imapd_session *s, size_t i, struct imapd_fitem *it,
 			imapd_put_section_name(out, &it[k]);
 			buf_putc(out, ' ');
 			if (!imapd_section(s, &it[k], &tmp, &d, &dl)) {
-				d = "";
-				dl = 0;
+				buf_puts(out, "NIL");	/* no such part */
+				break;
 			}
 			if (it[k].partial) {
 				if (it[k].pstart >= dl) {
@@ -2541,14 +2541,17 @@ imapd_process(struct imapd_session *s, const char *data, size_t len,
 			continue;
 		}
 		if (s->in.len - s->line_off + k > IMAPD_LINE_MAX) {
-			size_t tl = 0;
+			/* The tag starts the command: in what we kept, or
+			 * in this chunk when nothing was kept yet. */
+			const char	*c = s->in.len ? s->in.data : data;
+			size_t		 cl = s->in.len ? s->in.len : k, tl = 0;
 
-			while (tl < s->in.len && tl < IMAPD_TAG_MAX &&
-			    imapd_tag_char(s->in.data[tl]))
+			while (tl < cl && tl < IMAPD_TAG_MAX &&
+			    imapd_tag_char(c[tl]))
 				tl++;
-			if (tl > 0 && tl < s->in.len && s->in.data[tl] == ' ' &&
+			if (tl > 0 && tl < cl && c[tl] == ' ' &&
 			    !s->idling && !s->cont_auth) {
-				memcpy(s->bad_tag, s->in.data, tl);
+				memcpy(s->bad_tag, c, tl);
 				s->bad_tag[tl] = '\0';
 			} else {
 				strcpy(s->bad_tag, "*");
