@@ -19,6 +19,7 @@
 #define AUTH_N_MAX	(1u << 20)
 #define AUTH_R_MAX	32u
 #define AUTH_P_MAX	16u
+#define AUTH_MEM_MAX	(256u << 20)	/* scrypt's V array, 128*r*N bytes */
 
 #define AUTH_LIM_SLOTS	4096
 #define AUTH_LIM_PROBE	8
@@ -113,7 +114,8 @@ static bool
 auth_params_ok(uint64_t n, uint64_t r, uint64_t p)
 {
 	return n >= 2 && n <= AUTH_N_MAX && (n & (n - 1)) == 0 && r >= 1 &&
-	    r <= AUTH_R_MAX && p >= 1 && p <= AUTH_P_MAX;
+	    r <= AUTH_R_MAX && p >= 1 && p <= AUTH_P_MAX &&
+	    128 * r * n <= AUTH_MEM_MAX;
 }
 
 int
