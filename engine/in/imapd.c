@@ -2457,7 +2457,11 @@ imapd_line(struct imapd_session *s, struct buf *out)
 			j--;
 		}
 		if (nd > 0 && line[j] == '{') {
-			if (nd > 10 || n > IMAPD_LITERAL_MAX ||
+			/* Before login only short strings make sense. */
+			uint64_t max = s->state == IMAPD_NOTAUTH ?
+			    IMAPD_LITERAL_PREAUTH_MAX : IMAPD_LITERAL_MAX;
+
+			if (nd > 10 || n > max ||
 			    s->in.len + n > IMAPD_CMD_MAX) {
 				if (nonsync) {
 					buf_puts(out, "* BYE literal too "

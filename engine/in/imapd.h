@@ -38,6 +38,7 @@
 
 #define IMAPD_LINE_MAX		8192
 #define IMAPD_LITERAL_MAX	65536
+#define IMAPD_LITERAL_PREAUTH_MAX 1024	/* before LOGIN / AUTHENTICATE */
 #define IMAPD_CMD_MAX		(256 * 1024)
 
 struct imapd_session;

@@ -693,8 +693,9 @@ maildir_box_forget(struct maildir_box *box, size_t i)
 
 /* Open message i, rescanning once if another session renamed it. */
 static int
-maildir_msg_open(struct maildir_box *box, size_t i)
+maildir_msg_open(struct maildir_box *box, size_t *ip)
 {
+	size_t	 i = *ip;
 	char	 p[MAILDIR_PATH_MAX];
 	int	 fd;
 
@@ -704,8 +705,10 @@ maildir_msg_open(struct maildir_box *box, size_t i)
 		if ((size_t)snprintf(p, sizeof(p), "%s/%s", box->path,
 		    box->msgs[i].name) >= sizeof(p))
 			return -ENAMETOOLONG;
-		if ((fd = open(p, O_RDONLY | O_CLOEXEC)) >= 0)
+		if ((fd = open(p, O_RDONLY | O_CLOEXEC)) >= 0) {
+			*ip = i;
 			return fd;
+		}
 		if (errno != ENOENT)
 			return -errno;
 		if (tries == 0) {
@@ -733,7 +736,7 @@ maildir_msg_read(struct maildir_box *box, size_t i, struct buf *out)
 	int		 fd, r;
 	char		 prev = '\0';
 
-	if ((fd = maildir_msg_open(box, i)) < 0)
+	if ((fd = maildir_msg_open(box, &i)) < 0)
 		return fd;
 	if (fstat(fd, &st) != 0) {
 		r = -errno;

@@ -433,6 +433,8 @@ Test(imapd, literals_and_bounds)
 	struct imapd_session	*s = new_session();
 	static char		 big[IMAPD_LINE_MAX + 100];
 
+	cr_assert_str_eq(run(s, "z LOGIN {2000}\r\n"),
+	    "z BAD literal too large\r\n");
 	cr_assert_str_eq(run(s, "a LOGIN {5}\r\nalice {6+}\r\nsecret\r\n"),
 	    "+ ready for literal data\r\n"
 	    "a OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR IDLE UNSELECT] "
