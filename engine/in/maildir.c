@@ -38,6 +38,8 @@ struct maildir_dirent {
 	uint32_t	 uid;
 };
 
+/* Q<n> in unique names; atomic because deliveries may run on several
+ * worker threads of one process within the same microsecond. */
 static unsigned	maildir_counter;
 
 int
@@ -903,7 +905,7 @@ maildir_deliver_open(struct maildir_delivery *d, const char *dir)
 	gettimeofday(&tv, NULL);
 	snprintf(d->base, sizeof(d->base), "%lld.M%ldP%ldQ%u.%s",
 	    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
-	    ++maildir_counter, host);
+	    __atomic_add_fetch(&maildir_counter, 1, __ATOMIC_RELAXED), host);
 	if ((size_t)snprintf(d->tmp_path, sizeof(d->tmp_path), "%s/tmp/%s",
 	    dir, d->base) >= sizeof(d->tmp_path))
 		return -ENAMETOOLONG;
