@@ -109,6 +109,10 @@ struct imapd_session {
 	struct buf		 a1, a2;	/* owns: string scratch */
 	struct imapd_set	*set;		/* owns: scratch */
 	struct imapd_fitem	*items;		/* owns: scratch */
+	bool			 fetch_active;	/* a FETCH awaits INSESS_MORE */
+	bool			 fetch_uid;
+	int			 fetch_n;	/* items in use */
+	size_t			 fetch_next;	/* next message index */
 };
 
 struct imapd_p {
@@ -1306,7 +1310,34 @@ imapd_fetch_one(struct imapd_session *s, size_t i, struct imapd_fitem *it,
 	return true;
 }
 
-static void
+/*
+ * Run (or resume) the FETCH set up in the session. Stops with INSESS_MORE
+ * once IMAPD_OUT_HIWAT bytes were appended, so FETCH 1:* BODY[] over a big
+ * mailbox never builds more than about one message past that in memory.
+ */
+static unsigned
+imapd_fetch_run(struct imapd_session *s, struct buf *out)
+{
+	size_t	 start = out->len;
+
+	for (size_t i = s->fetch_next; i < s->nknown; i++) {
+		if (out->len - start >= IMAPD_OUT_HIWAT) {
+			s->fetch_next = i;
+			return INSESS_MORE;
+		}
+		if (s->box->msgs[i].gone ||
+		    !imapd_in_set(s, s->set, i, s->fetch_uid))
+			continue;
+		(void)imapd_fetch_one(s, i, s->items, s->fetch_n, s->fetch_uid,
+		    out);
+	}
+	s->fetch_active = false;
+	imapd_tagged(s, out, "OK %sFETCH completed", s->fetch_uid ? "UID " :
+	    "");
+	return 0;
+}
+
+static unsigned
 imapd_cmd_fetch(struct imapd_session *s, struct imapd_p *P, bool uid,
     struct buf *out)
 {
@@ -1315,14 +1346,13 @@ imapd_cmd_fetch(struct imapd_session *s, struct imapd_p *P, bool uid,
 	if (!imapd_p_sp(P) || !imapd_p_set(P, s->set) || !imapd_p_sp(P) ||
 	    (n = imapd_p_fetch_atts(P, s->items)) < 0 || !imapd_p_eol(P)) {
 		imapd_tagged(s, out, "BAD invalid FETCH arguments");
-		return;
+		return 0;
 	}
-	for (size_t i = 0; i < s->nknown; i++) {
-		if (s->box->msgs[i].gone || !imapd_in_set(s, s->set, i, uid))
-			continue;
-		(void)imapd_fetch_one(s, i, s->items, n, uid, out);
-	}
-	imapd_tagged(s, out, "OK %sFETCH completed", uid ? "UID " : "");
+	s->fetch_active = true;
+	s->fetch_next = 0;
+	s->fetch_n = n;
+	s->fetch_uid = uid;
+	return imapd_fetch_run(s, out);
 }
 
 /* ---- STORE / COPY / EXPUNGE -------------------------------------------- */
@@ -2384,7 +2414,7 @@ imapd_dispatch(struct imapd_session *s, const char *cmd, size_t len,
 			imapd_tagged(s, out, "OK EXPUNGE completed");
 		}
 	} else if (strcasecmp(name, "FETCH") == 0 && sel) {
-		imapd_cmd_fetch(s, &P, uid, out);
+		return imapd_cmd_fetch(s, &P, uid, out);
 	} else if (strcasecmp(name, "STORE") == 0 && sel) {
 		imapd_cmd_store(s, &P, uid, out);
 	} else if (strcasecmp(name, "SEARCH") == 0 && sel) {
@@ -2578,7 +2608,8 @@ imapd_process(struct imapd_session *s, const char *data, size_t len,
 		if (nl == NULL)
 			break;
 		fl |= imapd_line(s, out);
-		if (fl & (INSESS_STARTTLS_NOW | INSESS_CLOSE | INSESS_DELAY))
+		if (fl & (INSESS_STARTTLS_NOW | INSESS_CLOSE | INSESS_DELAY |
+		    INSESS_MORE))
 			break;
 	}
 	if (fl & (INSESS_STARTTLS_NOW | INSESS_CLOSE)) {
@@ -2587,7 +2618,7 @@ imapd_process(struct imapd_session *s, const char *data, size_t len,
 		buf_reset(&s->in);
 		s->line_off = 0;
 		s->lit_left = 0;
-	} else if (fl & INSESS_DELAY && len > 0) {
+	} else if (fl & (INSESS_DELAY | INSESS_MORE) && len > 0) {
 		buf_append(&s->pend, data, len);
 	}
 	if (s->state == IMAPD_LOGOUT)
@@ -2608,6 +2639,19 @@ imapd_session_input(struct imapd_session *s, const char *data, size_t len,
 
 	if (s->state == IMAPD_LOGOUT)
 		return INSESS_CLOSE;
+	if (s->fetch_active && imapd_fetch_run(s, out) == INSESS_MORE) {
+		/* Still streaming a FETCH: the client's next commands wait. */
+		if (len > 0 && buf_append(&s->pend, data, len) != 0) {
+			s->state = IMAPD_LOGOUT;
+			return INSESS_CLOSE;
+		}
+		if (buf_unread(&s->pend) > IMAPD_CMD_MAX) {
+			buf_puts(out, "* BYE too much pipelined input\r\n");
+			s->state = IMAPD_LOGOUT;
+			return INSESS_CLOSE;
+		}
+		return INSESS_MORE;
+	}
 	if (buf_unread(&s->pend) == 0)
 		return imapd_process(s, data, len, out);
 	work = s->pend;

@@ -40,6 +40,8 @@
 #define IMAPD_LITERAL_MAX	65536
 #define IMAPD_LITERAL_PREAUTH_MAX 1024	/* before LOGIN / AUTHENTICATE */
 #define IMAPD_CMD_MAX		(256 * 1024)
+/* A FETCH pauses with INSESS_MORE after appending this much. */
+#define IMAPD_OUT_HIWAT		(1024 * 1024)
 
 struct imapd_session;
 
@@ -51,7 +53,9 @@ void	imapd_session_greeting(struct imapd_session *s, struct buf *out);
 /*
  * Consume client bytes; returns INSESS_* flags. After INSESS_DELAY the
  * rest of the input is held back: call again (len 0 is fine) after the
- * delay. INSESS_IDLE_WAIT is set while the client is in IDLE.
+ * delay. After INSESS_MORE a FETCH is half done: send out, then call again
+ * (len 0 is fine; new bytes are queued). INSESS_IDLE_WAIT is set while the
+ * client is in IDLE.
  */
 unsigned imapd_session_input(struct imapd_session *s, const char *data,
 	    size_t len, struct buf *out);

@@ -42,6 +42,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fl = imapd_session_input(s, (const char *)data, n, &out);
 		while ((fl & INSESS_DELAY) && !(fl & INSESS_CLOSE))
 			fl = imapd_session_input(s, "", 0, &out);
+		while ((fl & INSESS_MORE) && !(fl & INSESS_CLOSE)) {
+			buf_reset(&out);
+			fl = imapd_session_input(s, "", 0, &out);
+		}
 		if (fl & INSESS_IDLE_WAIT)
 			fl |= imapd_session_notify(s, &out);
 		data += n;

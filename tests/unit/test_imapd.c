@@ -526,3 +526,40 @@ Test(imapd, byte_at_a_time_matches_whole)
 	imapd_session_free(s1);
 	imapd_session_free(s2);
 }
+
+Test(imapd, big_fetch_is_streamed_in_bounded_steps)
+{
+	struct imapd_session	*s;
+	char			*big;
+	size_t			 n = 600 * 1024;
+	const char		*p;
+
+	big = malloc(n + 1);
+	memset(big, 'x', n);
+	memcpy(big, "Subject: big\r\n\r\n", 16);
+	memcpy(big + n - 2, "\r\n", 2);
+	big[n] = '\0';
+	insess_fix_deliver(&fx, NULL, big);
+	insess_fix_deliver(&fx, NULL, big);
+	insess_fix_deliver(&fx, NULL, big);
+	free(big);
+	s = logged_in_selected();
+	run(s, "c FETCH 1:* (BODY.PEEK[] UID)\r\nd NOOP\r\n");
+	cr_assert_eq(FL, INSESS_MORE);
+	cr_assert(O.len < IMAPD_OUT_HIWAT + n + 1024);
+	cr_assert(strstr(O.data, "* 4 FETCH") != NULL);
+	cr_assert_null(strstr(O.data, "* 5 FETCH"));
+	cr_assert_null(strstr(O.data, "c OK"));
+	run(s, "");
+	cr_assert_eq(FL, 0);
+	cr_assert(strncmp(O.data, "* 5 FETCH (BODY[] {614400}\r\nSubject: big",
+	    40) == 0, "%.60s", O.data);
+	{
+		static const char tail[] = " UID 5)\r\nc OK FETCH completed\r\n"
+		    "d OK NOOP completed\r\n";
+
+		p = O.data + O.len - (sizeof(tail) - 1);
+		cr_assert_str_eq(p, tail);
+	}
+	imapd_session_free(s);
+}
