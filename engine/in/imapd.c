@@ -1639,6 +1639,49 @@ imapd_p_date(struct imapd_p *P, int64_t *days)
 	return true;
 }
 
+/* The day (since the epoch) of message i's Date: header. */
+static bool
+imapd_sent_day(struct imapd_session *s, size_t i, int64_t *days)
+{
+	struct buf	 v;
+	struct tm	 tm;
+	const char	*p;
+	char		 ms[4];
+	int		 d, y, mon = -1;
+	bool		 ok = false;
+
+	if (imapd_load(s, i) != 0)
+		return false;
+	buf_init(&v);
+	if (mime_header_get(s->msg.data, imapd_tree(s)->nodes[0].body_off,
+	    "Date", &v) == 0) {
+		/* "[Tue, ]1 Feb 1994 ..." */
+		p = v.data;
+		if ((p = strchr(v.data, ',')) != NULL)
+			p++;
+		else
+			p = v.data;
+		if (sscanf(p, "%2d %3s %4d", &d, ms, &y) == 3) {
+			for (int k = 0; k < 12; k++)
+				if (strcasecmp(ms, imapd_month[k]) == 0)
+					mon = k;
+			if (y < 100)
+				y += y < 50 ? 2000 : 1900;	/* RFC 5322 4.3 */
+			if (mon >= 0 && d >= 1 && d <= 31 && y >= 1900 &&
+			    y <= 9999) {
+				memset(&tm, 0, sizeof(tm));
+				tm.tm_mday = d;
+				tm.tm_mon = mon;
+				tm.tm_year = y - 1900;
+				*days = (int64_t)timegm(&tm) / 86400;
+				ok = true;
+			}
+		}
+	}
+	buf_free(&v);
+	return ok;
+}
+
 static bool imapd_search_key(struct imapd_session *s, struct imapd_p *P,
 	    long i, bool eval, unsigned depth, bool *match);
 
@@ -1798,6 +1841,24 @@ imapd_search_key(struct imapd_session *s, struct imapd_p *P, long i,
 				*match = md < day;
 			else
 				*match = md == day;
+		}
+		return true;
+	}
+	if (strcasecmp(k, "SENTSINCE") == 0 || strcasecmp(k, "SENTBEFORE") == 0 ||
+	    strcasecmp(k, "SENTON") == 0) {
+		int64_t	 day, sd;
+
+		if (!imapd_p_sp(P) || !imapd_p_date(P, &day))
+			return false;
+		/* RFC 3501 6.4.4: the Date: header's day, time zone ignored;
+		 * a message without a usable Date: matches none of these. */
+		if (m != NULL && imapd_sent_day(s, (size_t)i, &sd)) {
+			if (k[4] == 'S' || k[4] == 's')
+				*match = sd >= day;
+			else if (k[4] == 'B' || k[4] == 'b')
+				*match = sd < day;
+			else
+				*match = sd == day;
 		}
 		return true;
 	}

@@ -248,7 +248,10 @@ Test(imapd, search_keys)
 	    "o SEARCH ON 1-Jan-2000\r\n"
 	    "p SEARCH FOO\r\n"
 	    "q SEARCH OR SEEN\r\n"
-	    "r SEARCH CHARSET KOI8-R ALL\r\n"),
+	    "r SEARCH CHARSET KOI8-R ALL\r\n"
+	    "s SEARCH SENTON 27-Nov-2026\r\n"
+	    "t SEARCH SENTBEFORE 27-Nov-2026\r\n"
+	    "u SEARCH SENTSINCE \"1-Jan-2026\"\r\n"),
 	    "* SEARCH 1 2\r\nd OK SEARCH completed\r\n"
 	    "* SEARCH 1\r\ne OK SEARCH completed\r\n"
 	    "* SEARCH 1 2\r\nf OK SEARCH completed\r\n"
@@ -264,7 +267,10 @@ Test(imapd, search_keys)
 	    "* SEARCH\r\no OK SEARCH completed\r\n"
 	    "p BAD invalid search criteria\r\n"
 	    "q BAD invalid search criteria\r\n"
-	    "r NO [BADCHARSET (US-ASCII UTF-8)] unsupported charset\r\n");
+	    "r NO [BADCHARSET (US-ASCII UTF-8)] unsupported charset\r\n"
+	    "* SEARCH 1\r\ns OK SEARCH completed\r\n"
+	    "* SEARCH\r\nt OK SEARCH completed\r\n"
+	    "* SEARCH 1\r\nu OK SEARCH completed\r\n");
 	imapd_session_free(s);
 }
 
