@@ -1548,12 +1548,23 @@ imapd_expunge(struct imapd_session *s, bool report, struct buf *out)
 static void
 imapd_sync(struct imapd_session *s, bool rescan, struct buf *out)
 {
-	size_t	 old = s->nknown;
+	size_t		 old = s->nknown, nsnap = 0;
+	uint32_t	*snap = NULL;	/* uid, flags pairs before the rescan */
 
 	if (s->box == NULL)
 		return;
-	if (rescan)
+	if (rescan) {
+		/* Remember flags to report other sessions' STOREs. */
+		if (s->nknown > 0 && (snap = malloc(s->nknown * 2 *
+		    sizeof(*snap))) != NULL) {
+			for (size_t i = 0; i < s->nknown; i++) {
+				snap[2 * i] = s->box->msgs[i].uid;
+				snap[2 * i + 1] = s->box->msgs[i].flags;
+			}
+			nsnap = s->nknown;
+		}
 		(void)maildir_box_rescan(s->box, NULL);
+	}
 	for (size_t i = 0; i < s->nknown;) {
 		if (!s->box->msgs[i].gone) {
 			i++;
@@ -1566,6 +1577,19 @@ imapd_sync(struct imapd_session *s, bool rescan, struct buf *out)
 		old--;
 		buf_printf(out, "* %zu EXPUNGE\r\n", i + 1);
 	}
+	for (size_t i = 0, j = 0; i < s->nknown && j < nsnap; i++) {
+		const struct maildir_msg *m = &s->box->msgs[i];
+
+		while (j < nsnap && snap[2 * j] < m->uid)
+			j++;
+		if (j < nsnap && snap[2 * j] == m->uid &&
+		    snap[2 * j + 1] != m->flags) {
+			buf_printf(out, "* %zu FETCH (FLAGS ", i + 1);
+			imapd_put_flags(out, m);
+			buf_puts(out, ")\r\n");
+		}
+	}
+	free(snap);
 	if (s->box->nmsg != s->nknown) {
 		size_t nrecent = 0;
 

@@ -411,6 +411,9 @@ Test(imapd, noop_reports_expunge_by_other_session)
 	    "* 1 EXPUNGE\r\ny OK EXPUNGE completed\r\n");
 	cr_assert_str_eq(run(a, "c NOOP\r\n"),
 	    "* 1 EXPUNGE\r\nc OK NOOP completed\r\n");
+	run(b, "z STORE 1 FLAGS.SILENT (\\Flagged)\r\n");
+	cr_assert_str_eq(run(a, "d NOOP\r\n"),
+	    "* 1 FETCH (FLAGS (\\Flagged \\Recent))\r\nd OK NOOP completed\r\n");
 	imapd_session_free(a);
 	imapd_session_free(b);
 }
