@@ -203,12 +203,50 @@ maildir_uident_cmp(const void *a, const void *b)
 	    ((const struct maildir_uident *)b)->base);
 }
 
+/*
+ * Natural order: digit runs compare as numbers. Unique names start with
+ * "<sec>.M<usec>P<pid>Q<n>", and other tools do not zero-pad, so this is
+ * what puts "M95" before "M100000": new UIDs follow arrival order. Ties
+ * (leading zeros) fall back to strcmp, keeping the order total.
+ */
+static int
+maildir_natcmp(const char *a, const char *b)
+{
+	const char	*a0 = a, *b0 = b;
+
+	while (*a != '\0' && *b != '\0') {
+		if (*a >= '0' && *a <= '9' && *b >= '0' && *b <= '9') {
+			size_t	 la, lb;
+			int	 c;
+
+			while (*a == '0')
+				a++;
+			while (*b == '0')
+				b++;
+			la = strspn(a, "0123456789");
+			lb = strspn(b, "0123456789");
+			if (la != lb)
+				return la < lb ? -1 : 1;
+			if ((c = strncmp(a, b, la)) != 0)
+				return c;
+			a += la;
+			b += lb;
+			continue;
+		}
+		if (*a != *b)
+			return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+		a++;
+		b++;
+	}
+	if (*a != *b)
+		return *a == '\0' ? -1 : 1;
+	return strcmp(a0, b0);
+}
+
 static int
 maildir_dirent_cmp(const void *a, const void *b)
 {
-	/* Unique names start with the delivery time: name order is close
-	 * enough to arrival order for assigning new UIDs. */
-	return strcmp(((const struct maildir_dirent *)a)->base,
+	return maildir_natcmp(((const struct maildir_dirent *)a)->base,
 	    ((const struct maildir_dirent *)b)->base);
 }
 
@@ -903,7 +941,7 @@ maildir_deliver_open(struct maildir_delivery *d, const char *dir)
 		if (host[k] == '/' || host[k] == ':' || host[k] == ',')
 			host[k] = '_';
 	gettimeofday(&tv, NULL);
-	snprintf(d->base, sizeof(d->base), "%lld.M%ldP%ldQ%u.%s",
+	snprintf(d->base, sizeof(d->base), "%lld.M%06ldP%ldQ%u.%s",
 	    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
 	    __atomic_add_fetch(&maildir_counter, 1, __ATOMIC_RELAXED), host);
 	if ((size_t)snprintf(d->tmp_path, sizeof(d->tmp_path), "%s/tmp/%s",
