@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "lib/buf.h"
+#include "lib/log.h"
 
 #include "in/auth.h"
 #include "in/imapd.h"
@@ -2274,7 +2275,12 @@ static unsigned
 imapd_login(struct imapd_session *s, const char *user, const char *pass,
     size_t passlen, struct buf *out)
 {
+	/* Only a valid name is logged: the rest is client-controlled. */
+	const char *lu = auth_user_valid(user) ? user : "-";
+
 	if (auth_limiter_check(s->conf.limiter, s->peer) != 0) {
+		log_info("imapd login user=%s src=%s result=blocked", lu,
+		    s->peer);
 		imapd_tagged(s, out, "NO [UNAVAILABLE] too many failed logins, "
 		    "try later");
 		return INSESS_DELAY;
@@ -2282,11 +2288,14 @@ imapd_login(struct imapd_session *s, const char *user, const char *pass,
 	if (!auth_user_valid(user) || s->conf.users == NULL ||
 	    auth_users_check(s->conf.users, user, pass, passlen) != 0) {
 		auth_limiter_fail(s->conf.limiter, s->peer);
+		log_info("imapd login user=%s src=%s result=fail", lu, s->peer);
 		imapd_tagged(s, out, "NO [AUTHENTICATIONFAILED] "
 		    "authentication failed");
 		return INSESS_DELAY;
 	}
 	auth_limiter_success(s->conf.limiter, s->peer);
+	log_info("imapd login user=%s src=%s tls=%d result=ok", lu, s->peer,
+	    s->tls_active);
 	if ((size_t)snprintf(s->home, sizeof(s->home), "%s/%s", s->conf.root,
 	    user) >= sizeof(s->home) || maildir_create(s->home) != 0) {
 		imapd_tagged(s, out, "NO [UNAVAILABLE] mail store unavailable");

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
+#include "lib/log.h"
 
 #include "in/maildir.h"
 
@@ -606,8 +607,12 @@ maildir_scan(struct maildir_box *box, size_t *nnew)
 			}
 		}
 		if ((r = maildir_uidlist_save(box->path, ul.uidvalidity,
-		    ul.uidnext, ents, k)) != 0)
+		    ul.uidnext, ents, k)) != 0) {
+			/* Without a saved list UIDs would not be stable. */
+			log_msgc(LOG_WARN, -r, "maildir uidlist_save dir=%s",
+			    box->path);
 			goto out;
+		}
 	}
 	box->uidvalidity = ul.uidvalidity;
 	box->uidnext = ul.uidnext;

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "lib/buf.h"
+#include "lib/log.h"
 
 #include "in/auth.h"
 #include "in/maildir.h"
@@ -197,6 +198,8 @@ pop3d_login(struct pop3d_session *s, const char *pass, struct buf *out)
 	int	 r, err;
 
 	if (auth_limiter_check(s->conf.limiter, s->peer) != 0) {
+		log_info("pop3d login user=%s src=%s result=blocked", s->user,
+		    s->peer);
 		buf_puts(out, "-ERR [AUTH] too many failed logins, "
 		    "try later\r\n");
 		return INSESS_DELAY;
@@ -204,11 +207,15 @@ pop3d_login(struct pop3d_session *s, const char *pass, struct buf *out)
 	if (s->conf.users == NULL || auth_users_check(s->conf.users, s->user,
 	    pass, strlen(pass)) != 0) {
 		auth_limiter_fail(s->conf.limiter, s->peer);
+		log_info("pop3d login user=%s src=%s result=fail", s->user,
+		    s->peer);
 		s->have_user = false;
 		buf_puts(out, "-ERR [AUTH] invalid user name or password\r\n");
 		return INSESS_DELAY;
 	}
 	auth_limiter_success(s->conf.limiter, s->peer);
+	log_info("pop3d login user=%s src=%s tls=%d result=ok", s->user,
+	    s->peer, s->tls_active);
 	if (snprintf(path, sizeof(path), "%s/%s", s->conf.root,
 	    s->user) >= (int)sizeof(path) || (r = maildir_create(path)) != 0) {
 		buf_puts(out, "-ERR [SYS/TEMP] maildrop unavailable\r\n");

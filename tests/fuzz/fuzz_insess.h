@@ -15,6 +15,7 @@
 #include "in/auth.h"
 #include "in/insess.h"
 #include "in/maildir.h"
+#include "lib/log.h"
 
 static char			 fz_root[64];
 static char			 fz_inbox[128];
@@ -59,6 +60,7 @@ fz_init(struct insess_conf *c)
 	int	 err;
 
 	if (fz_users == NULL) {
+		log_set_level(LOG_ERROR);
 		strcpy(fz_root, "/tmp/rm-fuzz-XXXXXX");
 		if (mkdtemp(fz_root) == NULL)
 			abort();
