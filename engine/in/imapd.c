@@ -184,7 +184,7 @@ imapd_secure(const struct imapd_session *s)
 static void
 imapd_put_caps(struct imapd_session *s, struct buf *out)
 {
-	buf_puts(out, "IMAP4rev1 LITERAL+ SASL-IR IDLE UNSELECT");
+	buf_puts(out, "IMAP4rev1 LITERAL+ SASL-IR IDLE UNSELECT ID");
 	if (s->state == IMAPD_NOTAUTH) {
 		if (s->conf.tls_available && !s->tls_active)
 			buf_puts(out, " STARTTLS");
@@ -2304,7 +2304,7 @@ imapd_login(struct imapd_session *s, const char *user, const char *pass,
 	snprintf(s->user, sizeof(s->user), "%s", user);
 	s->state = IMAPD_AUTH;
 	imapd_tagged(s, out, "OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR IDLE "
-	    "UNSELECT] logged in");
+	    "UNSELECT ID] logged in");
 	return 0;
 }
 
@@ -2422,6 +2422,11 @@ imapd_dispatch(struct imapd_session *s, const char *cmd, size_t len,
 		imapd_put_caps(s, out);
 		buf_puts(out, "\r\n");
 		imapd_tagged(s, out, "OK CAPABILITY completed");
+	} else if (strcasecmp(name, "ID") == 0 && imapd_p_sp(&P)) {
+		/* RFC 2971: the client's list is ignored (only logged by
+		 * servers that care); ours names the software. */
+		buf_puts(out, "* ID (\"name\" \"ringmail\")\r\n");
+		imapd_tagged(s, out, "OK ID completed");
 	} else if (strcasecmp(name, "NOOP") == 0 && imapd_p_eol(&P)) {
 		imapd_sync(s, true, out);
 		imapd_tagged(s, out, "OK NOOP completed");

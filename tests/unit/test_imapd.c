@@ -117,7 +117,7 @@ Test(imapd, greeting_and_plaintext_rules)
 	s = new_session();
 	imapd_session_greeting(s, &O);
 	cr_assert_str_eq(O.data, "* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR "
-	    "IDLE UNSELECT STARTTLS LOGINDISABLED] ringmail IMAP4rev1 "
+	    "IDLE UNSELECT ID STARTTLS LOGINDISABLED] ringmail IMAP4rev1 "
 	    "ready\r\n");
 	cr_assert_str_eq(run(s, "a1 LOGIN alice secret\r\n"
 	    "a2 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\n"
@@ -131,10 +131,10 @@ Test(imapd, greeting_and_plaintext_rules)
 	cr_assert_eq(FL, INSESS_STARTTLS_NOW);
 	imapd_session_tls_started(s);
 	cr_assert_str_eq(run(s, "a6 CAPABILITY\r\n"),
-	    "* CAPABILITY IMAP4rev1 LITERAL+ SASL-IR IDLE UNSELECT "
+	    "* CAPABILITY IMAP4rev1 LITERAL+ SASL-IR IDLE UNSELECT ID "
 	    "AUTH=PLAIN\r\na6 OK CAPABILITY completed\r\n");
 	cr_assert_str_eq(run(s, "a7 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\n"),
-	    "a7 OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR IDLE UNSELECT] "
+	    "a7 OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR IDLE UNSELECT ID] "
 	    "logged in\r\n");
 	cr_assert_str_eq(run(s, "a8 LOGOUT\r\n"), "* BYE ringmail logging "
 	    "out\r\na8 OK LOGOUT completed\r\n");
@@ -149,7 +149,7 @@ Test(imapd, select_exact)
 
 	run(s, "a LOGIN alice secret\r\nb SELECT inbox\r\n");
 	snprintf(want, sizeof(want),
-	    "a OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR IDLE UNSELECT] "
+	    "a OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR IDLE UNSELECT ID] "
 	    "logged in\r\n"
 	    "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
 	    "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
@@ -446,7 +446,7 @@ Test(imapd, literals_and_bounds)
 	    "z BAD literal too large\r\n");
 	cr_assert_str_eq(run(s, "a LOGIN {5}\r\nalice {6+}\r\nsecret\r\n"),
 	    "+ ready for literal data\r\n"
-	    "a OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR IDLE UNSELECT] "
+	    "a OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR IDLE UNSELECT ID] "
 	    "logged in\r\n");
 	cr_assert_str_eq(run(s, "b SELECT {999999}\r\nc NOOP\r\n"),
 	    "b BAD literal too large\r\nc OK NOOP completed\r\n");
@@ -462,6 +462,8 @@ Test(imapd, literals_and_bounds)
 	    "g BAD invalid arguments\r\nh BAD invalid arguments\r\n"
 	    "i BAD invalid arguments\r\n");
 	cr_assert_str_eq(run(s, "j NOOP\r\n"), "j OK NOOP completed\r\n");
+	cr_assert_str_eq(run(s, "j2 ID (\"name\" \"x\")\r\n"),
+	    "* ID (\"name\" \"ringmail\")\r\nj2 OK ID completed\r\n");
 	cr_assert_str_eq(run(s, "k SELECT {999999+}\r\n"),
 	    "* BYE literal too large\r\n");
 	cr_assert_eq(FL, INSESS_CLOSE);
@@ -489,7 +491,7 @@ Test(imapd, authenticate_plain_continuation)
 	    "e NO [AUTHENTICATIONFAILED] invalid PLAIN response\r\n");
 	cr_assert_str_eq(run_bytes(s, "f AUTHENTICATE PLAIN\r\n"
 	    "AGFsaWNlAHNlY3JldA==\r\n"),
-	    "+ \r\nf OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR IDLE UNSELECT] "
+	    "+ \r\nf OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR IDLE UNSELECT ID] "
 	    "logged in\r\n");
 	imapd_session_free(s);
 	mono_set_fake(NULL);
