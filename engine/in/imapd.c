@@ -946,8 +946,9 @@ imapd_p_section(struct imapd_p *P, struct imapd_fitem *it)
 			bool		 ok;
 
 			buf_init(&f);
-			ok = imapd_p_astring(P, &f) && f.len <= IMAPD_FIELD_LEN &&
-			    imapd_cstr_ok(&f) && it->nfield < IMAPD_FIELDS_MAX;
+			ok = imapd_p_astring(P, &f) &&
+			    f.len <= IMAPD_FIELD_LEN && imapd_cstr_ok(&f) &&
+			    it->nfield < IMAPD_FIELDS_MAX;
 			if (ok)
 				strcpy(it->field[it->nfield++], f.data);
 			buf_free(&f);
@@ -1007,8 +1008,8 @@ imapd_p_fitem(struct imapd_p *P, struct imapd_fitem *it)
 		if (imapd_p_char(P, '<')) {
 			if (!imapd_p_number(P, &it->pstart) ||
 			    !imapd_p_char(P, '.') ||
-			    !imapd_p_number(P, &it->pcount) || it->pcount == 0 ||
-			    !imapd_p_char(P, '>'))
+			    !imapd_p_number(P, &it->pcount) ||
+			    it->pcount == 0 || !imapd_p_char(P, '>'))
 				return false;
 			it->partial = true;
 		}
@@ -1190,8 +1191,8 @@ imapd_fetch_one(struct imapd_session *s, size_t i, struct imapd_fitem *it,
 {
 	struct maildir_msg	*m = &s->box->msgs[i];
 	struct buf		 tmp;
-	bool			 set_seen = false, has_flags = false, first = true;
-	bool			 has_uid = false;
+	bool			 set_seen = false, has_flags = false;
+	bool			 has_uid = false, first = true;
 
 	if (imapd_needs_msg(it, n) && imapd_load(s, i) != 0)
 		return false;
@@ -1691,7 +1692,8 @@ imapd_sent_day(struct imapd_session *s, size_t i, int64_t *days)
 				if (strcasecmp(ms, imapd_month[k]) == 0)
 					mon = k;
 			if (y < 100)
-				y += y < 50 ? 2000 : 1900;	/* RFC 5322 4.3 */
+				/* RFC 5322 4.3: two-digit years */
+				y += y < 50 ? 2000 : 1900;
 			if (mon >= 0 && d >= 1 && d <= 31 && y >= 1900 &&
 			    y <= 9999) {
 				memset(&tm, 0, sizeof(tm));
@@ -1869,8 +1871,8 @@ imapd_search_key(struct imapd_session *s, struct imapd_p *P, long i,
 		}
 		return true;
 	}
-	if (strcasecmp(k, "SENTSINCE") == 0 || strcasecmp(k, "SENTBEFORE") == 0 ||
-	    strcasecmp(k, "SENTON") == 0) {
+	if (strcasecmp(k, "SENTSINCE") == 0 ||
+	    strcasecmp(k, "SENTBEFORE") == 0 || strcasecmp(k, "SENTON") == 0) {
 		int64_t	 day, sd;
 
 		if (!imapd_p_sp(P) || !imapd_p_date(P, &day))

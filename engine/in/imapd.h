@@ -1,6 +1,7 @@
 /*
  * imapd: a sans-I/O IMAP4rev1 server session (RFC 3501 subset, RFC 7888
- * LITERAL+, RFC 2177 IDLE, RFC 4616 AUTH=PLAIN with RFC 4959 SASL-IR) over
+ * LITERAL+, RFC 2177 IDLE, RFC 4616 AUTH=PLAIN with RFC 4959 SASL-IR,
+ * RFC 3691 UNSELECT, RFC 2971 ID) over
  * the Maildir++ store of maildir.h.
  *
  * The network layer feeds client bytes in any split to

@@ -126,7 +126,8 @@ maildir_list(const char *root, int (*cb)(const char *name, void *arg),
 
 		if (nm[0] != '.' || nm[1] == '\0' || nm[1] == '.')
 			continue;
-		if (!maildir_name_valid(nm + 1) || maildir_name_is_inbox(nm + 1))
+		if (!maildir_name_valid(nm + 1) ||
+		    maildir_name_is_inbox(nm + 1))
 			continue;
 		if ((size_t)snprintf(p, sizeof(p), "%s/%s/cur", root, nm) >=
 		    sizeof(p))

@@ -24,8 +24,9 @@
 struct mime_node {
 	size_t			 hdr_off;	/* header fields start */
 	size_t			 body_off;	/* after the blank line; the
-						 * header section with its blank
-						 * line is [hdr_off, body_off) */
+						 * header section with its
+						 * blank line is
+						 * [hdr_off, body_off) */
 	size_t			 body_len;
 	char			 type[32];	/* lowercase, e.g. "text" */
 	char			 subtype[64];	/* lowercase, e.g. "plain" */

@@ -42,8 +42,8 @@ struct pop3d_session {
 	struct maildir_box	*box;		/* owns */
 	size_t			 nmsg;		/* messages at login */
 	bool			*deleted;	/* owns: nmsg marks */
-	int			 lock_fd;	/* owns: flock()ed maildrop lock,
-						 * -1 when none */
+	int			 lock_fd;	/* owns: flock()ed maildrop
+						 * lock, -1 when none */
 	unsigned		 ncmd;
 	unsigned		 nerr;
 };
