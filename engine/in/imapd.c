@@ -1498,6 +1498,8 @@ imapd_cmd_copy(struct imapd_session *s, struct imapd_p *P, bool uid,
 			continue;	/* vanished meanwhile */
 		if (maildir_deliver_open(&d, path) != 0 ||
 		    maildir_deliver_write(&d, s->msg.data, s->msg.len) != 0 ||
+		    /* RFC 3501 6.4.7: the copy keeps the internal date. */
+		    maildir_deliver_set_time(&d, s->box->msgs[i].mtime) != 0 ||
 		    maildir_deliver_sync(&d) != 0 ||
 		    maildir_deliver_commit(&d, true,
 		    s->box->msgs[i].flags) != 0) {

@@ -981,6 +981,20 @@ maildir_deliver_write(struct maildir_delivery *d, const void *p, size_t n)
 }
 
 int
+maildir_deliver_set_time(struct maildir_delivery *d, int64_t mtime)
+{
+	struct timespec	 ts[2];
+
+	if (d->fd < 0)
+		return -EBADF;
+	ts[0].tv_sec = ts[1].tv_sec = (time_t)mtime;
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	if (futimens(d->fd, ts) != 0)
+		return -errno;
+	return 0;
+}
+
+int
 maildir_deliver_sync(struct maildir_delivery *d)
 {
 	int	 r = 0;

@@ -173,6 +173,9 @@ int	maildir_deliver_open(struct maildir_delivery *d, const char *dir);
 int	maildir_deliver_write(struct maildir_delivery *d, const void *p,
 	    size_t n);
 int	maildir_deliver_sync(struct maildir_delivery *d);
+/* Set the file's mtime (the IMAP internal date), e.g. to keep it on COPY.
+ * Call between open and sync. 0 or -errno. */
+int	maildir_deliver_set_time(struct maildir_delivery *d, int64_t mtime);
 int	maildir_deliver_commit(struct maildir_delivery *d, bool to_cur,
 	    unsigned flags);
 int	maildir_deliver_syncdir(struct maildir_delivery *d);

@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 
+#include <sys/time.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -330,8 +332,24 @@ Test(imapd, examine_is_read_only)
 
 Test(imapd, folders_list_status_copy)
 {
-	struct imapd_session	*s = logged_in_selected();
+	struct imapd_session	*s;
 	char			 p[256], want[256];
+
+	/* An old internal date that COPY must keep. */
+	{
+		struct maildir_box	*ib;
+		char			 fp[512];
+		struct timeval		 tv[2] = { { 978307200, 0 },
+					    { 978307200, 0 } };
+		int			 err;
+
+		cr_assert_not_null(ib = maildir_box_open(fx.inbox, false,
+		    &err));
+		snprintf(fp, sizeof(fp), "%s/%s", fx.inbox, ib->msgs[1].name);
+		cr_assert_eq(utimes(fp, tv), 0);
+		maildir_box_free(ib);
+	}
+	s = logged_in_selected();
 
 	cr_assert_str_eq(run(s, "c CREATE Archive\r\nd CREATE Archive.2026\r\n"
 	    "e CREATE Archive\r\nf CREATE INBOX\r\n"
@@ -361,9 +379,10 @@ Test(imapd, folders_list_status_copy)
 	cr_assert_str_eq(run(s, "n STATUS Archive.2026 (MESSAGES RECENT "
 	    "UIDNEXT UIDVALIDITY UNSEEN)\r\n"), want);
 	cr_assert_str_eq(run(s, "o SELECT Archive.2026\r\n"
-	    "p FETCH 1 (FLAGS RFC822.SIZE)\r\n") + 0, O.data);
+	    "p FETCH 1 (FLAGS RFC822.SIZE INTERNALDATE)\r\n") + 0, O.data);
 	cr_assert(strstr(O.data, "* 1 FETCH (FLAGS (\\Flagged) RFC822.SIZE "
-	    "347)\r\n") != NULL, "%s", O.data);
+	    "347 INTERNALDATE \" 1-Jan-2001 00:00:00 +0000\")\r\n") != NULL,
+	    "%s", O.data);
 	imapd_session_free(s);
 }
 
