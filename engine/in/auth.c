@@ -19,6 +19,7 @@
 #define AUTH_N_MAX	(1u << 20)
 #define AUTH_R_MAX	32u
 #define AUTH_P_MAX	16u
+#define AUTH_MEM_MAX	(256u << 20)	/* scrypt's V array, 128*r*N bytes */
 
 #define AUTH_LIM_SLOTS	4096
 #define AUTH_LIM_PROBE	8
@@ -29,9 +30,26 @@ struct auth_user {
 	char	*hash;	/* owns */
 };
 
+/*
+ * Successful logins are remembered for AUTH_CACHE_TTL_US as a keyed
+ * SHA-256 of (secret, user, password, stored hash), so a client that logs
+ * in again and again (IMAP clients do, per folder) costs one hash lookup,
+ * not one scrypt run. Failures are never cached: guessing still pays.
+ */
+#define AUTH_CACHE_SLOTS	1024
+#define AUTH_CACHE_TTL_US	(10 * 60 * (mono_us)1000000)
+
+struct auth_cache_ent {
+	unsigned char	 key[32];
+	mono_us		 expires;	/* 0 = free */
+};
+
 struct auth_users {
 	struct auth_user	*v;	/* owns */
 	size_t			 n;
+	unsigned char		 secret[32];
+	struct auth_cache_ent	*cache;	/* owns; AUTH_CACHE_SLOTS */
+	unsigned long		 nhit;
 };
 
 struct auth_lim_slot {
@@ -113,7 +131,8 @@ static bool
 auth_params_ok(uint64_t n, uint64_t r, uint64_t p)
 {
 	return n >= 2 && n <= AUTH_N_MAX && (n & (n - 1)) == 0 && r >= 1 &&
-	    r <= AUTH_R_MAX && p >= 1 && p <= AUTH_P_MAX;
+	    r <= AUTH_R_MAX && p >= 1 && p <= AUTH_P_MAX &&
+	    128 * r * n <= AUTH_MEM_MAX;
 }
 
 int
@@ -213,6 +232,11 @@ auth_users_free(struct auth_users *u)
 		free(u->v[i].hash);
 	}
 	free(u->v);
+	if (u->cache != NULL)
+		OPENSSL_cleanse(u->cache, AUTH_CACHE_SLOTS *
+		    sizeof(*u->cache));
+	free(u->cache);
+	OPENSSL_cleanse(u->secret, sizeof(u->secret));
 	free(u);
 }
 
@@ -223,8 +247,15 @@ auth_users_parse(const char *text, size_t len, int *err, unsigned *err_line)
 	const char		*p = text, *end = text + len;
 	unsigned		 lineno = 0;
 
-	if ((u = calloc(1, sizeof(*u))) == NULL) {
+	if ((u = calloc(1, sizeof(*u))) == NULL ||
+	    (u->cache = calloc(AUTH_CACHE_SLOTS, sizeof(*u->cache))) == NULL) {
+		free(u);
 		*err = -ENOMEM;
+		return NULL;
+	}
+	if (RAND_bytes(u->secret, sizeof(u->secret)) != 1) {
+		auth_users_free(u);
+		*err = -EIO;
 		return NULL;
 	}
 	while (p < end) {
@@ -313,20 +344,70 @@ auth_users_load(const char *path, int *err, unsigned *err_line)
 	return u;
 }
 
+static int
+auth_cache_key(const struct auth_users *u, const struct auth_user *au,
+    const char *pass, size_t passlen, unsigned char key[32])
+{
+	EVP_MD_CTX	*c;
+	int		 ok;
+
+	if ((c = EVP_MD_CTX_new()) == NULL)
+		return -ENOMEM;
+	ok = EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(c, u->secret, sizeof(u->secret)) == 1 &&
+	    EVP_DigestUpdate(c, au->name, strlen(au->name) + 1) == 1 &&
+	    EVP_DigestUpdate(c, au->hash, strlen(au->hash) + 1) == 1 &&
+	    EVP_DigestUpdate(c, pass, passlen) == 1 &&
+	    EVP_DigestFinal_ex(c, key, NULL) == 1;
+	EVP_MD_CTX_free(c);
+	return ok ? 0 : -EIO;
+}
+
 int
 auth_users_check(const struct auth_users *u, const char *user,
     const char *pass, size_t passlen)
 {
+	struct auth_users	*mu = (struct auth_users *)(uintptr_t)u;
+	unsigned char		 key[32];
+	struct auth_cache_ent	*e;
+	mono_us			 now;
+
 	for (size_t i = 0; i < u->n; i++) {
-		if (strcmp(u->v[i].name, user) == 0)
+		if (strcmp(u->v[i].name, user) != 0)
+			continue;
+		if (passlen > AUTH_PASS_MAX ||
+		    auth_cache_key(u, &u->v[i], pass, passlen, key) != 0)
 			return auth_verify(u->v[i].hash, pass, passlen) == 0 ?
 			    0 : -EACCES;
+		now = mono_now();
+		e = &u->cache[(key[0] | (unsigned)key[1] << 8) %
+		    AUTH_CACHE_SLOTS];
+		if (e->expires > now && CRYPTO_memcmp(e->key, key,
+		    sizeof(key)) == 0) {
+			mu->nhit++;
+			OPENSSL_cleanse(key, sizeof(key));
+			return 0;
+		}
+		if (auth_verify(u->v[i].hash, pass, passlen) != 0) {
+			OPENSSL_cleanse(key, sizeof(key));
+			return -EACCES;
+		}
+		memcpy(e->key, key, sizeof(key));
+		e->expires = now + AUTH_CACHE_TTL_US;
+		OPENSSL_cleanse(key, sizeof(key));
+		return 0;
 	}
 	/* Unknown user: spend the same time as a real check (with the
 	 * first user's parameters), then refuse whatever it says. */
 	if (u->n > 0)
 		(void)auth_verify(u->v[0].hash, pass, passlen);
 	return -EACCES;
+}
+
+unsigned long
+auth_users_cache_hits(const struct auth_users *u)
+{
+	return u->nhit;
 }
 
 struct auth_limiter *

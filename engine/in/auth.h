@@ -70,10 +70,16 @@ void	auth_users_free(struct auth_users *u);
 
 /*
  * Check a login. Unknown users cost one hash computation too, so timing
- * does not reveal which names exist. 0 ok, -EACCES bad user or password.
+ * does not reveal which names exist. Successful logins are cached for ten
+ * minutes (keyed hash, never the password), so repeated logins skip
+ * scrypt; this updates the cache inside u, so share one auth_users between
+ * threads only under a lock (or load one per worker).
+ * 0 ok, -EACCES bad user or password.
  */
 int	auth_users_check(const struct auth_users *u, const char *user,
 	    const char *pass, size_t passlen);
+/* Logins answered from the cache so far (tests, stats). */
+unsigned long auth_users_cache_hits(const struct auth_users *u);
 
 /*
  * Limiter: burst failures allowed per address, one more every refill_us;

@@ -28,6 +28,11 @@ struct auth_limiter;
 					 * *_session_input() (len 0 is fine)
 					 * to run input held back meanwhile */
 
+#define INSESS_MORE		0x10u	/* a response was cut at a bounded size:
+					 * send out, then call
+					 * *_session_input() again (len 0 is
+					 * fine) to produce the rest */
+
 #define INSESS_FAIL_DELAY_MS	2000
 /* Default bound on commands per connection. */
 #define INSESS_MAX_COMMANDS	100000u

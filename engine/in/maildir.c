@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
+#include "lib/log.h"
 
 #include "in/maildir.h"
 
@@ -38,6 +39,8 @@ struct maildir_dirent {
 	uint32_t	 uid;
 };
 
+/* Q<n> in unique names; atomic because deliveries may run on several
+ * worker threads of one process within the same microsecond. */
 static unsigned	maildir_counter;
 
 int
@@ -123,7 +126,8 @@ maildir_list(const char *root, int (*cb)(const char *name, void *arg),
 
 		if (nm[0] != '.' || nm[1] == '\0' || nm[1] == '.')
 			continue;
-		if (!maildir_name_valid(nm + 1) || maildir_name_is_inbox(nm + 1))
+		if (!maildir_name_valid(nm + 1) ||
+		    maildir_name_is_inbox(nm + 1))
 			continue;
 		if ((size_t)snprintf(p, sizeof(p), "%s/%s/cur", root, nm) >=
 		    sizeof(p))
@@ -201,12 +205,50 @@ maildir_uident_cmp(const void *a, const void *b)
 	    ((const struct maildir_uident *)b)->base);
 }
 
+/*
+ * Natural order: digit runs compare as numbers. Unique names start with
+ * "<sec>.M<usec>P<pid>Q<n>", and other tools do not zero-pad, so this is
+ * what puts "M95" before "M100000": new UIDs follow arrival order. Ties
+ * (leading zeros) fall back to strcmp, keeping the order total.
+ */
+static int
+maildir_natcmp(const char *a, const char *b)
+{
+	const char	*a0 = a, *b0 = b;
+
+	while (*a != '\0' && *b != '\0') {
+		if (*a >= '0' && *a <= '9' && *b >= '0' && *b <= '9') {
+			size_t	 la, lb;
+			int	 c;
+
+			while (*a == '0')
+				a++;
+			while (*b == '0')
+				b++;
+			la = strspn(a, "0123456789");
+			lb = strspn(b, "0123456789");
+			if (la != lb)
+				return la < lb ? -1 : 1;
+			if ((c = strncmp(a, b, la)) != 0)
+				return c;
+			a += la;
+			b += lb;
+			continue;
+		}
+		if (*a != *b)
+			return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+		a++;
+		b++;
+	}
+	if (*a != *b)
+		return *a == '\0' ? -1 : 1;
+	return strcmp(a0, b0);
+}
+
 static int
 maildir_dirent_cmp(const void *a, const void *b)
 {
-	/* Unique names start with the delivery time: name order is close
-	 * enough to arrival order for assigning new UIDs. */
-	return strcmp(((const struct maildir_dirent *)a)->base,
+	return maildir_natcmp(((const struct maildir_dirent *)a)->base,
 	    ((const struct maildir_dirent *)b)->base);
 }
 
@@ -566,8 +608,12 @@ maildir_scan(struct maildir_box *box, size_t *nnew)
 			}
 		}
 		if ((r = maildir_uidlist_save(box->path, ul.uidvalidity,
-		    ul.uidnext, ents, k)) != 0)
+		    ul.uidnext, ents, k)) != 0) {
+			/* Without a saved list UIDs would not be stable. */
+			log_msgc(LOG_WARN, -r, "maildir uidlist_save dir=%s",
+			    box->path);
 			goto out;
+		}
 	}
 	box->uidvalidity = ul.uidvalidity;
 	box->uidnext = ul.uidnext;
@@ -693,8 +739,9 @@ maildir_box_forget(struct maildir_box *box, size_t i)
 
 /* Open message i, rescanning once if another session renamed it. */
 static int
-maildir_msg_open(struct maildir_box *box, size_t i)
+maildir_msg_open(struct maildir_box *box, size_t *ip)
 {
+	size_t	 i = *ip;
 	char	 p[MAILDIR_PATH_MAX];
 	int	 fd;
 
@@ -704,8 +751,10 @@ maildir_msg_open(struct maildir_box *box, size_t i)
 		if ((size_t)snprintf(p, sizeof(p), "%s/%s", box->path,
 		    box->msgs[i].name) >= sizeof(p))
 			return -ENAMETOOLONG;
-		if ((fd = open(p, O_RDONLY | O_CLOEXEC)) >= 0)
+		if ((fd = open(p, O_RDONLY | O_CLOEXEC)) >= 0) {
+			*ip = i;
 			return fd;
+		}
 		if (errno != ENOENT)
 			return -errno;
 		if (tries == 0) {
@@ -733,7 +782,7 @@ maildir_msg_read(struct maildir_box *box, size_t i, struct buf *out)
 	int		 fd, r;
 	char		 prev = '\0';
 
-	if ((fd = maildir_msg_open(box, i)) < 0)
+	if ((fd = maildir_msg_open(box, &i)) < 0)
 		return fd;
 	if (fstat(fd, &st) != 0) {
 		r = -errno;
@@ -898,9 +947,9 @@ maildir_deliver_open(struct maildir_delivery *d, const char *dir)
 		if (host[k] == '/' || host[k] == ':' || host[k] == ',')
 			host[k] = '_';
 	gettimeofday(&tv, NULL);
-	snprintf(d->base, sizeof(d->base), "%lld.M%ldP%ldQ%u.%s",
+	snprintf(d->base, sizeof(d->base), "%lld.M%06ldP%ldQ%u.%s",
 	    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
-	    ++maildir_counter, host);
+	    __atomic_add_fetch(&maildir_counter, 1, __ATOMIC_RELAXED), host);
 	if ((size_t)snprintf(d->tmp_path, sizeof(d->tmp_path), "%s/tmp/%s",
 	    dir, d->base) >= sizeof(d->tmp_path))
 		return -ENAMETOOLONG;
@@ -928,6 +977,20 @@ maildir_deliver_write(struct maildir_delivery *d, const void *p, size_t n)
 	if ((r = maildir_write_all(d->fd, p, n)) != 0)
 		return r;
 	d->size += n;
+	return 0;
+}
+
+int
+maildir_deliver_set_time(struct maildir_delivery *d, int64_t mtime)
+{
+	struct timespec	 ts[2];
+
+	if (d->fd < 0)
+		return -EBADF;
+	ts[0].tv_sec = ts[1].tv_sec = (time_t)mtime;
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	if (futimens(d->fd, ts) != 0)
+		return -errno;
 	return 0;
 }
 

@@ -48,19 +48,21 @@
 struct maildir_msg {
 	uint32_t	 uid;
 	unsigned	 flags;		/* MAILDIR_F_* */
-	bool		 recent;	/* was in new/ when this box was opened */
-	bool		 gone;		/* vanished from disk at the last rescan */
+	bool		 recent;	/* in new/ when the box was opened */
+	bool		 gone;		/* vanished at the last rescan */
 	bool		 seen_scan;	/* scratch for rescans */
 	char		*base;		/* owns: filename without ":2," info */
 	char		*name;		/* owns: "new/<file>" or "cur/<file>" */
 	uint64_t	 size;		/* RFC 822 size with CRLF line ends;
-					 * 0 = not known yet (see maildir_msg_size) */
+					 * 0 = not known yet (see
+					 * maildir_msg_size) */
 	int64_t		 mtime;		/* internal date, seconds since epoch */
 };
 
 struct maildir_box {
-	char			*path;		/* owns: the maildir directory */
-	bool			 rw;		/* may move new->cur, set flags */
+	char			*path;		/* owns: the maildir */
+	bool			 rw;		/* may move new->cur, set
+						 * flags, unlink */
 	uint32_t		 uidvalidity;
 	uint32_t		 uidnext;
 	struct maildir_msg	*msgs;		/* owns; sorted by uid */
@@ -171,6 +173,9 @@ int	maildir_deliver_open(struct maildir_delivery *d, const char *dir);
 int	maildir_deliver_write(struct maildir_delivery *d, const void *p,
 	    size_t n);
 int	maildir_deliver_sync(struct maildir_delivery *d);
+/* Set the file's mtime (the IMAP internal date), e.g. to keep it on COPY.
+ * Call between open and sync. 0 or -errno. */
+int	maildir_deliver_set_time(struct maildir_delivery *d, int64_t mtime);
 int	maildir_deliver_commit(struct maildir_delivery *d, bool to_cur,
 	    unsigned flags);
 int	maildir_deliver_syncdir(struct maildir_delivery *d);

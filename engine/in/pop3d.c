@@ -1,14 +1,19 @@
 /* pop3d: sans-I/O POP3 session. See pop3d.h. */
+#include <sys/file.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "lib/buf.h"
+#include "lib/log.h"
 
 #include "in/auth.h"
 #include "in/maildir.h"
@@ -37,6 +42,8 @@ struct pop3d_session {
 	struct maildir_box	*box;		/* owns */
 	size_t			 nmsg;		/* messages at login */
 	bool			*deleted;	/* owns: nmsg marks */
+	int			 lock_fd;	/* owns: flock()ed maildrop
+						 * lock, -1 when none */
 	unsigned		 ncmd;
 	unsigned		 nerr;
 };
@@ -55,6 +62,7 @@ pop3d_session_new(const struct insess_conf *conf)
 	if (s->conf.max_commands == 0)
 		s->conf.max_commands = INSESS_MAX_COMMANDS;
 	s->tls_active = conf->tls_active;
+	s->lock_fd = -1;
 	buf_init(&s->in);
 	buf_init(&s->pend);
 	return s;
@@ -69,6 +77,8 @@ pop3d_session_free(struct pop3d_session *s)
 	buf_free(&s->pend);
 	maildir_box_free(s->box);
 	free(s->deleted);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);	/* releases the flock */
 	free(s);
 }
 
@@ -161,6 +171,25 @@ pop3d_capa(struct pop3d_session *s, struct buf *out)
 	buf_puts(out, "IMPLEMENTATION ringmail\r\n.\r\n");
 }
 
+static int
+pop3d_lock(struct pop3d_session *s, const char *dir)
+{
+	char	 p[MAILDIR_PATH_MAX + 32];
+	int	 fd;
+
+	if ((size_t)snprintf(p, sizeof(p), "%s/ringmail-pop3.lock", dir) >=
+	    sizeof(p))
+		return -ENAMETOOLONG;
+	if ((fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		close(fd);
+		return -EWOULDBLOCK;
+	}
+	s->lock_fd = fd;
+	return 0;
+}
+
 /* PASS: check, open the maildrop. Returns INSESS_* flags. */
 static unsigned
 pop3d_login(struct pop3d_session *s, const char *pass, struct buf *out)
@@ -169,6 +198,8 @@ pop3d_login(struct pop3d_session *s, const char *pass, struct buf *out)
 	int	 r, err;
 
 	if (auth_limiter_check(s->conf.limiter, s->peer) != 0) {
+		log_info("pop3d login user=%s src=%s result=blocked", s->user,
+		    s->peer);
 		buf_puts(out, "-ERR [AUTH] too many failed logins, "
 		    "try later\r\n");
 		return INSESS_DELAY;
@@ -176,14 +207,27 @@ pop3d_login(struct pop3d_session *s, const char *pass, struct buf *out)
 	if (s->conf.users == NULL || auth_users_check(s->conf.users, s->user,
 	    pass, strlen(pass)) != 0) {
 		auth_limiter_fail(s->conf.limiter, s->peer);
+		log_info("pop3d login user=%s src=%s result=fail", s->user,
+		    s->peer);
 		s->have_user = false;
 		buf_puts(out, "-ERR [AUTH] invalid user name or password\r\n");
 		return INSESS_DELAY;
 	}
 	auth_limiter_success(s->conf.limiter, s->peer);
+	log_info("pop3d login user=%s src=%s tls=%d result=ok", s->user,
+	    s->peer, s->tls_active);
 	if (snprintf(path, sizeof(path), "%s/%s", s->conf.root,
-	    s->user) >= (int)sizeof(path) || (r = maildir_create(path)) != 0 ||
-	    (s->box = maildir_box_open(path, true, &err)) == NULL) {
+	    s->user) >= (int)sizeof(path) || (r = maildir_create(path)) != 0) {
+		buf_puts(out, "-ERR [SYS/TEMP] maildrop unavailable\r\n");
+		return INSESS_CLOSE;
+	}
+	/* RFC 1939 8: one POP3 session per maildrop at a time. */
+	if (pop3d_lock(s, path) != 0) {
+		s->have_user = false;
+		buf_puts(out, "-ERR [IN-USE] maildrop already in use\r\n");
+		return 0;
+	}
+	if ((s->box = maildir_box_open(path, true, &err)) == NULL) {
 		buf_puts(out, "-ERR [SYS/TEMP] maildrop unavailable\r\n");
 		return INSESS_CLOSE;
 	}

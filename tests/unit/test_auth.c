@@ -75,7 +75,12 @@ Test(auth, users_file)
 	cr_assert_not_null(u = auth_users_load(path, &err, &line));
 	unlink(path);
 	cr_assert_eq(auth_users_check(u, "alice", "pw1", 3), 0);
+	cr_assert_eq(auth_users_cache_hits(u), 0);
+	cr_assert_eq(auth_users_check(u, "alice", "pw1", 3), 0);
+	cr_assert_eq(auth_users_cache_hits(u), 1);
 	cr_assert_eq(auth_users_check(u, "alice", "pw2", 3), -EACCES);
+	cr_assert_eq(auth_users_check(u, "alice", "pw", 2), -EACCES);
+	cr_assert_eq(auth_users_cache_hits(u), 1);
 	/* An unknown user with alice's password is still refused. */
 	cr_assert_eq(auth_users_check(u, "bob", "pw1", 3), -EACCES);
 	auth_users_free(u);

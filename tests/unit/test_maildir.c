@@ -222,3 +222,38 @@ Test(maildir, flags_roundtrip)
 	cr_assert_eq(maildir_flags_parse("x:2,S"), MAILDIR_F_SEEN);
 	cr_assert_eq(maildir_flags_parse("x"), 0);
 }
+
+Test(maildir, new_uids_follow_arrival_order_not_string_order)
+{
+	struct maildir_box	*box;
+	char			 p[256];
+	FILE			*f;
+	int			 err;
+	/* Written by another tool, without zero padding. */
+	static const char *const names[] = { "1700000000.M100000P1Q10.h",
+	    "1700000000.M95P1Q2.h", "1700000000.M100000P1Q9.h",
+	    "999999999.M5P1Q1.h" };
+
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s/new/%s", root, names[i]);
+		cr_assert_not_null(f = fopen(p, "w"));
+		fputs("x\n", f);
+		fclose(f);
+	}
+	cr_assert_not_null(box = maildir_box_open(root, true, &err));
+	cr_assert_eq(box->nmsg, 4);
+	cr_assert_str_eq(box->msgs[0].base, "999999999.M5P1Q1.h");
+	cr_assert_str_eq(box->msgs[1].base, "1700000000.M95P1Q2.h");
+	cr_assert_str_eq(box->msgs[2].base, "1700000000.M100000P1Q9.h");
+	cr_assert_str_eq(box->msgs[3].base, "1700000000.M100000P1Q10.h");
+	cr_assert_eq(box->msgs[3].uid, 4);
+	/* No W= in these names: the size is measured once, with CRLF. */
+	cr_assert_eq(box->msgs[0].size, 0);
+	{
+		uint64_t sz;
+
+		cr_assert_eq(maildir_msg_size(box, 0, &sz), 0);
+		cr_assert_eq(sz, 3);
+	}
+	maildir_box_free(box);
+}

@@ -277,3 +277,26 @@ Test(pop3d, command_count_bound)
 	pop3d_session_free(s);
 	buf_free(&out);
 }
+
+Test(pop3d, maildrop_locked_while_in_use)
+{
+	struct pop3d_session	*a, *b;
+	struct buf		 out;
+
+	buf_init(&out);
+	cr_assert_not_null(a = pop3d_session_new(&fx.conf));
+	cr_assert_not_null(b = pop3d_session_new(&fx.conf));
+	feed(a, "USER alice\r\nPASS secret\r\n", false, &out);
+	buf_reset(&out);
+	cr_assert_eq(feed(b, "USER alice\r\nPASS secret\r\n", false, &out),
+	    0);
+	cr_assert_str_eq(out.data, "+OK send PASS\r\n"
+	    "-ERR [IN-USE] maildrop already in use\r\n");
+	pop3d_session_free(a);
+	buf_reset(&out);
+	feed(b, "USER alice\r\nPASS secret\r\n", false, &out);
+	cr_assert_str_eq(out.data, "+OK send PASS\r\n"
+	    "+OK alice has 0 messages\r\n");
+	pop3d_session_free(b);
+	buf_free(&out);
+}
