@@ -40,6 +40,13 @@ RECORDS = [
     "--host-record=mxa.hosts.test,127.0.0.11",
     "--host-record=mxb.hosts.test,127.0.0.12",
 ]
+# 40 MX hosts: the answer exceeds 512 bytes, so it comes over TCP (c-ares
+# retries a truncated UDP answer); the route keeps the best 16, and the
+# site key, longer than 511 bytes, ends in a digest.
+for i in range(1, 41):
+    h = "mx%02d-aaaaaaaaaaaaaaaaaaaaaaaa.big.test" % i
+    RECORDS += ["--mx-host=big.test,%s,%d" % (h, i % 7),
+                "--host-record=%s,127.0.1.%d" % (h, i)]
 
 
 class Dnsmasq:
@@ -174,6 +181,18 @@ class DNS(unittest.TestCase):
         self.assertEqual(d["status"], "temporary")
         self.assertFalse(d["permanent"])
         self.assertEqual(d["hosts"], [])
+
+    def test_large_mx_set_over_tcp(self):
+        (r,) = self.route("big.test")
+        self.assertEqual(r["status"], "ok")
+        self.assertEqual(len(r["hosts"]), 16)
+        prefs = [h["pref"] for h in r["hosts"]]
+        self.assertEqual(prefs, sorted(prefs))
+        self.assertEqual(prefs, [0] * 5 + [1] * 6 + [2] * 5)
+        self.assertLessEqual(len(r["site"]), 511)
+        self.assertRegex(r["site"], r"^mx01-a+\.big\.test,.*#[0-9a-f]{64}$")
+        (again,) = self.route("big.test")
+        self.assertEqual(again["site"], r["site"])
 
     def test_unreachable_resolver_is_temporary(self):
         dead = free_port()
