@@ -133,18 +133,24 @@ cmd_route_done(void *arg, const struct dns_route *r)
 	}
 }
 
-/* Append "ip[:port]" to the resolver list, bracketing bare IPv6. */
+/*
+ * Append "ip[:port]" to the resolver list. c-ares 1.18 wants IPv6 with a
+ * port in brackets and refuses "[ip6]" alone: bare forms get ":53".
+ */
 static int
 cmd_route_add_resolver(struct buf *b, const char *s)
 {
-	struct in6_addr a6;
+	struct in6_addr	a6;
+	size_t		len = strlen(s);
 
+	if (len == 0 || strpbrk(s, ", \t") != NULL)
+		return -EINVAL;
 	if (b->len > 0 && buf_putc(b, ',') != 0)
 		return -ENOMEM;
-	if (strchr(s, ',') != NULL || strchr(s, ' ') != NULL)
-		return -EINVAL;
 	if (inet_pton(AF_INET6, s, &a6) == 1)
-		return buf_printf(b, "[%s]", s);
+		return buf_printf(b, "[%s]:53", s);
+	if (s[0] == '[' && s[len - 1] == ']')
+		return buf_printf(b, "%s:53", s);
 	return buf_puts(b, s);
 }
 

@@ -48,8 +48,11 @@
 struct dns;
 
 struct dns_opts {
-	const char	*servers;	/* "ip[:port],[ip6]:port,..."; NULL or
-					   "" = the system's /etc/resolv.conf */
+	/*
+	 * "192.0.2.1:53,[2001:db8::1]:53" (c-ares' CSV: an IPv6 address
+	 * needs brackets and a port); NULL or "" = /etc/resolv.conf.
+	 */
+	const char	*servers;
 	unsigned	 timeout_ms;	/* first try per server; 0 = 5000 */
 	unsigned	 tries;		/* per server; 0 = 2 */
 	size_t		 cache_max;	/* routes cached; 0 = no cache */
@@ -85,7 +88,8 @@ struct dns_route {
 	/*
 	 * MX rollup key: the MX host names, sorted, lower-cased,
 	 * de-duplicated, joined by ','. Domains with equal MX sets have
-	 * equal keys. Implicit MX, failures: the domain itself. A key that
+	 * equal keys. Implicit MX, failures: the domain itself (lower-case;
+	 * "" when it is not a valid name or on -ECANCELED). A key that
 	 * would not fit ends in "#" + SHA-256 of the whole key.
 	 */
 	char		 site[DNS_SITE_MAX];

@@ -115,7 +115,7 @@ Test(dns, site_key_too_long_gets_a_digest)
 	for (int i = 0; i < 16; i++) {
 		snprintf(names[0][i], 64, "%02d%s.test", i,
 		    "-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
-		snprintf(names[1][i], 64, "%s", names[0][i]);
+		memcpy(names[1][i], names[0][i], sizeof(names[0][i]));
 		p[i] = names[0][i];
 		q[i] = names[1][i];
 	}
