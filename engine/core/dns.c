@@ -555,7 +555,7 @@ dns_centry_size(const struct dns_route *r, size_t keylen)
 		const struct dns_host *h = &r->hosts[i];
 
 		n += 4 + strnlen(h->name, sizeof(h->name) - 1);
-		for (unsigned j = 0; j < h->naddrs; j++)
+		for (unsigned j = 0; j < h->naddrs && j < DNS_ADDR_MAX; j++)
 			n += 3 + (h->addrs[j].ss_family == AF_INET6 ? 16 : 4);
 	}
 	return n + 2 + strnlen(r->site, sizeof(r->site) - 1) + 1 +
@@ -593,15 +593,17 @@ dns_cache_put(struct dns_cache *c, const char *key,
 	p += keylen;
 	for (unsigned i = 0; i < r->nhosts; i++) {
 		const struct dns_host *hh = &r->hosts[i];
+		unsigned na = hh->naddrs < DNS_ADDR_MAX ? hh->naddrs :
+		    DNS_ADDR_MAX;
 
 		n = strnlen(hh->name, sizeof(hh->name) - 1);
 		*p++ = (unsigned char)(hh->pref >> 8);
 		*p++ = (unsigned char)hh->pref;
-		*p++ = (unsigned char)hh->naddrs;
+		*p++ = (unsigned char)na;
 		*p++ = (unsigned char)n;
 		memcpy(p, hh->name, n);
 		p += n;
-		for (unsigned j = 0; j < hh->naddrs; j++) {
+		for (unsigned j = 0; j < na; j++) {
 			const struct sockaddr_storage *ss = &hh->addrs[j];
 
 			if (ss->ss_family == AF_INET6) {
