@@ -4,6 +4,7 @@ them through c-ares driven by the io_uring loop and prints one JSON line
 per domain."""
 import json
 import os
+import socket
 import subprocess
 import time
 import unittest
@@ -202,6 +203,30 @@ class DNS(unittest.TestCase):
         self.assertEqual(r["status"], "temporary")
         self.assertFalse(r["permanent"])
         self.assertLess(time.time() - t0, 30)
+
+    def test_silent_resolver_times_out(self):
+        # A UDP socket that never answers: only the loop timer driving
+        # ares_timeout() can end these lookups (200 ms, then 400 ms).
+        silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        silent.bind(("127.0.0.1", 0))
+        try:
+            cfg = self.wd.file("config.yaml",
+                               "dns:\n  timeout: 200ms\n  tries: 2\n")
+            t0 = time.time()
+            r = ringmail("route", "--config", cfg, "--resolver",
+                         "127.0.0.1:%d" % silent.getsockname()[1],
+                         "order.test", "equal.test", timeout=30,
+                         check=False)
+            took = time.time() - t0
+        finally:
+            silent.close()
+        self.assertEqual(r.returncode, 1, r.stderr)
+        for line in r.stdout.splitlines():
+            out = json.loads(line)
+            self.assertEqual(out["status"], "temporary")
+            self.assertIn("Timeout", out["why"])
+        self.assertGreater(took, 0.5)
+        self.assertLess(took, 10)
 
     def test_many_domains_at_once(self):
         names = ["order.test", "equal.test", "implicit.test", "null.test",
