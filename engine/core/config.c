@@ -28,6 +28,11 @@
  *   retry.max_age                  1 s .. 30 d
  *   retry.max_attempts             1 .. 1000
  *   routes                         at most CONFIG_ROUTES_MAX entries
+ *   dns.resolvers                  at most CONFIG_DNS_RESOLVERS_MAX IP
+ *                                  addresses, port 1 .. 65535 (53)
+ *   dns.timeout                    100 ms .. 1 min
+ *   dns.tries                      1 .. 10
+ *   dns.cache_size                 0 .. 10000000   (0 = no cache)
  * Strings that end up on the wire (ehlo_name, message_id_domain, route
  * hosts) are restricted to host-name characters, so a config file can
  * never inject a CR/LF into an SMTP command or a header.
@@ -74,6 +79,7 @@ enum config_type {
 	CONFIG_T_PATH_OPT,	/* file path or "" (= NULL) */
 	CONFIG_T_SECTION,	/* nested mapping: sub */
 	CONFIG_T_ROUTES,
+	CONFIG_T_RESOLVERS,	/* list of IP[:port] */
 };
 
 struct config_key {
@@ -147,6 +153,14 @@ static const struct config_key config_retry[] = {
 	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
 };
 
+static const struct config_key config_dns[] = {
+	{ "resolvers", CONFIG_T_RESOLVERS, 0, 0, 0, NULL },
+	K("timeout", CONFIG_T_DURATION, dns_timeout_ms, 100, MS_MIN),
+	K("tries", CONFIG_T_U32, dns_tries, 1, 10),
+	K("cache_size", CONFIG_T_U32, dns_cache_size, 0, 10000000),
+	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
+};
+
 static const struct config_key config_log[] = {
 	K("level", CONFIG_T_LOGLEVEL, log_level, 0, 0),
 	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
@@ -159,6 +173,7 @@ static const struct config_key config_top[] = {
 	{ "message", CONFIG_T_SECTION, 0, 0, 0, config_message },
 	{ "retry", CONFIG_T_SECTION, 0, 0, 0, config_retry },
 	{ "routes", CONFIG_T_ROUTES, 0, 0, 0, NULL },
+	{ "dns", CONFIG_T_SECTION, 0, 0, 0, config_dns },
 	{ "log", CONFIG_T_SECTION, 0, 0, 0, config_log },
 	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
 };
@@ -512,6 +527,7 @@ config_scalar(struct config_ctx *x, struct config *c, const char *path,
 		return config_set_str(dst, s, len);
 	case CONFIG_T_SECTION:
 	case CONFIG_T_ROUTES:
+	case CONFIG_T_RESOLVERS:
 		break;
 	}
 	return config_errf(x, v, "%s: internal error", path);
@@ -617,6 +633,102 @@ config_routes(struct config_ctx *x, struct config *c, yaml_node_t *m)
 	return 0;
 }
 
+/*
+ * One resolver: "192.0.2.1", "192.0.2.1:5353", "[2001:db8::1]:53" or a
+ * bare "2001:db8::1" (port 53), appended to b as c-ares' CSV wants it.
+ * c-ares takes IP addresses only, so names are refused here.
+ */
+static int
+config_resolver(const char *s, size_t len, char *out, size_t outlen)
+{
+	char		 ip[INET6_ADDRSTRLEN + 1];
+	const char	*host = s, *ps = NULL, *colon;
+	size_t		 hlen = len;
+	uint64_t	 port = 53;
+	struct in6_addr	 a6;
+	struct in_addr	 a4;
+	bool		 bracket = false, v6;
+
+	if (len == 0 || memchr(s, '\0', len) != NULL)
+		return -EINVAL;
+	if (s[0] == '[') {
+		const char *rb = memchr(s, ']', len);
+
+		if (rb == NULL)
+			return -EINVAL;
+		bracket = true;
+		host = s + 1;
+		hlen = (size_t)(rb - host);
+		if (rb + 1 < s + len) {
+			if (rb[1] != ':')
+				return -EINVAL;
+			ps = rb + 2;
+		}
+	} else if ((colon = memchr(s, ':', len)) != NULL &&
+	    memrchr(s, ':', len) == colon) {
+		/* One ':' is a port; more are a bare IPv6 address. */
+		hlen = (size_t)(colon - s);
+		ps = colon + 1;
+	}
+	if (hlen == 0 || hlen >= sizeof(ip))
+		return -EINVAL;
+	memcpy(ip, host, hlen);
+	ip[hlen] = '\0';
+	if (ps != NULL && (config_parse_u64(ps, (size_t)(s + len - ps),
+	    &port) != 0 || port == 0 || port > 65535))
+		return -EINVAL;
+	v6 = inet_pton(AF_INET6, ip, &a6) == 1;
+	if (!v6 && (bracket || inet_pton(AF_INET, ip, &a4) != 1))
+		return -EINVAL;
+	snprintf(out, outlen, v6 ? "[%s]:%u" : "%s:%u", ip, (unsigned)port);
+	return 0;
+}
+
+static int
+config_resolvers(struct config_ctx *x, struct config *c, yaml_node_t *m)
+{
+	yaml_node_item_t	*b, *e;
+	char			 one[INET6_ADDRSTRLEN + 16];
+	char			*csv = NULL, *t;
+	size_t			 n, len = 0;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_SEQUENCE_NODE)
+		return config_errf(x, m, "dns.resolvers: expected a list of "
+		    "IP addresses with optional ports");
+	b = m->data.sequence.items.start;
+	e = m->data.sequence.items.top;
+	n = (size_t)(e - b);
+	if (n > CONFIG_DNS_RESOLVERS_MAX)
+		return config_errf(x, m, "dns.resolvers: at most %d resolvers",
+		    CONFIG_DNS_RESOLVERS_MAX);
+	for (yaml_node_item_t *p = b; p < e; p++) {
+		yaml_node_t *v = yaml_document_get_node(x->doc, *p);
+
+		if (v == NULL || v->type != YAML_SCALAR_NODE ||
+		    config_resolver(config_sval(v), v->data.scalar.length,
+		    one, sizeof(one)) != 0) {
+			free(csv);
+			return config_errf(x, v != NULL ? v : m,
+			    "dns.resolvers: expected an IP address with an "
+			    "optional port, like 192.0.2.1:53 or "
+			    "[2001:db8::1]:53");
+		}
+		if ((t = realloc(csv, len + strlen(one) + 2)) == NULL) {
+			free(csv);
+			return -ENOMEM;
+		}
+		csv = t;
+		len += (size_t)sprintf(csv + len, "%s%s", len > 0 ? "," : "",
+		    one);
+	}
+	free(c->dns_servers);
+	c->dns_servers = csv;
+	c->ndns_resolvers = n;
+	return 0;
+}
+
 static int
 config_section(struct config_ctx *x, struct config *c, const char *path,
     const struct config_key *keys, yaml_node_t *m)
@@ -652,6 +764,8 @@ config_section(struct config_ctx *x, struct config *c, const char *path,
 			rc = config_section(x, c, sub, k->sub, v);
 		else if (k->type == CONFIG_T_ROUTES)
 			rc = config_routes(x, c, v);
+		else if (k->type == CONFIG_T_RESOLVERS)
+			rc = config_resolvers(x, c, v);
 		else
 			rc = config_scalar(x, c, sub, k, v);
 		if (rc != 0)
@@ -689,6 +803,9 @@ config_defaults(struct config *c)
 	c->retry_max_delay_ms = 4 * 60 * MS_MIN;
 	c->retry_max_age_ms = 4 * MS_DAY;
 	c->retry_max_attempts = 100;
+	c->dns_timeout_ms = 5 * MS_SEC;
+	c->dns_tries = 2;
+	c->dns_cache_size = 10000;
 	c->log_level = LOG_INFO;
 	if ((c->redis_host = strdup("127.0.0.1")) == NULL)
 		return -ENOMEM;
@@ -719,6 +836,7 @@ config_fini(struct config *c)
 		free(c->routes[i].host);
 	}
 	free(c->routes);
+	free(c->dns_servers);
 	free(c->path);
 }
 

@@ -18,6 +18,9 @@
 /* Upper bound on entries under routes: (keeps lookups and checks cheap). */
 #define CONFIG_ROUTES_MAX	1024
 
+/* Upper bound on entries under dns.resolvers: */
+#define CONFIG_DNS_RESOLVERS_MAX	16
+
 /* Static route: mail for `domain` goes to host:port ("*" = any domain). */
 struct config_route {
 	char		*domain;	/* lower-case; "*" for the default */
@@ -78,6 +81,14 @@ struct config {
 	/* routes: */
 	struct config_route *routes;		/* owns */
 	size_t		 nroutes;
+	/* dns: */
+	char		*dns_servers;		/* dns.resolvers as c-ares wants
+						   them: "192.0.2.1:53,[::1]:53";
+						   NULL = /etc/resolv.conf */
+	size_t		 ndns_resolvers;	/* entries in dns_servers */
+	uint32_t	 dns_timeout_ms;	/* first try per server: 5 s */
+	uint32_t	 dns_tries;		/* per server: 2 */
+	uint32_t	 dns_cache_size;	/* routes cached per thread: 10000 */
 	/* log: */
 	int		 log_level;		/* enum log_level; LOG_INFO */
 	/* Where it came from, for messages. */

@@ -73,6 +73,11 @@ Test(config, defaults)
 	cr_assert_eq(c.retry_max_delay_ms, 4u * 3600 * 1000);
 	cr_assert_eq(c.retry_max_age_ms, 4u * 86400 * 1000);
 	cr_assert_eq(c.nroutes, 0);
+	cr_assert_null(c.dns_servers);
+	cr_assert_eq(c.ndns_resolvers, 0);
+	cr_assert_eq(c.dns_timeout_ms, 5000);
+	cr_assert_eq(c.dns_tries, 2);
+	cr_assert_eq(c.dns_cache_size, 10000);
 	cr_assert_eq(c.log_level, LOG_INFO);
 	free(c.redis_host);
 	free(c.ehlo_name);
@@ -345,6 +350,94 @@ Test(config, route_errors)
 	    "t.yaml:1:9: routes: expected a mapping of domain: host:port");
 }
 
+Test(config, dns_section)
+{
+	struct config *c = load_ok("dns:\n"
+	    "  resolvers: [\"127.0.0.1:5353\", \"[::1]:53\", 192.0.2.1,\n"
+	    "    \"2001:db8::1\", \"[2001:db8::2]\"]\n"
+	    "  timeout: 250ms\n  tries: 3\n  cache_size: 0\n");
+
+	cr_assert_str_eq(c->dns_servers, "127.0.0.1:5353,[::1]:53,"
+	    "192.0.2.1:53,[2001:db8::1]:53,[2001:db8::2]:53");
+	cr_assert_eq(c->ndns_resolvers, 5);
+	cr_assert_eq(c->dns_timeout_ms, 250);
+	cr_assert_eq(c->dns_tries, 3);
+	cr_assert_eq(c->dns_cache_size, 0);
+	config_free(c);
+	/* Empty list, block style, null: the system's resolv.conf. */
+	c = load_ok("dns:\n  resolvers: []\n");
+	cr_assert_null(c->dns_servers);
+	cr_assert_eq(c->ndns_resolvers, 0);
+	config_free(c);
+	c = load_ok("dns:\n  resolvers:\n");
+	cr_assert_null(c->dns_servers);
+	config_free(c);
+	c = load_ok("dns:\n  resolvers:\n    - 10.0.0.53\n"
+	    "  cache_size: 10000000\n  timeout: 1m\n  tries: 10\n");
+	cr_assert_str_eq(c->dns_servers, "10.0.0.53:53");
+	cr_assert_eq(c->dns_cache_size, 10000000);
+	cr_assert_eq(c->dns_timeout_ms, 60000);
+	cr_assert_eq(c->dns_tries, 10);
+	config_free(c);
+}
+
+Test(config, dns_errors)
+{
+	static const struct {
+		const char	*yaml;
+		const char	*want;
+	} cases[] = {
+#define RESOLVER_ERR(col) "t.yaml:1:" col ": dns.resolvers: expected an " \
+	"IP address with an optional port, like 192.0.2.1:53 or " \
+	"[2001:db8::1]:53"
+		{ "dns: {resolvers: [dns.google:53]}\n", RESOLVER_ERR("19") },
+		{ "dns: {resolvers: [\"1.2.3.4:0\"]}\n", RESOLVER_ERR("19") },
+		{ "dns: {resolvers: [\"1.2.3.4:65536\"]}\n",
+		    RESOLVER_ERR("19") },
+		{ "dns: {resolvers: [\"1.2.3.4:\"]}\n", RESOLVER_ERR("19") },
+		{ "dns: {resolvers: [\"[1.2.3.4]:53\"]}\n",
+		    RESOLVER_ERR("19") },
+		{ "dns: {resolvers: [\"[::1]53\"]}\n", RESOLVER_ERR("19") },
+		{ "dns: {resolvers: [\"[::1\"]}\n", RESOLVER_ERR("19") },
+		{ "dns: {resolvers: [\"\"]}\n", RESOLVER_ERR("19") },
+		{ "dns: {resolvers: [\"1.2.3.4,5.6.7.8\"]}\n",
+		    RESOLVER_ERR("19") },
+		{ "dns: {resolvers: [\"1.2.3.4\\n\"]}\n", RESOLVER_ERR("19") },
+		{ "dns: {resolvers: [1.2.3.4, [5.6.7.8]]}\n",
+		    RESOLVER_ERR("28") },
+		{ "dns: {resolvers: 1.2.3.4}\n", "t.yaml:1:18: dns.resolvers: "
+		    "expected a list of IP addresses with optional ports" },
+		{ "dns: {timeout: 99ms}\n", "t.yaml:1:16: dns.timeout: must "
+		    "be between 100ms and 60000ms" },
+		{ "dns: {timeout: 2m}\n", "t.yaml:1:16: dns.timeout: must be "
+		    "between 100ms and 60000ms" },
+		{ "dns: {tries: 0}\n",
+		    "t.yaml:1:14: dns.tries: must be between 1 and 10" },
+		{ "dns: {tries: 11}\n",
+		    "t.yaml:1:14: dns.tries: must be between 1 and 10" },
+		{ "dns: {cache_size: 10000001}\n", "t.yaml:1:19: "
+		    "dns.cache_size: must be between 0 and 10000000" },
+		{ "dns: {cache_size: -1}\n",
+		    "t.yaml:1:19: dns.cache_size: expected an integer" },
+		{ "dns: {resolver: []}\n",
+		    "t.yaml:1:7: dns.resolver: unknown key" },
+		{ "dns: {tries: 1, tries: 2}\n",
+		    "t.yaml:1:17: dns.tries: duplicate key" },
+#undef RESOLVER_ERR
+	};
+	char	 many[512];
+	size_t	 n = 0;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		load_err(cases[i].yaml, cases[i].want);
+	n += (size_t)snprintf(many, sizeof(many), "dns: {resolvers: [");
+	for (int i = 0; i <= CONFIG_DNS_RESOLVERS_MAX; i++)
+		n += (size_t)snprintf(many + n, sizeof(many) - n, "%s10.0.0.%d",
+		    i ? ", " : "", i + 1);
+	snprintf(many + n, sizeof(many) - n, "]}\n");
+	load_err(many, "t.yaml:1:18: dns.resolvers: at most 16 resolvers");
+}
+
 Test(config, yaml_syntax_errors)
 {
 	/* libyaml's problem_mark, 1-based. */
@@ -506,6 +599,10 @@ Test(config, shipped_config_loads)
 	cr_assert_eq(c->retry_delay_ms, d.retry_delay_ms);
 	cr_assert_eq(c->retry_max_attempts, d.retry_max_attempts);
 	cr_assert_eq(c->nroutes, 0);
+	cr_assert_null(c->dns_servers);
+	cr_assert_eq(c->dns_timeout_ms, d.dns_timeout_ms);
+	cr_assert_eq(c->dns_tries, d.dns_tries);
+	cr_assert_eq(c->dns_cache_size, d.dns_cache_size);
 	cr_assert_eq(c->log_level, d.log_level);
 	free(d.redis_host);
 	free(d.ehlo_name);
