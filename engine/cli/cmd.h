@@ -12,5 +12,8 @@ int	cmd_worker(int argc, char **argv);
 int	cmd_status(int argc, char **argv);
 int	cmd_bounce(int argc, char **argv);
 int	cmd_passwd(int argc, char **argv);
+int	cmd_campaign(int argc, char **argv);
+int	cmd_suppress(int argc, char **argv);
+int	cmd_events(int argc, char **argv);
 
 #endif

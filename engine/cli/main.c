@@ -14,6 +14,9 @@ static const struct {
 	{ "status", cmd_status, "campaign progress and counters" },
 	{ "bounce", cmd_bounce, "bounce parse FILE...: classify bounce messages" },
 	{ "passwd", cmd_passwd, "passwd USER: hash a mailbox password" },
+	{ "campaign", cmd_campaign, "campaign pause|resume|cancel ID" },
+	{ "suppress", cmd_suppress, "suppress add|remove|check|import|export: suppression lists" },
+	{ "events", cmd_events, "events [--follow] [--campaign ID]: outcome events as JSON lines" },
 };
 
 static void
