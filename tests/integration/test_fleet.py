@@ -287,8 +287,14 @@ class Suppress(FleetBase):
                 "r=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.PIPE);"
                 "sys.stderr.write(r.stderr.decode()[-2000:]);"
                 "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+        # Under ASan freed blocks sit in a quarantine (256 MB by default),
+        # which would hide whether the import itself stays flat.
+        env = dict(os.environ)
+        env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                     "quarantine_size_mb=0"]))
         r = subprocess.run([sys.executable, "-c", code, BIN, args[0], "--config", self.cfg]
-                           + list(args[1:]), capture_output=True, text=True, timeout=300)
+                           + list(args[1:]), capture_output=True, text=True, timeout=300,
+                           env=env)
         rc, rss = r.stdout.split()
         self.assertEqual(rc, "0", r.stderr)
         return int(rss)
