@@ -6,7 +6,10 @@
  * named), after a header line about the live workers (rm:workers). Per
  * campaign: counters, queue depths (job stream entries, entries pending
  * in the consumer group, recipients in the retry schedule), the send rate
- * since submission and, for an active campaign, the ETA. --workers lists
+ * since submission and, for an active campaign, the ETA. Progress counts
+ * every final outcome: sent, bounced, failed and the stats fields
+ * expired, suppressed and cancelled when the worker writes them.
+ * --workers lists
  * every registered worker instead. On a terminal: a table with a progress
  * bar; otherwise one key=value line per campaign (or worker), for
  * scripts; new keys are only ever appended to a line.
@@ -33,6 +36,7 @@ struct cstat {
 	char		 state[24], name[64];
 	long long	 total, queued, sent, bounced, failed, deferred;
 	long long	 invalid, retrying;
+	long long	 expired, suppressed, cancelled;	/* issue 4 */
 	long long	 jobs, pending;		/* stream entries, unacked */
 	long long	 submitted_ms, finished_ms, priority;
 	char		 rate_cap[32];		/* meta rate_per_s, or "" */
@@ -115,6 +119,9 @@ load(redisContext *rc, const char *id, struct cstat *s)
 	s->failed = hnum(rep[1], "failed");
 	s->deferred = hnum(rep[1], "deferred");
 	s->invalid = hnum(rep[1], "invalid");
+	s->expired = hnum(rep[1], RM_EV_EXPIRED);
+	s->suppressed = hnum(rep[1], RM_EV_SUPPRESSED);
+	s->cancelled = hnum(rep[1], RM_EV_CANCELLED);
 	s->retrying = rep[2]->type == REDIS_REPLY_INTEGER ? rep[2]->integer : 0;
 	s->jobs = rep[3]->type == REDIS_REPLY_INTEGER ? rep[3]->integer : 0;
 	if (rep[4]->type == REDIS_REPLY_ARRAY && rep[4]->elements >= 1 &&
@@ -143,7 +150,8 @@ rates(const struct cstat *s, int64_t now_ms, double *rate, double *orate)
 		return;
 	secs = (double)(end - s->submitted_ms) / 1000.0;
 	*rate = (double)s->sent / secs;
-	*orate = (double)(s->sent + s->bounced + s->failed) / secs;
+	*orate = (double)(s->sent + s->bounced + s->failed + s->expired +
+	    s->suppressed + s->cancelled) / secs;
 }
 
 static void
@@ -161,7 +169,9 @@ fmt_eta(char *out, size_t len, long long secs)
 static void
 print_one(const char *id, const struct cstat *s, bool tty, int64_t now_ms)
 {
-	long long	done = s->sent + s->bounced + s->failed;
+	/* Every final outcome; complaints and unsubscribes come later. */
+	long long	done = s->sent + s->bounced + s->failed + s->expired +
+			    s->suppressed + s->cancelled;
 	long long	total = s->total > 0 ? s->total : s->queued;
 	double		pct = total > 0 ? 100.0 * (double)done / (double)total :
 			    (strcmp(s->state, "done") == 0 ? 100.0 : 0.0);
@@ -182,11 +192,13 @@ print_one(const char *id, const struct cstat *s, bool tty, int64_t now_ms)
 		printf("campaign=%s state=%s total=%lld sent=%lld bounced=%lld "
 		    "failed=%lld deferred=%lld retrying=%lld invalid=%lld "
 		    "done=%lld progress=%.1f jobs=%lld pending=%lld "
-		    "rate=%.1f eta=%s priority=%lld rate_cap=%s\n", id,
+		    "rate=%.1f eta=%s priority=%lld rate_cap=%s expired=%lld "
+		    "suppressed=%lld cancelled=%lld\n", id,
 		    s->state, total, s->sent, s->bounced, s->failed,
 		    s->deferred, s->retrying, s->invalid, done, pct, s->jobs,
 		    s->pending, rate, etas, s->priority,
-		    s->rate_cap[0] ? s->rate_cap : "-");
+		    s->rate_cap[0] ? s->rate_cap : "-", s->expired,
+		    s->suppressed, s->cancelled);
 		return;
 	}
 	{

@@ -175,6 +175,8 @@ rm_id_valid(const char *id)
  * Returns {1, new_state} on success, {0, current_state} when op is not
  * allowed from the current state, {-1, ""} when the campaign does not
  * exist. Non-final campaigns are (re)added to KEYS[2] so workers notice.
+ * Like RM_LUA_FINISH it touches the global RM_KEY_ACTIVE: single node (or
+ * one primary) only.
  */
 #define RM_LUA_CONTROL \
 	"local st = redis.call('HGET', KEYS[1], 'state')\n" \

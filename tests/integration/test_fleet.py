@@ -456,6 +456,14 @@ class Status(FleetBase):
         self.assertTrue(2 <= int(kv["eta"]) <= 4, kv["eta"])
         self.assertEqual(kv["rate_cap"], "10")
         self.assertEqual(kv["progress"], "40.0")
+        # Expired, suppressed and cancelled outcomes count as done.
+        self.redis.cli("HSET", "rm:{st2}:stats", "expired", "1", "suppressed", "2",
+                       "cancelled", "1")
+        kv = dict(x.split("=", 1) for x in
+                  [l for l in self.rm("status", "st2").stdout.splitlines()
+                   if l.startswith("campaign=")][0].split())
+        self.assertEqual((kv["done"], kv["progress"], kv["expired"], kv["suppressed"],
+                          kv["cancelled"]), ("8", "80.0", "1", "2", "1"))
         # Paused: no ETA.
         self.rm("campaign", "pause", "st2")
         kv = dict(x.split("=", 1) for x in
