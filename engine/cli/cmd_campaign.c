@@ -35,9 +35,9 @@ cmd_campaign_why(const char *op, const char *st)
 	    strcmp(st, RM_STATE_CANCELLED) == 0)
 		return "it is finished";
 	if (strcmp(op, "pause") == 0)
-		return strcmp(st, RM_STATE_PAUSED) == 0 ? "it is already paused" :
-		    "only a submitting, scheduled or active campaign can be "
-		    "paused";
+		return strcmp(st, RM_STATE_PAUSED) == 0 ?
+		    "it is already paused" : "only a submitting, scheduled "
+		    "or active campaign can be paused";
 	if (strcmp(op, "resume") == 0)
 		return "only a paused campaign can be resumed";
 	return strcmp(st, RM_STATE_CANCELLING) == 0 ?

@@ -219,7 +219,8 @@ ev_last(struct ev *ev, unsigned long n, char *last, size_t lastsz)
 			}
 		}
 		if (got > 0 && strcmp(end, "+") == 0)
-			snprintf(last, lastsz, "%s", r->element[0]->element[0]->str);
+			snprintf(last, lastsz, "%s",
+			    r->element[0]->element[0]->str);
 		/* Continue just before the oldest entry of this page. */
 		if (got > 0 && ev_parse_id(r->element[got - 1]->element[0]->str,
 		    &ms, &seq) == 0 && (ms > 0 || seq > 0)) {
@@ -270,8 +271,8 @@ ev_follow(struct ev *ev, char *last, size_t lastsz)
 	redisReply	*r;
 
 	while (!ev_done(ev)) {
-		r = redisCommand(ev->rc, "XREAD COUNT %d BLOCK %d STREAMS %s %s",
-		    EV_PAGE, EV_BLOCK_MS, RM_KEY_EVENTS, last);
+		r = redisCommand(ev->rc,
+		    "XREAD COUNT %d BLOCK %d STREAMS %s %s", EV_PAGE, EV_BLOCK_MS, RM_KEY_EVENTS, last);
 		if (r == NULL) {
 			if (ev_stop)
 				break;
@@ -352,8 +353,8 @@ cmd_events(int argc, char **argv)
 		case 's':
 			if (ev_parse_id(optarg, &ms, &seq) != 0 ||
 			    strlen(optarg) >= EV_ID_MAX) {
-				fprintf(stderr, "ringmail: --since: a stream id "
-				    "(MS or MS-SEQ)\n");
+				fprintf(stderr, "ringmail: --since: a stream "
+				    "id (MS or MS-SEQ)\n");
 				return 2;
 			}
 			since = optarg;

@@ -37,7 +37,7 @@ struct cstat {
 	long long	 total, queued, sent, bounced, failed, deferred;
 	long long	 invalid, retrying;
 	long long	 expired, suppressed, cancelled;	/* issue 4 */
-	long long	 jobs, pending;		/* stream entries, unacked */
+	long long	 jobs, pending;	/* stream entries, unacked */
 	long long	 submitted_ms, finished_ms, priority;
 	char		 rate_cap[32];		/* meta rate_per_s, or "" */
 };

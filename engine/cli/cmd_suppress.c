@@ -301,7 +301,7 @@ out:
 /* Column indexes of an import file; -1 when absent. */
 struct sup_cols {
 	int	email, reason, source, ts;
-	size_t	n;		/* fields per row in header mode, 0 without */
+	size_t	n;	/* fields per row with a header row, else 0 */
 };
 
 /* A header row names "email"; map the columns we know. */

@@ -14,13 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FLEET_HOST_MAX		255	/* bytes of a host name we keep */
+#define FLEET_HOST_MAX		255	/* bytes of a host name kept */
 #define FLEET_RATE_MAX		1000000	/* N in N/s, N/m, N/h */
 
 /* One `rm:workers` value: ts_ms FS threads FS host FS pid FS delivered
  * FS held (FS = 0x1f). */
 struct fleet_worker {
-	int64_t		ts_ms;		/* last heartbeat, wall ms */
+	int64_t		ts_ms;		/* last heartbeat (wall) */
 	unsigned	threads;
 	char		host[FLEET_HOST_MAX + 1];
 	long		pid;
@@ -34,7 +34,8 @@ struct fleet_worker {
  * -EINVAL when a field is missing or not a number in range, or the host
  * is empty, too long or has control characters.
  */
-int	fleet_worker_parse(const char *v, size_t len, struct fleet_worker *w);
+int	fleet_worker_parse(const char *v, size_t len,
+	    struct fleet_worker *w);
 /*
  * Format w into out (NUL-terminated). Returns 0, -EINVAL when the host is
  * empty or has control characters, -ENOSPC when out is too small

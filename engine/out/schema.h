@@ -58,7 +58,7 @@
  * RM_KEY_ACTIVE so workers see paused and cancelling ones too.
  */
 #define RM_STATE_SCHEDULED	"scheduled"	/* waits for start_ms */
-#define RM_STATE_PAUSED		"paused"	/* workers send nothing */
+#define RM_STATE_PAUSED		"paused"	/* nothing is sent */
 #define RM_STATE_CANCELLING	"cancelling"	/* workers end the rest */
 #define RM_STATE_CANCELLED	"cancelled"	/* final */
 
@@ -66,7 +66,7 @@
 #define RM_META_START_MS	"start_ms"	/* not before (wall ms) */
 #define RM_META_PRIORITY	"priority"	/* 0..9, higher first */
 #define RM_META_RATE	"rate_per_s"	/* messages/s cap, decimal */
-#define RM_META_SUPPRESS_LIST	"suppress_list"	/* extra list name */
+#define RM_META_SUPPRESS_LIST	"suppress_list"	/* extra list */
 #define RM_META_PAUSED_MS	"paused_ms"	/* set while paused */
 #define RM_META_RESUMED_MS	"resumed_ms"	/* last resume */
 #define RM_META_CANCEL_MS	"cancel_ms"	/* cancel requested */

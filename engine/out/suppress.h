@@ -28,9 +28,11 @@
 #define SUPPRESS_ADDR_MAX	320	/* 64 local + @ + 255 domain */
 #define SUPPRESS_REASON_MAX	512	/* bytes kept of a reason */
 #define SUPPRESS_SOURCE_MAX	32
-#define SUPPRESS_LIST_MAX	64	/* list name: 1..64 of [A-Za-z0-9_.-] */
+/* A list name is 1..SUPPRESS_LIST_MAX of [A-Za-z0-9_.-]. */
+#define SUPPRESS_LIST_MAX	64
 #define SUPPRESS_KEY_MAX	(sizeof("rm:suppress:list:") + SUPPRESS_LIST_MAX)
-#define SUPPRESS_VALUE_MAX	(SUPPRESS_REASON_MAX + SUPPRESS_SOURCE_MAX + 24)
+#define SUPPRESS_VALUE_MAX \
+	(SUPPRESS_REASON_MAX + SUPPRESS_SOURCE_MAX + 24)
 
 /* Sources used by the tree (any 1..32 of [a-z0-9_.-] is accepted). */
 #define SUPPRESS_SRC_MANUAL	"manual"
