@@ -125,6 +125,31 @@ class CampaignControl(FleetBase):
         self.redis.cli("HSET", "rm:{s1}:meta", "start_ms", "1000")
         self.assertEqual(self.rm("campaign", "resume", "s1").stdout, "active\n")
 
+    def test_pause_while_submit_streams(self):
+        # The end of submit must not overwrite an operator's pause.
+        big = self.wd.file("big.csv", "email,name\n" + "".join(
+            "u%d@a.test,U%d\n" % (i, i) for i in range(100000)))
+        p = subprocess.Popen([BIN, "submit", "--config", self.cfg, "--id", "big",
+                              "--batch", "1", self.camp, big],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            end = time.time() + 30
+            while time.time() < end and self.meta("big", "state") != "submitting":
+                time.sleep(0.01)
+            self.assertEqual(self.rm("campaign", "pause", "big").stdout, "paused\n")
+            self.assertEqual(self.meta("big", "submitted_ms"), "",
+                             "the pause landed while the CSV was streaming")
+            out, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 0, err)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(self.meta("big", "state"), "paused")
+        self.assertEqual(self.meta("big", "total"), "100000")
+        self.assertRegex(self.meta("big", "submitted_ms"), r"^\d{13}$")
+        self.assertEqual(self.rm("campaign", "resume", "big").stdout, "active\n")
+
     def test_pause_during_submission_survives(self):
         # A campaign paused while submitting stays paused when the CSV
         # has streamed in: hand-made "submitting" campaign, then resume.
