@@ -50,6 +50,9 @@ $(BUILD)/obj/%.o: %.S
 	@mkdir -p $(dir $@)
 	$(CC) -I. -MMD -MP -c $< -o $@
 
+# .incbin is invisible to -MMD: name the embedded data files here.
+$(BUILD)/obj/engine/mail/bounce_rules_data.o: engine/mail/bounce-rules.txt
+
 $(BUILD)/libringmail.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -13,5 +13,8 @@ int	cmd_status(int argc, char **argv);
 int	cmd_bounce(int argc, char **argv);
 int	cmd_passwd(int argc, char **argv);
 int	cmd_route(int argc, char **argv);
+int	cmd_campaign(int argc, char **argv);
+int	cmd_suppress(int argc, char **argv);
+int	cmd_events(int argc, char **argv);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * ringmail submit [--config F] [--strict] [--id ID] [--batch N]
- *                 CAMPAIGN.yaml RECIPIENTS.csv
+ *                 [--start-at TIME] [--priority N] [--rate N/s|N/m|N/h]
+ *                 [--suppress-list NAME] CAMPAIGN.yaml RECIPIENTS.csv
  *
  * Validates the campaign (templates compiled against the CSV's columns, so
  * a bad variable is reported here, with line and column, not at send
@@ -8,6 +9,11 @@
  * batches: memory does not grow with the file. Bad rows are reported as
  * "FILE:LINE: why" and skipped (or, with --strict, nothing is written at
  * all when any row is bad). Prints the campaign id on stdout.
+ *
+ * Control fields (issue 4) go into meta with the definition: start_ms
+ * (the campaign is `scheduled`, and workers skip it, until then),
+ * priority, rate_per_s and suppress_list. The final state is set by
+ * RM_LUA_SUBMITTED so a pause or cancel during a long submission stands.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,7 +33,9 @@
 #include "lib/buf.h"
 #include "lib/mono.h"
 #include "mail/addr.h"
+#include "out/fleet.h"
 #include "out/schema.h"
+#include "out/suppress.h"
 #include "templates/tpl.h"
 
 #define SUBMIT_PIPELINE	64	/* XADDs in flight before reading replies */
@@ -51,7 +59,11 @@ static int
 usage(void)
 {
 	fprintf(stderr, "usage: ringmail submit [--config FILE] [--strict] "
-	    "[--id ID] [--batch N] CAMPAIGN.yaml RECIPIENTS.csv\n");
+	    "[--id ID] [--batch N]\n"
+	    "       [--start-at TIME] [--priority 0-9] [--rate N/s|N/m|N/h] "
+	    "[--suppress-list NAME]\n"
+	    "       CAMPAIGN.yaml RECIPIENTS.csv\n"
+	    "TIME is ISO 8601 UTC (2026-12-01T09:00:00Z) or unix seconds\n");
 	return 2;
 }
 
@@ -296,10 +308,20 @@ cmd_submit(int argc, char **argv)
 		{ "strict", no_argument, NULL, 's' },
 		{ "id", required_argument, NULL, 'i' },
 		{ "batch", required_argument, NULL, 'b' },
+		{ "start-at", required_argument, NULL, 'S' },
+		{ "priority", required_argument, NULL, 'P' },
+		{ "rate", required_argument, NULL, 'R' },
+		{ "suppress-list", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char		*cfgpath = NULL, *id_opt = NULL;
+	const char		*slist = NULL, *state = RM_STATE_SUBMITTING;
+	char			 rate[32] = "", prio[8], start[24] = "";
+	int64_t			 start_ms = 0;
+	double			 per_s;
+	char			*endp;
+	long			 pv;
 	struct config		*cfg = NULL;
 	struct campaign_def	*def = NULL;
 	struct csv_reader	*rd = NULL;
@@ -316,6 +338,7 @@ cmd_submit(int argc, char **argv)
 
 	memset(&s, 0, sizeof(s));
 	s.batch = 100;
+	snprintf(prio, sizeof(prio), "%d", RM_PRIORITY_DEFAULT);
 	buf_init(&s.data);
 	buf_init(&cols);
 	buf_init(&hdrs);
@@ -338,6 +361,45 @@ cmd_submit(int argc, char **argv)
 				    "1..10000\n");
 				return 2;
 			}
+			break;
+		case 'S':
+			if (fleet_parse_time(optarg, &start_ms) != 0) {
+				fprintf(stderr, "ringmail: --start-at: expected "
+				    "YYYY-MM-DDTHH:MM:SSZ (UTC) or unix "
+				    "seconds, got '%s'\n", optarg);
+				return 2;
+			}
+			snprintf(start, sizeof(start), "%lld",
+			    (long long)start_ms);
+			break;
+		case 'P':
+			pv = strtol(optarg, &endp, 10);
+			if (endp == optarg || *endp != '\0' ||
+			    pv < RM_PRIORITY_MIN || pv > RM_PRIORITY_MAX) {
+				fprintf(stderr, "ringmail: --priority must be "
+				    "%d..%d\n", RM_PRIORITY_MIN,
+				    RM_PRIORITY_MAX);
+				return 2;
+			}
+			snprintf(prio, sizeof(prio), "%ld", pv);
+			break;
+		case 'R':
+			if (fleet_parse_rate(optarg, &per_s) != 0 ||
+			    fleet_format_rate(rate, sizeof(rate), per_s) != 0) {
+				fprintf(stderr, "ringmail: --rate: expected N/s, "
+				    "N/m or N/h with N in 1..%d, got '%s'\n",
+				    FLEET_RATE_MAX, optarg);
+				return 2;
+			}
+			break;
+		case 'L':
+			if (!suppress_list_valid(optarg)) {
+				fprintf(stderr, "ringmail: --suppress-list: 1 "
+				    "to %d of [A-Za-z0-9_.-]\n",
+				    SUPPRESS_LIST_MAX);
+				return 2;
+			}
+			slist = optarg;
 			break;
 		default:
 			return usage();
@@ -410,16 +472,20 @@ cmd_submit(int argc, char **argv)
 	}
 	pack_headers(&hdrs, def);
 	snprintf(now, sizeof(now), "%lld", (long long)wall_ms());
+	/* Scheduled from the start: workers must not begin while the CSV
+	 * streams in. */
+	if (start[0] != '\0' && start_ms > wall_ms())
+		state = RM_STATE_SCHEDULED;
 	if ((r = cli_cmd(s.rc, "XGROUP CREATE %s %s 0 MKSTREAM", s.k_jobs,
 	    RM_GROUP)) == NULL)
 		goto out;
 	freeReplyObject(r);
 	r = cli_cmd(s.rc, "HSET %s v %s id %s name %s from %s from_addr %s "
 	    "subject %s columns %b email_col %u headers %b created_ms %s "
-	    "state %s", k_meta, RM_SCHEMA_VERSION, id, def->name, def->from,
-	    def->from_addr, def->subject, cols.data, cols.len,
+	    "priority %s state %s", k_meta, RM_SCHEMA_VERSION, id, def->name,
+	    def->from, def->from_addr, def->subject, cols.data, cols.len,
 	    (unsigned)s.email_col,
-	    hdrs.data ? hdrs.data : "", hdrs.len, now, RM_STATE_SUBMITTING);
+	    hdrs.data ? hdrs.data : "", hdrs.len, now, prio, state);
 	if (r == NULL)
 		goto out;
 	freeReplyObject(r);
@@ -431,6 +497,15 @@ cmd_submit(int argc, char **argv)
 		freeReplyObject(r);
 	if (def->reply_to && (r = cli_cmd(s.rc, "HSET %s reply_to %s",
 	    k_meta, def->reply_to)) != NULL)
+		freeReplyObject(r);
+	if (start[0] && (r = cli_cmd(s.rc, "HSET %s %s %s", k_meta,
+	    RM_META_START_MS, start)) != NULL)
+		freeReplyObject(r);
+	if (rate[0] && (r = cli_cmd(s.rc, "HSET %s %s %s", k_meta,
+	    RM_META_RATE, rate)) != NULL)
+		freeReplyObject(r);
+	if (slist && (r = cli_cmd(s.rc, "HSET %s %s %s", k_meta,
+	    RM_META_SUPPRESS_LIST, slist)) != NULL)
 		freeReplyObject(r);
 	if ((r = cli_cmd(s.rc, "ZADD %s %s %s", RM_KEY_CAMPAIGNS, now, id)) ==
 	    NULL)
@@ -448,15 +523,14 @@ cmd_submit(int argc, char **argv)
 		goto out;
 	}
 	snprintf(total, sizeof(total), "%lu", s.nok);
-	r = cli_cmd(s.rc, "HSET %s queued %s invalid %lu", k_stats, total,
-	    s.nbad);
+	snprintf(now, sizeof(now), "%lld", (long long)wall_ms());
+	r = cli_cmd(s.rc, "EVAL %s 2 %s %s %s %lu %s", RM_LUA_SUBMITTED,
+	    k_meta, k_stats, total, s.nbad, now);
 	if (r == NULL)
 		goto out;
-	freeReplyObject(r);
-	r = cli_cmd(s.rc, "HSET %s total %s state %s submitted_ms %lld",
-	    k_meta, total, RM_STATE_ACTIVE, (long long)wall_ms());
-	if (r == NULL)
-		goto out;
+	if (r->type == REDIS_REPLY_STRING &&
+	    strcmp(r->str, RM_STATE_ACTIVE) != 0)
+		fprintf(stderr, "ringmail: campaign %s is %s\n", id, r->str);
 	freeReplyObject(r);
 	/* An all-invalid list is done at once. */
 	snprintf(now, sizeof(now), "%lld", (long long)wall_ms());

@@ -15,6 +15,9 @@ static const struct {
 	{ "bounce", cmd_bounce, "bounce parse FILE...: classify bounce messages" },
 	{ "passwd", cmd_passwd, "passwd USER: hash a mailbox password" },
 	{ "route", cmd_route, "route DOMAIN...: MX resolution and site" },
+	{ "campaign", cmd_campaign, "campaign pause|resume|cancel ID" },
+	{ "suppress", cmd_suppress, "suppress add|remove|check|import|export: suppression lists" },
+	{ "events", cmd_events, "events [--follow] [--campaign ID]: outcome events as JSON lines" },
 };
 
 static void

@@ -19,10 +19,6 @@
 #define RM_KEY_CAMPAIGNS	"rm:campaigns"	/* zset id -> created_ms */
 #define RM_KEY_ACTIVE		"rm:active"	/* set of ids with work */
 #define RM_KEY_EVENTS		"rm:events"	/* stream of outcomes */
-#define RM_KEY_WORKERS		"rm:workers"	/* hash: heartbeats */
-#define RM_KEY_SUPPRESS		"rm:suppress"	/* hash: global suppression */
-#define RM_KEY_SUPPRESS_LOG	"rm:suppress:log" /* stream of changes */
-#define RM_KEY_SUPPRESS_LIST	"rm:suppress:list:" /* + NAME: per list */
 #define RM_GROUP		"workers"	/* consumer group on jobs */
 
 /* Per-campaign key suffixes: rm:{ID}:<suffix>. */
@@ -41,12 +37,74 @@
 
 /* Campaign states (meta field "state"). */
 #define RM_STATE_SUBMITTING	"submitting"
-#define RM_STATE_SCHEDULED	"scheduled"	/* waits for start_ms */
 #define RM_STATE_ACTIVE		"active"
-#define RM_STATE_PAUSED		"paused"
-#define RM_STATE_CANCELLING	"cancelling"	/* workers cancel the rest */
-#define RM_STATE_CANCELLED	"cancelled"
 #define RM_STATE_DONE		"done"
+/*
+ * Campaign control (issue 4). Transitions, each done atomically by
+ * RM_LUA_CONTROL (operator) or by the worker:
+ *
+ *   submitting -> active | scheduled	submit finished (RM_LUA_SUBMITTED)
+ *   scheduled  -> active		worker, once start_ms is due
+ *					(RM_LUA_START_DUE)
+ *   submitting|scheduled|active -> paused		campaign pause
+ *   paused     -> submitting|scheduled|active	campaign resume (the
+ *		   state it would be in had it never been paused)
+ *   submitting|scheduled|active|paused -> cancelling	campaign cancel
+ *   cancelling -> cancelled		worker, once every remaining
+ *					recipient has a `cancelled` outcome
+ *   active     -> done			worker (RM_LUA_FINISH)
+ *
+ * done and cancelled are final. Every non-final campaign stays in
+ * RM_KEY_ACTIVE so workers see paused and cancelling ones too.
+ */
+#define RM_STATE_SCHEDULED	"scheduled"	/* waits for start_ms */
+#define RM_STATE_PAUSED		"paused"	/* nothing is sent */
+#define RM_STATE_CANCELLING	"cancelling"	/* workers end the rest */
+#define RM_STATE_CANCELLED	"cancelled"	/* final */
+
+/* Meta fields added by issue 4 (all optional for other producers). */
+#define RM_META_START_MS	"start_ms"	/* not before (wall ms) */
+#define RM_META_PRIORITY	"priority"	/* 0..9, higher first */
+#define RM_META_RATE	"rate_per_s"	/* messages/s cap, decimal */
+#define RM_META_SUPPRESS_LIST	"suppress_list"	/* extra list */
+#define RM_META_PAUSED_MS	"paused_ms"	/* set while paused */
+#define RM_META_RESUMED_MS	"resumed_ms"	/* last resume */
+#define RM_META_CANCEL_MS	"cancel_ms"	/* cancel requested */
+#define RM_PRIORITY_MIN		0
+#define RM_PRIORITY_MAX		9
+#define RM_PRIORITY_DEFAULT	5
+
+/*
+ * Worker registry: hash consumer name -> "ts_ms FS threads FS host FS pid
+ * FS delivered FS held", rewritten by each worker every second. An entry
+ * is live while ts_ms is within RM_WORKER_LIVE_MS of now.
+ */
+#define RM_KEY_WORKERS		"rm:workers"
+#define RM_WORKER_LIVE_MS	15000
+
+/*
+ * Suppression (see out/suppress.h for the value format). A global hash,
+ * one hash per named list, and a change log workers tail.
+ *   rm:suppress			hash: lower-cased address -> value
+ *   rm:suppress:list:NAME		hash: same, for list NAME
+ *   rm:suppress:log			stream: op add|remove, addr, list
+ *					(NAME, empty for global), ts (ms)
+ */
+#define RM_KEY_SUPPRESS		"rm:suppress"
+#define RM_KEY_SUPPRESS_LIST	"rm:suppress:list:"	/* + NAME */
+#define RM_KEY_SUPPRESS_LOG	"rm:suppress:log"
+#define RM_SUPPRESS_LOG_MAXLEN	"100000"	/* XADD MAXLEN ~ */
+
+/* Event types (rm:events field "type"). */
+#define RM_EV_DELIVERED		"delivered"
+#define RM_EV_DEFERRED		"deferred"
+#define RM_EV_BOUNCED		"bounced"
+#define RM_EV_FAILED		"failed"
+#define RM_EV_EXPIRED		"expired"
+#define RM_EV_SUPPRESSED	"suppressed"
+#define RM_EV_CANCELLED		"cancelled"
+#define RM_EV_COMPLAINED	"complained"
+#define RM_EV_UNSUBSCRIBED	"unsubscribed"
 
 /* "rm:{id}:suffix" into out; false when it does not fit. */
 static inline bool
@@ -126,14 +184,6 @@ rm_id_valid(const char *id)
 #define RM_LUA_FINISH \
 	"local id, now, akey = ARGV[1], ARGV[2], 3\n" RM_LUA_FINISH_TAIL
 
-/* scheduled -> active once start_ms has come. KEYS: meta. ARGV: now_ms. */
-#define RM_LUA_START \
-	"if redis.call('HGET', KEYS[1], 'state') ~= 'scheduled' then return 0 end\n" \
-	"local t = tonumber(redis.call('HGET', KEYS[1], 'start_ms') or '0')\n" \
-	"if t > tonumber(ARGV[1]) then return 0 end\n" \
-	"redis.call('HSET', KEYS[1], 'state', 'active')\n" \
-	"return 1\n"
-
 /*
  * Record a batch of outcomes of one campaign, idempotently: a final
  * outcome counts and emits its event only if it sets the recipient's done
@@ -185,5 +235,73 @@ rm_id_valid(const char *id)
 	"  redis.call('XDEL', KEYS[3], ARGV[b+k])\n" \
 	"end\n" \
 	RM_LUA_FINISH_TAIL
+/*
+ * Operator control of one campaign, atomically.
+ * KEYS: meta, active. ARGV: id, op (pause|resume|cancel), now_ms.
+ * Returns {1, new_state} on success, {0, current_state} when op is not
+ * allowed from the current state, {-1, ""} when the campaign does not
+ * exist. Non-final campaigns are (re)added to KEYS[2] so workers notice.
+ * Like RM_LUA_FINISH it touches the global RM_KEY_ACTIVE: single node (or
+ * one primary) only.
+ */
+#define RM_LUA_CONTROL \
+	"local st = redis.call('HGET', KEYS[1], 'state')\n" \
+	"if not st then return {-1, ''} end\n" \
+	"local op, now, new = ARGV[2], ARGV[3], nil\n" \
+	"if op == 'pause' then\n" \
+	"  if st == 'active' or st == 'scheduled' or st == 'submitting' then\n" \
+	"    new = 'paused'\n" \
+	"    redis.call('HSET', KEYS[1], 'state', new, 'paused_ms', now)\n" \
+	"  end\n" \
+	"elseif op == 'resume' then\n" \
+	"  if st == 'paused' then\n" \
+	"    local m = redis.call('HMGET', KEYS[1], 'submitted_ms', 'start_ms')\n" \
+	"    if not m[1] then new = 'submitting'\n" \
+	"    elseif tonumber(m[2] or '0') > tonumber(now) then new = 'scheduled'\n" \
+	"    else new = 'active' end\n" \
+	"    redis.call('HSET', KEYS[1], 'state', new, 'resumed_ms', now)\n" \
+	"    redis.call('HDEL', KEYS[1], 'paused_ms')\n" \
+	"  end\n" \
+	"elseif op == 'cancel' then\n" \
+	"  if st == 'submitting' or st == 'scheduled' or st == 'active' or " \
+	"     st == 'paused' then\n" \
+	"    new = 'cancelling'\n" \
+	"    redis.call('HSET', KEYS[1], 'state', new, 'cancel_ms', now)\n" \
+	"  end\n" \
+	"end\n" \
+	"if not new then return {0, st} end\n" \
+	"redis.call('SADD', KEYS[2], ARGV[1])\n" \
+	"return {1, new}\n"
+
+/*
+ * End of submission: counters, total, submitted_ms, and the state, unless
+ * an operator paused or cancelled the campaign meanwhile.
+ * KEYS: meta, stats. ARGV: total, invalid, now_ms.
+ * Returns the state the campaign is in afterwards.
+ */
+#define RM_LUA_SUBMITTED \
+	"redis.call('HSET', KEYS[2], 'queued', ARGV[1], 'invalid', ARGV[2])\n" \
+	"redis.call('HSET', KEYS[1], 'total', ARGV[1], 'submitted_ms', ARGV[3])\n" \
+	"local m = redis.call('HMGET', KEYS[1], 'state', 'start_ms')\n" \
+	"local st = m[1]\n" \
+	"if st == 'submitting' or st == 'scheduled' then\n" \
+	"  if tonumber(m[2] or '0') > tonumber(ARGV[3]) then st = 'scheduled'\n" \
+	"  else st = 'active' end\n" \
+	"  redis.call('HSET', KEYS[1], 'state', st)\n" \
+	"end\n" \
+	"return st\n"
+
+/*
+ * For workers: a scheduled campaign whose start_ms is due becomes active.
+ * A campaign still streaming in (no submitted_ms) becomes submitting.
+ * KEYS: meta. ARGV: now_ms. Returns 1 when it changed the state.
+ */
+#define RM_LUA_START_DUE \
+	"local m = redis.call('HMGET', KEYS[1], 'state', 'start_ms', " \
+	"  'submitted_ms')\n" \
+	"if m[1] ~= 'scheduled' then return 0 end\n" \
+	"if tonumber(m[2] or '0') > tonumber(ARGV[1]) then return 0 end\n" \
+	"redis.call('HSET', KEYS[1], 'state', m[3] and 'active' or 'submitting')\n" \
+	"return 1\n"
 
 #endif

@@ -2248,7 +2248,7 @@ on_active(struct rconn *rc, void *r, void *priv)
 			c->polling = true;
 		if (c->cs == CS_SCHEDULED)
 			rconn_cmd(&w->ctl, on_ignore, NULL, "EVAL %s 1 %s %s",
-			    RM_LUA_START, c->k_meta, ms);
+			    RM_LUA_START_DUE, c->k_meta, ms);
 		/* Due retries go back into the stream (atomic script); when
 		 * cancelling, all of them, to be cancelled. */
 		if (c->cs == CS_ACTIVE || c->cs == CS_CANCELLING)
