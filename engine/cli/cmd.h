@@ -12,5 +12,6 @@ int	cmd_worker(int argc, char **argv);
 int	cmd_status(int argc, char **argv);
 int	cmd_bounce(int argc, char **argv);
 int	cmd_passwd(int argc, char **argv);
+int	cmd_dkim(int argc, char **argv);
 
 #endif

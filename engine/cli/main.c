@@ -14,6 +14,7 @@ static const struct {
 	{ "status", cmd_status, "campaign progress and counters" },
 	{ "bounce", cmd_bounce, "bounce parse FILE...: classify bounce messages" },
 	{ "passwd", cmd_passwd, "passwd USER: hash a mailbox password" },
+	{ "dkim-sign", cmd_dkim, "dkim-sign --key K --domain D --selector S FILE" },
 };
 
 static void
