@@ -747,9 +747,6 @@ dkim_fold_tok(struct dkim_fold *w, const char *sep, const char *s, size_t n)
 	size_t sl = strlen(sep);
 
 	if (w->col + sl + n > DKIM_FOLD_COL) {
-		/* ":" in h= stays before the fold; a space becomes it. */
-		if (sl > 0 && sep[0] != ' ')
-			dkim_fold_raw(w, sep, sl);
 		dkim_fold_raw(w, "\r\n ", 3);
 		w->col = 1;
 	} else {
@@ -861,8 +858,9 @@ dkim_sign(const struct dkim_key *k, const char *msg, size_t len,
 	m = snprintf(tmp, sizeof(tmp), "t=%lld;", (long long)now_s);
 	dkim_fold_tok(&w, " ", tmp, (size_t)m);
 	{
-		const char	*sep = " ";
-		bool		 first = true;
+		/* Each name carries its ':' (or the final ';'), so a fold
+		 * never pushes a separator past the column. */
+		size_t done = 0;
 
 		for (size_t h = 0; h < k->nhdr; h++) {
 			size_t c = 0;
@@ -870,15 +868,14 @@ dkim_sign(const struct dkim_key *k, const char *msg, size_t len,
 			for (size_t i = 0; i < nf; i++)
 				c += f[i].hidx == h;
 			c += k->hdr[h].oversign;
-			for (size_t j = 0; j < c; j++) {
-				m = snprintf(tmp, sizeof(tmp), "%s%s",
-				    first ? "h=" : "", k->hdr[h].name);
-				dkim_fold_tok(&w, sep, tmp, (size_t)m);
-				sep = ":";
-				first = false;
+			for (size_t j = 0; j < c; j++, done++) {
+				m = snprintf(tmp, sizeof(tmp), "%s%s%c",
+				    done == 0 ? "h=" : "", k->hdr[h].name,
+				    done + 1 == nsigned ? ';' : ':');
+				dkim_fold_tok(&w, done == 0 ? " " : "", tmp,
+				    (size_t)m);
 			}
 		}
-		dkim_fold_raw(&w, ";", 1);
 	}
 	m = EVP_EncodeBlock((unsigned char *)b64, bh, 32);
 	m = snprintf(tmp, sizeof(tmp), "bh=%.*s;", m, b64);

@@ -469,3 +469,36 @@ Test(dkim, algorithm_detected_and_dns_record, .init = make_keys,
 	dkim_key_free(r);
 	dkim_key_free(e);
 }
+
+/* Every line within 78 columns whatever the h= length (fold positions). */
+Test(dkim, folding_at_every_column, .init = make_keys, .fini = rm_keys)
+{
+	const char	*m = "From: a@example.com\r\nSubject: a\r\nSubject: b\r\n"
+	    "To: x@example.net\r\nCc: y@example.net\r\n\r\nbody\r\n";
+	char		 sel[64], err[256], h[256];
+
+	for (int n = 1; n <= 40; n++) {
+		struct dkim_key	*k;
+		struct buf	 out;
+		const char	*p, *line;
+
+		memset(sel, 's', (size_t)n);
+		sel[n] = '\0';
+		k = dkim_key_load(ed_path, "example.com", sel, err,
+		    sizeof(err));
+		cr_assert_not_null(k, "%s", err);
+		buf_init(&out);
+		cr_assert_eq(dkim_sign(k, m, strlen(m), 1700000000, &out), 0);
+		for (line = out.data; *line != '\0'; line = p + 2) {
+			p = strstr(line, "\r\n");
+			cr_assert_not_null(p);
+			cr_assert_leq(p - line, 78, "selector %d: %.*s", n,
+			    (int)(p - line), line);
+		}
+		h_tag(out.data, h, sizeof(h));
+		cr_assert_str_eq(h, "from:from:to:cc:subject:subject:subject:"
+		    "list-unsubscribe:list-unsubscribe-post");
+		buf_free(&out);
+		dkim_key_free(k);
+	}
+}
