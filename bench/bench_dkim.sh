@@ -16,4 +16,4 @@ echo "== ringmail (one core, $secs s per row)"
 "$tmp/bench_dkim" "$tmp/rsa.pem" "$tmp/ed.pem" "$secs"
 echo "== openssl speed -seconds $secs rsa2048 ed25519 (same machine, one core)"
 openssl speed -seconds "$secs" rsa2048 ed25519 2>/dev/null |
-    grep -E '^(rsa 2048|version|built|options|CPUINFO)|sign/s|^ *[0-9]+ bits ed25519|^rsa  2048'
+    grep -E '^(version|rsa 2048)|sign/s|Ed25519'

@@ -201,13 +201,52 @@ dkim_canon_header(const char *field, size_t len, struct buf *out)
 static const char dkim_crlfs[] =
     "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n";
 
+/*
+ * The body is mostly its own canonical form, so bytes that pass through
+ * unchanged are gathered into one pending range of the input [cs, ce)
+ * and hashed in as few EVP_DigestUpdate calls as possible (one for a
+ * clean body); only a change (a WSP run that is not one SP, a dropped
+ * trailing WSP, a bare LF, a deferred empty line) cuts the range.
+ */
+struct dkim_chunk {
+	struct dkim_sink	*s;
+	const char		*cs, *ce;
+};
+
 static void
-dkim_emit_crlfs(struct dkim_sink *s, size_t n)
+dkim_chunk_flush(struct dkim_chunk *c)
+{
+	if (c->cs != NULL)
+		dkim_emit(c->s, c->cs, (size_t)(c->ce - c->cs));
+	c->cs = c->ce = NULL;
+}
+
+static inline void
+dkim_chunk_raw(struct dkim_chunk *c, const char *p, size_t n)
+{
+	if (c->cs != NULL && c->ce == p) {
+		c->ce += n;
+		return;
+	}
+	dkim_chunk_flush(c);
+	c->cs = p;
+	c->ce = p + n;
+}
+
+static void
+dkim_chunk_const(struct dkim_chunk *c, const char *p, size_t n)
+{
+	dkim_chunk_flush(c);
+	dkim_emit(c->s, p, n);
+}
+
+static void
+dkim_chunk_crlfs(struct dkim_chunk *c, size_t n)
 {
 	while (n > 0) {
 		size_t k = n < 16 ? n : 16;
 
-		dkim_emit(s, dkim_crlfs, 2 * k);
+		dkim_chunk_const(c, dkim_crlfs, 2 * k);
 		n -= k;
 	}
 }
@@ -215,50 +254,74 @@ dkim_emit_crlfs(struct dkim_sink *s, size_t n)
 /*
  * RFC 6376 3.4.4: drop WSP at line ends, runs of WSP to one SP, drop
  * empty lines at the end, end a non-empty body with CRLF. A line of
- * only WSP is empty. Line ends are deferred (ncrlf) until text follows,
- * which is how trailing empty lines disappear without look-ahead.
+ * only WSP is empty. Line ends after the last text are deferred (ncrlf)
+ * until more text follows, which is how trailing empty lines disappear
+ * without look-ahead; the first of them ends a text line and is taken
+ * from the input (lend) when it was a plain CRLF.
  */
 static void
 dkim_canon_body_sink(struct dkim_sink *s, const char *body, size_t len)
 {
-	const char	*p = body, *e = body + len, *run = NULL;
-	size_t		 ncrlf = 0;
-	bool		 wsp = false, text = false, any = false;
+	struct dkim_chunk	 c = { s, NULL, NULL };
+	const char		*p = body, *e = body + len;
+	const char		*wsp = NULL, *lend = NULL;
+	size_t			 nwsp = 0, ncrlf = 0;
+	bool			 text = false, any = false;
 
 	for (; p < e; p++) {
-		char c = *p;
+		char ch = *p;
 
-		if (c == '\n' || (c == '\r' && p + 1 < e && p[1] == '\n')) {
-			if (run != NULL)
-				dkim_emit(s, run, (size_t)(p - run));
-			run = NULL;
-			if (c == '\r')
+		if (ch == '\n' || (ch == '\r' && p + 1 < e && p[1] == '\n')) {
+			if (text) {
+				ncrlf = 1;
+				lend = (ch == '\r' && nwsp == 0) ? p : NULL;
+			} else {
+				ncrlf++;
+			}
+			if (ch == '\r')
 				p++;
-			ncrlf++;
-			wsp = text = false;
+			nwsp = 0;
+			text = false;
 			continue;
 		}
-		if (dkim_wsp(c)) {
-			if (run != NULL)
-				dkim_emit(s, run, (size_t)(p - run));
-			run = NULL;
-			wsp = true;
+		if (dkim_wsp(ch)) {
+			if (nwsp++ == 0)
+				wsp = p;
 			continue;
 		}
-		if (run == NULL) {
-			dkim_emit_crlfs(s, ncrlf);
+		if (!text && ncrlf > 0) {
+			if (lend != NULL) {
+				dkim_chunk_raw(&c, lend, 2);
+				ncrlf--;
+			}
+			dkim_chunk_crlfs(&c, ncrlf);
 			ncrlf = 0;
-			if (wsp)
-				dkim_emit(s, " ", 1);
-			wsp = false;
-			run = p;
-			text = any = true;
+			lend = NULL;
 		}
+		if (nwsp == 1 && *wsp == ' ')
+			dkim_chunk_raw(&c, wsp, 1);
+		else if (nwsp > 0)
+			dkim_chunk_const(&c, " ", 1);
+		nwsp = 0;
+		/* The rest of the word in one step: nothing in it changes. */
+		{
+			const char *q = p + 1;
+
+			while (q < e && *q != ' ' && *q != '\t' &&
+			    *q != '\r' && *q != '\n')
+				q++;
+			dkim_chunk_raw(&c, p, (size_t)(q - p));
+			p = q - 1;
+		}
+		text = any = true;
 	}
-	if (run != NULL)
-		dkim_emit(s, run, (size_t)(p - run));
-	if (text || (any && ncrlf > 0))
-		dkim_emit(s, "\r\n", 2);
+	if (text)
+		dkim_chunk_const(&c, "\r\n", 2);
+	else if (any && ncrlf > 0 && lend != NULL)
+		dkim_chunk_raw(&c, lend, 2);
+	else if (any && ncrlf > 0)
+		dkim_chunk_const(&c, "\r\n", 2);
+	dkim_chunk_flush(&c);
 }
 
 int
