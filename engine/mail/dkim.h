@@ -30,10 +30,10 @@
 #include "lib/buf.h"
 
 #define DKIM_DOMAIN_MAX		253	/* d= */
-#define DKIM_SELECTOR_MAX	63	/* s=: one or more labels, <= 63 total */
-#define DKIM_HNAME_MAX		64	/* one signed header name */
-#define DKIM_HEADERS_MAX	32	/* names in the list, defaults included */
-#define DKIM_SIGNED_MAX		64	/* header instances signed per message */
+#define DKIM_SELECTOR_MAX	63	/* s=: labels, <= 63 in all */
+#define DKIM_HNAME_MAX		64	/* one header name */
+#define DKIM_HEADERS_MAX	32	/* names signed, defaults included */
+#define DKIM_SIGNED_MAX		64	/* h= entries per message */
 #define DKIM_KEYFILE_MAX	(64 * 1024)	/* PEM file size limit */
 #define DKIM_RSA_MIN_BITS	2048
 #define DKIM_RSA_MAX_BITS	4096

@@ -64,7 +64,7 @@
 #define VERP_HASHED_LEN		21	/* "~" + 20 hex */
 #define UNSUB_TOKEN_MAX		455	/* base64url of 341 bytes */
 #define UNSUB_TOKEN_BUFSZ	(UNSUB_TOKEN_MAX + 1)
-#define UNSUB_CLOCK_SKEW_S	3600	/* tolerated "issued in the future" */
+#define UNSUB_CLOCK_SKEW_S	3600	/* "issued" may be ahead by */
 
 struct token_key;
 
@@ -119,6 +119,7 @@ int	unsub_token_make(const struct token_key *k, const char *campaign,
  */
 int	unsub_token_check(const struct token_key *k, const char *token,
 	    size_t len, int64_t now_s, int64_t max_age_s,
-	    char campaign[TOKEN_CAMPAIGN_BUFSZ], char address[TOKEN_ADDR_BUFSZ]);
+	    char campaign[TOKEN_CAMPAIGN_BUFSZ],
+	    char address[TOKEN_ADDR_BUFSZ]);
 
 #endif
