@@ -18,6 +18,7 @@ static const struct {
 	{ "campaign", cmd_campaign, "campaign pause|resume|cancel ID" },
 	{ "suppress", cmd_suppress, "suppress add|remove|check|import|export: suppression lists" },
 	{ "events", cmd_events, "events [--follow] [--campaign ID]: outcome events as JSON lines" },
+	{ "dkim-sign", cmd_dkim, "dkim-sign --key K --domain D --selector S FILE" },
 };
 
 static void

@@ -23,6 +23,13 @@
  *                                  Readability is checked by the worker
  *                                  (tls_client_ctx_new) at startup, not
  *                                  here, so parsing never touches files.
+ *   dkim                           at most CONFIG_DKIM_MAX entries
+ *   dkim_headers                   at most CONFIG_DKIM_HEADERS_MAX names
+ *   unsubscribe.max_age            0 .. 3650 d   (0 = never expires)
+ * Cross-field rules: verp.bounce_domain and verp.secret_file go together;
+ * unsubscribe.secret_file needs a url or a mailto_domain; dkim_dual needs
+ * two keys for every DKIM domain (not both of one explicit algorithm).
+ * Secrets are never in this file, only the paths of files holding them.
  *   retry.delay                    100 ms .. 30 d
  *   retry.max_delay                100 ms .. 30 d
  *   retry.max_age                  1 s .. 30 d
@@ -77,8 +84,12 @@ enum config_type {
 	CONFIG_T_LOGLEVEL,
 	CONFIG_T_TLSMODE,	/* enum config_tls_mode */
 	CONFIG_T_PATH_OPT,	/* file path or "" (= NULL) */
+	CONFIG_T_URL,		/* https URL or "" (= NULL) */
+	CONFIG_T_DURATION_S,	/* stored as seconds */
 	CONFIG_T_SECTION,	/* nested mapping: sub */
 	CONFIG_T_ROUTES,
+	CONFIG_T_DKIM,		/* sequence of key mappings */
+	CONFIG_T_HNAMES,	/* sequence of header names */
 	CONFIG_T_RESOLVERS,	/* list of IP[:port] */
 };
 
@@ -166,6 +177,20 @@ static const struct config_key config_log[] = {
 	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
 };
 
+static const struct config_key config_verp[] = {
+	K("bounce_domain", CONFIG_T_DOMAIN_OPT, verp_bounce_domain, 0, 0),
+	K("secret_file", CONFIG_T_PATH_OPT, verp_secret_file, 0, 0),
+	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
+};
+
+static const struct config_key config_unsub[] = {
+	K("url", CONFIG_T_URL, unsub_url, 0, 0),
+	K("mailto_domain", CONFIG_T_DOMAIN_OPT, unsub_mailto_domain, 0, 0),
+	K("secret_file", CONFIG_T_PATH_OPT, unsub_secret_file, 0, 0),
+	K("max_age", CONFIG_T_DURATION_S, unsub_max_age_s, 0, 3650ull * 86400),
+	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
+};
+
 static const struct config_key config_top[] = {
 	{ "redis", CONFIG_T_SECTION, 0, 0, 0, config_redis },
 	{ "worker", CONFIG_T_SECTION, 0, 0, 0, config_worker },
@@ -175,6 +200,11 @@ static const struct config_key config_top[] = {
 	{ "routes", CONFIG_T_ROUTES, 0, 0, 0, NULL },
 	{ "dns", CONFIG_T_SECTION, 0, 0, 0, config_dns },
 	{ "log", CONFIG_T_SECTION, 0, 0, 0, config_log },
+	{ "dkim", CONFIG_T_DKIM, 0, 0, 0, NULL },
+	K("dkim_dual", CONFIG_T_BOOL, dkim_dual, 0, 0),
+	{ "dkim_headers", CONFIG_T_HNAMES, 0, 0, 0, NULL },
+	{ "verp", CONFIG_T_SECTION, 0, 0, 0, config_verp },
+	{ "unsubscribe", CONFIG_T_SECTION, 0, 0, 0, config_unsub },
 	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
 };
 
@@ -187,6 +217,7 @@ struct config_ctx {
 	const char	*name;
 	char		*err;
 	size_t		 errlen;
+	yaml_node_t	*dual;		/* dkim_dual's value, for messages */
 };
 
 static int
@@ -396,6 +427,42 @@ config_text_ok(const char *s, size_t len)
 	return true;
 }
 
+/*
+ * An https URL (http only for a loopback host, for tests) that can sit
+ * inside List-Unsubscribe's <...> (RFC 2369) with the token appended:
+ * printable ASCII without SP, quotes, <, >, ',' or backslash.
+ */
+static bool
+config_url_ok(const char *s, size_t len)
+{
+	static const char *const pre[] = { "https://", "http://localhost",
+	    "http://127.0.0.1", "http://[::1]" };
+	size_t plen = 0;
+
+	if (len > CONFIG_URL_MAX || strlen(s) != len)
+		return false;
+	for (size_t i = 0; i < sizeof(pre) / sizeof(pre[0]); i++) {
+		size_t n = strlen(pre[i]);
+
+		if (len >= n && strncasecmp(s, pre[i], n) == 0) {
+			plen = n;
+			/* http://localhost.evil.example is not loopback */
+			if (i > 0 && len > n && s[n] != ':' && s[n] != '/')
+				return false;
+			break;
+		}
+	}
+	if (plen == 0 || (plen == 8 && (len == 8 || s[8] == '/')))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= 0x20 || c >= 0x7f || strchr("\"<>,\\", c) != NULL)
+			return false;
+	}
+	return true;
+}
+
 static int
 config_set_str(char **dst, const char *s, size_t len)
 {
@@ -525,8 +592,31 @@ config_scalar(struct config_ctx *x, struct config *c, const char *path,
 			    "(no control characters, under %d bytes)", path,
 			    PATH_MAX);
 		return config_set_str(dst, s, len);
+	case CONFIG_T_URL:
+		if (config_is_null(v) || len == 0)
+			return config_set_str(dst, s, 0);
+		if (!config_url_ok(s, len))
+			return config_errf(x, v, "%s: expected an https:// URL "
+			    "(http:// only for localhost) of at most %d "
+			    "characters without spaces, quotes, <, > or ','",
+			    path, CONFIG_URL_MAX);
+		return config_set_str(dst, s, len);
+	case CONFIG_T_DURATION_S:
+		if (config_parse_duration(s, len, &u) != 0)
+			return config_errf(x, v,
+			    "%s: expected a duration like 90d, 12h, 30m",
+			    path);
+		if (u < k->min * MS_SEC || u > k->max * MS_SEC)
+			return config_errf(x, v,
+			    "%s: must be between %llus and %llus", path,
+			    (unsigned long long)k->min,
+			    (unsigned long long)k->max);
+		*(uint32_t *)dst = (uint32_t)(u / MS_SEC);
+		return 0;
 	case CONFIG_T_SECTION:
 	case CONFIG_T_ROUTES:
+	case CONFIG_T_DKIM:
+	case CONFIG_T_HNAMES:
 	case CONFIG_T_RESOLVERS:
 		break;
 	}
@@ -729,6 +819,223 @@ config_resolvers(struct config_ctx *x, struct config *c, yaml_node_t *m)
 	return 0;
 }
 
+/* One dkim: entry, a mapping of domain, selector, key_file, algorithm. */
+static int
+config_dkim_entry(struct config_ctx *x, struct config_dkim *d, size_t idx,
+    yaml_node_t *m)
+{
+	yaml_node_pair_t	*b, *e;
+	char			 path[32];
+	int			 rc;
+
+	snprintf(path, sizeof(path), "dkim[%zu]", idx);
+	if (m->type != YAML_MAPPING_NODE)
+		return config_errf(x, m, "%s: expected a mapping with domain, "
+		    "selector, key_file and algorithm", path);
+	b = m->data.mapping.pairs.start;
+	e = m->data.mapping.pairs.top;
+	for (yaml_node_pair_t *p = b; p < e; p++) {
+		yaml_node_t	*k, *v;
+		const char	*key, *s;
+		size_t		 len;
+
+		if ((rc = config_key_check(x, path, b, p, &k)) != 0)
+			return rc;
+		key = config_sval(k);
+		v = yaml_document_get_node(x->doc, p->value);
+		if (v == NULL || v->type != YAML_SCALAR_NODE)
+			return config_errf(x, v != NULL ? v : k,
+			    "%s.%s: expected a scalar value", path, key);
+		s = config_sval(v);
+		len = v->data.scalar.length;
+		if (strcmp(key, "domain") == 0) {
+			if (!config_domain_ok(s, len))
+				return config_errf(x, v,
+				    "%s.domain: expected a domain name", path);
+			if ((rc = config_set_str(&d->domain, s, len)) != 0)
+				return rc;
+			for (char *q = d->domain; *q; q++)
+				*q = (char)tolower((unsigned char)*q);
+		} else if (strcmp(key, "selector") == 0) {
+			/* RFC 6376 3.1: labels; DKIM_SELECTOR_MAX is 63 */
+			if (len > 63 || !config_domain_ok(s, len))
+				return config_errf(x, v, "%s.selector: expected "
+				    "DNS labels, at most 63 characters", path);
+			if ((rc = config_set_str(&d->selector, s, len)) != 0)
+				return rc;
+		} else if (strcmp(key, "key_file") == 0) {
+			if (len == 0 || len > PATH_MAX ||
+			    !config_text_ok(s, len) || strlen(s) != len)
+				return config_errf(x, v,
+				    "%s.key_file: expected a file name", path);
+			if ((rc = config_set_str(&d->key_file, s, len)) != 0)
+				return rc;
+		} else if (strcmp(key, "algorithm") == 0) {
+			if (strcmp(s, "auto") == 0)
+				d->algorithm = CONFIG_DKIM_AUTO;
+			else if (strcmp(s, "rsa") == 0 ||
+			    strcmp(s, "rsa-sha256") == 0)
+				d->algorithm = CONFIG_DKIM_RSA;
+			else if (strcmp(s, "ed25519") == 0 ||
+			    strcmp(s, "ed25519-sha256") == 0)
+				d->algorithm = CONFIG_DKIM_ED25519;
+			else
+				return config_errf(x, v, "%s.algorithm: "
+				    "expected auto, rsa or ed25519", path);
+		} else {
+			return config_errf(x, k, "%s.%s: unknown key", path,
+			    key);
+		}
+	}
+	if (d->domain == NULL || d->selector == NULL || d->key_file == NULL)
+		return config_errf(x, m, "%s: %s is required", path,
+		    d->domain == NULL ? "domain" : d->selector == NULL ?
+		    "selector" : "key_file");
+	return 0;
+}
+
+static int
+config_dkim_list(struct config_ctx *x, struct config *c, yaml_node_t *m)
+{
+	yaml_node_item_t	*b, *e;
+	size_t			 n;
+	int			 rc;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_SEQUENCE_NODE)
+		return config_errf(x, m, "dkim: expected a list of {domain, "
+		    "selector, key_file, algorithm}");
+	b = m->data.sequence.items.start;
+	e = m->data.sequence.items.top;
+	n = (size_t)(e - b);
+	if (n > CONFIG_DKIM_MAX)
+		return config_errf(x, m, "dkim: at most %d keys",
+		    CONFIG_DKIM_MAX);
+	if (n == 0)
+		return 0;
+	if ((c->dkim = calloc(n, sizeof(*c->dkim))) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t		*v = yaml_document_get_node(x->doc, b[i]);
+		struct config_dkim	*d = &c->dkim[i];
+
+		c->ndkim++;	/* so config_fini frees a partial entry */
+		if (v == NULL)
+			return config_errf(x, m, "dkim[%zu]: missing", i);
+		if ((rc = config_dkim_entry(x, d, i, v)) != 0)
+			return rc;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(c->dkim[j].domain, d->domain) == 0 &&
+			    strcmp(c->dkim[j].selector, d->selector) == 0)
+				return config_errf(x, v, "dkim[%zu]: %s with "
+				    "selector %s is already dkim[%zu]", i,
+				    d->domain, d->selector, j);
+	}
+	return 0;
+}
+
+/* RFC 5322 2.2: field-name = 1*ftext, ftext = %d33-57 / %d59-126 */
+static bool
+config_hname_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > CONFIG_HNAME_MAX || strlen(s) != len)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 33 || (unsigned char)s[i] > 126 ||
+		    s[i] == ':')
+			return false;
+	return true;
+}
+
+static int
+config_hnames(struct config_ctx *x, struct config *c, yaml_node_t *m)
+{
+	yaml_node_item_t	*b, *e;
+	size_t			 n;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_SEQUENCE_NODE)
+		return config_errf(x, m, "dkim_headers: expected a list of "
+		    "header names");
+	b = m->data.sequence.items.start;
+	e = m->data.sequence.items.top;
+	n = (size_t)(e - b);
+	if (n > CONFIG_DKIM_HEADERS_MAX)
+		return config_errf(x, m, "dkim_headers: at most %d names",
+		    CONFIG_DKIM_HEADERS_MAX);
+	if (n == 0)
+		return 0;
+	if ((c->dkim_headers = calloc(n, sizeof(char *))) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t	*v = yaml_document_get_node(x->doc, b[i]);
+		const char	*s;
+		size_t		 len;
+
+		if (v == NULL || v->type != YAML_SCALAR_NODE)
+			return config_errf(x, v != NULL ? v : m,
+			    "dkim_headers[%zu]: expected a header name", i);
+		s = config_sval(v);
+		len = v->data.scalar.length;
+		if (!config_hname_ok(s, len))
+			return config_errf(x, v, "dkim_headers[%zu]: expected "
+			    "a header name (printable ASCII without ':' or "
+			    "space, at most %d)", i, CONFIG_HNAME_MAX);
+		if (strcasecmp(s, "DKIM-Signature") == 0)
+			return config_errf(x, v, "dkim_headers[%zu]: "
+			    "DKIM-Signature cannot be signed", i);
+		for (size_t j = 0; j < c->ndkim_headers; j++)
+			if (strcasecmp(c->dkim_headers[j], s) == 0)
+				return config_errf(x, v, "dkim_headers[%zu]: "
+				    "%s is listed twice", i, s);
+		if ((c->dkim_headers[i] = strndup(s, len)) == NULL)
+			return -ENOMEM;
+		c->ndkim_headers++;
+	}
+	return 0;
+}
+
+/* Rules between keys, checked once their section has been read. */
+static int
+config_cross_check(struct config_ctx *x, struct config *c,
+    const struct config_key *keys, yaml_node_t *m)
+{
+	if (keys == config_verp) {
+		if (c->verp_bounce_domain != NULL &&
+		    c->verp_secret_file == NULL)
+			return config_errf(x, m, "verp.secret_file: required "
+			    "when verp.bounce_domain is set");
+		if (c->verp_bounce_domain == NULL &&
+		    c->verp_secret_file != NULL)
+			return config_errf(x, m, "verp.bounce_domain: required "
+			    "when verp.secret_file is set");
+	} else if (keys == config_unsub) {
+		if (c->unsub_secret_file != NULL && c->unsub_url == NULL &&
+		    c->unsub_mailto_domain == NULL)
+			return config_errf(x, m, "unsubscribe: url or "
+			    "mailto_domain required with secret_file");
+	} else if (keys == config_top && c->dkim_dual) {
+		for (size_t i = 0; i < c->ndkim; i++) {
+			const struct config_dkim *a = &c->dkim[i], *o = NULL;
+
+			for (size_t j = 0; j < c->ndkim && o == NULL; j++)
+				if (j != i && strcmp(c->dkim[j].domain,
+				    a->domain) == 0 && (a->algorithm !=
+				    c->dkim[j].algorithm ||
+				    a->algorithm == CONFIG_DKIM_AUTO))
+					o = &c->dkim[j];
+			if (o == NULL)
+				return config_errf(x, x->dual != NULL ?
+				    x->dual : m, "dkim_dual: %s needs a "
+				    "second key of the other algorithm (RSA "
+				    "and Ed25519)", a->domain);
+		}
+	}
+	return 0;
+}
+
 static int
 config_section(struct config_ctx *x, struct config *c, const char *path,
     const struct config_key *keys, yaml_node_t *m)
@@ -766,12 +1073,18 @@ config_section(struct config_ctx *x, struct config *c, const char *path,
 			rc = config_routes(x, c, v);
 		else if (k->type == CONFIG_T_RESOLVERS)
 			rc = config_resolvers(x, c, v);
+		else if (k->type == CONFIG_T_DKIM)
+			rc = config_dkim_list(x, c, v);
+		else if (k->type == CONFIG_T_HNAMES)
+			rc = config_hnames(x, c, v);
 		else
 			rc = config_scalar(x, c, sub, k, v);
 		if (rc != 0)
 			return rc;
+		if (keys == config_top && strcmp(k->name, "dkim_dual") == 0)
+			x->dual = v;
 	}
-	return 0;
+	return config_cross_check(x, c, keys, m);
 }
 
 int
@@ -807,8 +1120,14 @@ config_defaults(struct config *c)
 	c->dns_tries = 2;
 	c->dns_cache_size = 10000;
 	c->log_level = LOG_INFO;
+	c->unsub_max_age_s = 90u * 86400u;
 	if ((c->redis_host = strdup("127.0.0.1")) == NULL)
 		return -ENOMEM;
+	if ((c->unsub_url = strdup(CONFIG_UNSUB_URL_DEFAULT)) == NULL) {
+		free(c->redis_host);
+		c->redis_host = NULL;
+		return -ENOMEM;
+	}
 	/* A host name that would not survive EHLO falls back to localhost. */
 	if (gethostname(host, sizeof(host)) != 0 ||
 	    (host[sizeof(host) - 1] = '\0',
@@ -816,7 +1135,8 @@ config_defaults(struct config *c)
 		strcpy(host, "localhost");
 	if ((c->ehlo_name = strdup(host)) == NULL) {
 		free(c->redis_host);
-		c->redis_host = NULL;
+		free(c->unsub_url);
+		c->redis_host = c->unsub_url = NULL;
 		return -ENOMEM;
 	}
 	return 0;
@@ -835,6 +1155,20 @@ config_fini(struct config *c)
 		free(c->routes[i].domain);
 		free(c->routes[i].host);
 	}
+	for (size_t i = 0; i < c->ndkim; i++) {
+		free(c->dkim[i].domain);
+		free(c->dkim[i].selector);
+		free(c->dkim[i].key_file);
+	}
+	free(c->dkim);
+	for (size_t i = 0; i < c->ndkim_headers; i++)
+		free(c->dkim_headers[i]);
+	free(c->dkim_headers);
+	free(c->verp_bounce_domain);
+	free(c->verp_secret_file);
+	free(c->unsub_url);
+	free(c->unsub_mailto_domain);
+	free(c->unsub_secret_file);
 	free(c->routes);
 	free(c->dns_servers);
 	free(c->path);
@@ -886,7 +1220,7 @@ config_load_string(const char *yaml, size_t len, const char *name,
 {
 	yaml_parser_t		 parser;
 	yaml_document_t		 doc, extra;
-	struct config_ctx	 x = { &doc, name, err, errlen };
+	struct config_ctx	 x = { &doc, name, err, errlen, NULL };
 	struct config		*c;
 	yaml_node_t		*root;
 	char			 hostbuf[256];

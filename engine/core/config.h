@@ -17,6 +17,31 @@
 
 /* Upper bound on entries under routes: (keeps lookups and checks cheap). */
 #define CONFIG_ROUTES_MAX	1024
+#define CONFIG_DKIM_MAX		256	/* entries under dkim: */
+#define CONFIG_DKIM_HEADERS_MAX	20	/* names under dkim_headers: */
+#define CONFIG_HNAME_MAX	64	/* one header name */
+#define CONFIG_URL_MAX		512	/* unsubscribe.url */
+#define CONFIG_UNSUB_URL_DEFAULT "https://unsub.example/u/"
+
+/* dkim[].algorithm: what the key file must hold. */
+enum config_dkim_alg {
+	CONFIG_DKIM_AUTO,		/* whatever the key is */
+	CONFIG_DKIM_RSA,		/* rsa-sha256 */
+	CONFIG_DKIM_ED25519,		/* ed25519-sha256 */
+};
+
+/*
+ * One DKIM signing key. Mail whose From domain is `domain` is signed with
+ * the first entry for it, or with every entry when dkim_dual is set. The
+ * key file is only read by the worker (mail/dkim.h), which also checks
+ * that its type matches `algorithm`.
+ */
+struct config_dkim {
+	char		*domain;	/* owns; d=, lower-case */
+	char		*selector;	/* owns; s= */
+	char		*key_file;	/* owns; PEM private key path */
+	enum config_dkim_alg algorithm;
+};
 
 /* Upper bound on entries under dns.resolvers: */
 #define CONFIG_DNS_RESOLVERS_MAX	16
@@ -91,6 +116,20 @@ struct config {
 	uint32_t	 dns_cache_size;	/* routes cached per thread: 10000 */
 	/* log: */
 	int		 log_level;		/* enum log_level; LOG_INFO */
+	/* dkim:, dkim_dual:, dkim_headers: */
+	struct config_dkim *dkim;		/* owns; none by default */
+	size_t		 ndkim;
+	bool		 dkim_dual;		/* false: first key per domain */
+	char		**dkim_headers;		/* owns; extra signed names */
+	size_t		 ndkim_headers;
+	/* verp: (on when bounce_domain is set) */
+	char		*verp_bounce_domain;	/* NULL = plain envelope sender */
+	char		*verp_secret_file;	/* NULL; required with the above */
+	/* unsubscribe: (tokens on when secret_file is set) */
+	char		*unsub_url;		/* CONFIG_UNSUB_URL_DEFAULT */
+	char		*unsub_mailto_domain;	/* NULL = no mailto: link */
+	char		*unsub_secret_file;	/* NULL */
+	uint32_t	 unsub_max_age_s;	/* 90 days; 0 = never expires */
 	/* Where it came from, for messages. */
 	char		*path;
 };

@@ -79,8 +79,18 @@ Test(config, defaults)
 	cr_assert_eq(c.dns_tries, 2);
 	cr_assert_eq(c.dns_cache_size, 10000);
 	cr_assert_eq(c.log_level, LOG_INFO);
+	cr_assert_eq(c.ndkim, 0);
+	cr_assert_not(c.dkim_dual);
+	cr_assert_eq(c.ndkim_headers, 0);
+	cr_assert_null(c.verp_bounce_domain);
+	cr_assert_null(c.verp_secret_file);
+	cr_assert_str_eq(c.unsub_url, "https://unsub.example/u/");
+	cr_assert_null(c.unsub_mailto_domain);
+	cr_assert_null(c.unsub_secret_file);
+	cr_assert_eq(c.unsub_max_age_s, 90 * 86400);
 	free(c.redis_host);
 	free(c.ehlo_name);
+	free(c.unsub_url);
 }
 
 Test(config, empty_document_is_defaults)
@@ -604,8 +614,18 @@ Test(config, shipped_config_loads)
 	cr_assert_eq(c->dns_tries, d.dns_tries);
 	cr_assert_eq(c->dns_cache_size, d.dns_cache_size);
 	cr_assert_eq(c->log_level, d.log_level);
+	cr_assert_eq(c->ndkim, 0);
+	cr_assert_eq(c->dkim_dual, d.dkim_dual);
+	cr_assert_eq(c->ndkim_headers, 0);
+	cr_assert_null(c->verp_bounce_domain);
+	cr_assert_null(c->verp_secret_file);
+	cr_assert_str_eq(c->unsub_url, d.unsub_url);
+	cr_assert_null(c->unsub_mailto_domain);
+	cr_assert_null(c->unsub_secret_file);
+	cr_assert_eq(c->unsub_max_age_s, d.unsub_max_age_s);
 	free(d.redis_host);
 	free(d.ehlo_name);
+	free(d.unsub_url);
 	config_free(c);
 }
 
@@ -619,4 +639,166 @@ Test(config, null_input_is_empty)
 	cr_assert_str_eq(c->path, "config");
 	cr_assert_eq(c->redis_port, 6379);
 	config_free(c);
+}
+
+Test(config, dkim_verp_unsubscribe)
+{
+	struct config *c = load_ok(
+	    "dkim:\n"
+	    "  - domain: Shop.Example\n"
+	    "    selector: rsa2026\n"
+	    "    key_file: /etc/ringmail/dkim/rsa.pem\n"
+	    "    algorithm: rsa\n"
+	    "  - {domain: shop.example, selector: ed.2026,"
+	    " key_file: ed.pem, algorithm: ed25519}\n"
+	    "  - {domain: other.example, selector: s, key_file: o.pem}\n"
+	    "  - {domain: other.example, selector: t, key_file: p.pem,"
+	    " algorithm: auto}\n"
+	    "dkim_dual: yes\n"
+	    "dkim_headers: [X-Campaign, In-Reply-To]\n"
+	    "verp: {bounce_domain: bounces.shop.example,"
+	    " secret_file: /etc/ringmail/verp.secret}\n"
+	    "unsubscribe:\n"
+	    "  url: \"https://u.shop.example/unsub?t=\"\n"
+	    "  mailto_domain: shop.example\n"
+	    "  secret_file: /etc/ringmail/unsub.secret\n"
+	    "  max_age: 30d\n");
+
+	cr_assert_eq(c->ndkim, 4);
+	cr_assert_str_eq(c->dkim[0].domain, "shop.example");
+	cr_assert_str_eq(c->dkim[0].selector, "rsa2026");
+	cr_assert_str_eq(c->dkim[0].key_file, "/etc/ringmail/dkim/rsa.pem");
+	cr_assert_eq(c->dkim[0].algorithm, CONFIG_DKIM_RSA);
+	cr_assert_str_eq(c->dkim[1].selector, "ed.2026");
+	cr_assert_eq(c->dkim[1].algorithm, CONFIG_DKIM_ED25519);
+	cr_assert_eq(c->dkim[2].algorithm, CONFIG_DKIM_AUTO);
+	cr_assert(c->dkim_dual);
+	cr_assert_eq(c->ndkim_headers, 2);
+	cr_assert_str_eq(c->dkim_headers[0], "X-Campaign");
+	cr_assert_str_eq(c->dkim_headers[1], "In-Reply-To");
+	cr_assert_str_eq(c->verp_bounce_domain, "bounces.shop.example");
+	cr_assert_str_eq(c->verp_secret_file, "/etc/ringmail/verp.secret");
+	cr_assert_str_eq(c->unsub_url, "https://u.shop.example/unsub?t=");
+	cr_assert_str_eq(c->unsub_mailto_domain, "shop.example");
+	cr_assert_str_eq(c->unsub_secret_file, "/etc/ringmail/unsub.secret");
+	cr_assert_eq(c->unsub_max_age_s, 30 * 86400);
+	config_free(c);
+	c = load_ok("unsubscribe: {url: \"\", max_age: 0,"
+	    " mailto_domain: m.example, secret_file: s}\n"
+	    "dkim:\ndkim_headers: []\n");
+	cr_assert_null(c->unsub_url);
+	cr_assert_eq(c->unsub_max_age_s, 0);
+	cr_assert_eq(c->ndkim, 0);
+	config_free(c);
+	c = load_ok("unsubscribe: {url: \"http://127.0.0.1:8025/u/\"}\n");
+	cr_assert_str_eq(c->unsub_url, "http://127.0.0.1:8025/u/");
+	config_free(c);
+}
+
+Test(config, dkim_errors)
+{
+	load_err("dkim: {domain: a.example}\n", "t.yaml:1:7: dkim: expected a "
+	    "list of {domain, selector, key_file, algorithm}");
+	load_err("dkim: [a.example]\n", "t.yaml:1:8: dkim[0]: expected a "
+	    "mapping with domain, selector, key_file and algorithm");
+	load_err("dkim:\n  - {domain: a.example, key_file: k}\n",
+	    "t.yaml:2:5: dkim[0]: selector is required");
+	load_err("dkim:\n  - {selector: s, key_file: k}\n",
+	    "t.yaml:2:5: dkim[0]: domain is required");
+	load_err("dkim:\n  - {domain: a.example, selector: s}\n",
+	    "t.yaml:2:5: dkim[0]: key_file is required");
+	load_err("dkim:\n  - {domain: \"a b\", selector: s, key_file: k}\n",
+	    "t.yaml:2:14: dkim[0].domain: expected a domain name");
+	load_err("dkim:\n  - {domain: a.example, selector: \"s;x\", key_file: k}"
+	    "\n", "t.yaml:2:35: dkim[0].selector: expected DNS labels, at most "
+	    "63 characters");
+	load_err("dkim:\n  - {domain: a.example, selector: s, key_file: k,"
+	    " algorithm: dsa}\n", "t.yaml:2:62: dkim[0].algorithm: expected "
+	    "auto, rsa or ed25519");
+	load_err("dkim:\n  - {domain: a.example, selector: s, key_file: k,"
+	    " keyfile: k}\n", "t.yaml:2:51: dkim[0].keyfile: unknown key");
+	load_err("dkim:\n  - {domain: a.example, selector: s, key_file: \"\"}\n",
+	    "t.yaml:2:48: dkim[0].key_file: expected a file name");
+	load_err("dkim:\n  - {domain: a.example, selector: s, key_file: k}\n"
+	    "  - {domain: A.example, selector: s, key_file: k2}\n",
+	    "t.yaml:3:5: dkim[1]: a.example with selector s is already dkim[0]");
+	load_err("dkim:\n  - {domain: a.example, selector: s, key_file: k,"
+	    " domain: b.example}\n",
+	    "t.yaml:2:51: dkim[0].domain: duplicate key");
+}
+
+Test(config, dkim_dual_needs_two_keys)
+{
+	load_err("dkim:\n  - {domain: a.example, selector: s, key_file: k}\n"
+	    "dkim_dual: true\n", "t.yaml:3:12: dkim_dual: a.example needs a "
+	    "second key of the other algorithm (RSA and Ed25519)");
+	load_err("dkim_dual: true\ndkim:\n"
+	    "  - {domain: a.example, selector: s, key_file: k, algorithm: rsa}\n"
+	    "  - {domain: a.example, selector: t, key_file: l, algorithm: rsa}\n",
+	    "t.yaml:1:12: dkim_dual: a.example needs a second key of the other "
+	    "algorithm (RSA and Ed25519)");
+	/* Without keys there is nothing to pair. */
+	config_free(load_ok("dkim_dual: true\n"));
+}
+
+Test(config, dkim_headers_errors)
+{
+	load_err("dkim_headers: X-A\n",
+	    "t.yaml:1:15: dkim_headers: expected a list of header names");
+	load_err("dkim_headers: [\"X A\"]\n", "t.yaml:1:16: dkim_headers[0]: "
+	    "expected a header name (printable ASCII without ':' or space, "
+	    "at most 64)");
+	load_err("dkim_headers: [X-A, x-a]\n",
+	    "t.yaml:1:21: dkim_headers[1]: x-a is listed twice");
+	load_err("dkim_headers: [dkim-signature]\n", "t.yaml:1:16: "
+	    "dkim_headers[0]: DKIM-Signature cannot be signed");
+	load_err("dkim_headers: [[a]]\n",
+	    "t.yaml:1:16: dkim_headers[0]: expected a header name");
+	load_err("dkim_headers: [a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u]\n",
+	    "t.yaml:1:15: dkim_headers: at most 20 names");
+}
+
+Test(config, verp_unsubscribe_errors)
+{
+	load_err("verp: {bounce_domain: b.example}\n", "t.yaml:1:7: "
+	    "verp.secret_file: required when verp.bounce_domain is set");
+	load_err("verp: {secret_file: /s}\n", "t.yaml:1:7: "
+	    "verp.bounce_domain: required when verp.secret_file is set");
+	load_err("verp: {bounce_domain: \"b.example\\r\\nX: y\"}\n",
+	    "t.yaml:1:23: verp.bounce_domain: expected a domain name");
+	load_err("verp: {secret_file: \"a\\nb\"}\n",
+	    "t.yaml:1:21: verp.secret_file: expected a file path (no control "
+	    "characters, under 4096 bytes)");
+	load_err("unsubscribe: {url: \"\", secret_file: s}\n", "t.yaml:1:14: "
+	    "unsubscribe: url or mailto_domain required with secret_file");
+	load_err("unsubscribe: {max_age: 3651d}\n", "t.yaml:1:24: "
+	    "unsubscribe.max_age: must be between 0s and 315360000s");
+	load_err("unsubscribe: {max_age: forever}\n", "t.yaml:1:24: "
+	    "unsubscribe.max_age: expected a duration like 90d, 12h, 30m");
+	load_err("unsubscribe: {mailto_domain: \"x@y\"}\n", "t.yaml:1:30: "
+	    "unsubscribe.mailto_domain: expected a domain name");
+	{
+		const char *bad[] = {
+			"http://unsub.example/u/",	/* not loopback */
+			"http://localhost.evil.example/",
+			"ftp://x/",
+			"https://",
+			"https:///path",
+			"https://u.example/a b",
+			"https://u.example/<x>",
+			"https://u.example/a,b",
+			"https://u.example/\\\"",
+			"javascript:alert(1)",
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			char yaml[256];
+
+			snprintf(yaml, sizeof(yaml), "unsubscribe: {url: \"%s\"}\n",
+			    bad[i]);
+			load_err(yaml, "t.yaml:1:20: unsubscribe.url: expected an "
+			    "https:// URL (http:// only for localhost) of at most "
+			    "512 characters without spaces, quotes, <, > or ','");
+		}
+	}
 }
