@@ -139,6 +139,7 @@ static const struct config_key config_timeouts[] = {
 static const struct config_key config_smtp[] = {
 	K("ehlo_name", CONFIG_T_DOMAIN_OPT, ehlo_name, 0, 0),
 	K("pipelining", CONFIG_T_BOOL, pipelining, 0, 0),
+	K("remote_port", CONFIG_T_PORT, remote_port, 1, 65535),
 	K("connection_limit", CONFIG_T_U32, connection_limit, 1, 10000),
 	K("max_deliveries_per_connection", CONFIG_T_U32,
 	    max_deliveries_per_connection, 1, 100000),
@@ -1098,6 +1099,7 @@ config_defaults(struct config *c)
 	c->max_queued = 20000;
 	c->claim_idle_ms = 5 * MS_MIN;
 	c->pipelining = true;
+	c->remote_port = 25;
 	c->tls = CONFIG_TLS_OPPORTUNISTIC;
 	c->tls_ca_file = NULL;		/* system default CA paths */
 	c->chunking = false;

@@ -89,6 +89,7 @@ struct config {
 	/* smtp: */
 	char		*ehlo_name;		/* default: gethostname() */
 	bool		 pipelining;		/* true */
+	uint16_t	 remote_port;		/* port of MX hosts: 25 */
 	uint32_t	 connection_limit;	/* per destination per thread: 10 */
 	uint32_t	 max_deliveries_per_connection; /* 100 */
 	struct config_timeouts timeouts;

@@ -30,6 +30,7 @@
 #include <hiredis/hiredis.h>
 
 #include "core/config.h"
+#include "core/dns.h"
 #include "core/loop.h"
 #include "core/rconn.h"
 #include "lib/buf.h"
@@ -111,12 +112,34 @@ struct job {
 	struct job	*next;		/* thread's job list */
 };
 
+/*
+ * One host of a destination (an MX host, or a static route's host) with
+ * its addresses and its own failure state: a failing host is skipped for
+ * min(15 s * p^2, 1 h) after p consecutive failures (OpenSMTPD's route
+ * penalty), so connections fail over to the next MX or address.
+ */
+struct dhost {
+	char		 name[256];
+	unsigned	 naddrs;
+	unsigned	 next_addr;	/* round robin over addrs */
+	struct sockaddr_storage addrs[DNS_ADDR_MAX];
+	unsigned	 nfail;
+	mono_us		 down_until;
+	mono_us		 notls_until;	/* STARTTLS failed: plain for a while */
+};
+
+/*
+ * A destination: a site (MX rollup: domains with the same MX host set
+ * share it, its queue, its sessions and its limits) or a static route.
+ */
 struct dest {
-	const struct config_route *route;
-	char		 name[320];	/* "host:port" */
-	struct sockaddr_storage addr;
-	socklen_t	 addrlen;
-	bool		 resolved;
+	char		 name[DNS_SITE_MAX + 8];	/* site key or host:port */
+	bool		 is_static;
+	struct dhost	*hosts;		/* owns; by preference */
+	unsigned	 nhosts;
+	mono_us		 refreshed_at;
+	struct dest	*next;		/* thread's list of destinations */
+	struct dest	*hnext;		/* hash chain */
 	struct dq	*dqs;		/* owns: one FIFO per campaign */
 	unsigned	 nq;		/* recipients in all of them */
 	unsigned	 nconn;		/* sessions open or opening */
@@ -124,6 +147,8 @@ struct dest {
 	unsigned	 nfail;
 	mono_us		 backoff_until;
 };
+
+#define WORKER_DEST_BUCKETS	4096
 
 /*
  * A destination keeps one FIFO per campaign, so dispatch can honour
@@ -156,6 +181,7 @@ struct sconn {
 	unsigned	 ndeliv;
 	char		 why[256];
 	struct sconn	*next;
+	unsigned	 hi;		/* index of the host in d->hosts */
 	char		 rbuf[WORKER_RBUF];
 };
 
@@ -194,8 +220,11 @@ struct wthread {
 	struct wcamp	*camps;
 	struct job	*jobs;
 	unsigned	 nheld;		/* recipients in memory */
-	struct dest	*dests;		/* one per route */
+	struct dest	*dests;		/* one per static route (array) */
 	size_t		 ndests;
+	struct dest	*dall;		/* every destination, static and MX */
+	struct dest	*dhash[WORKER_DEST_BUCKETS];	/* MX sites by key */
+	struct dns	*dns;		/* owns: MX resolution */
 	struct sconn	*conns;
 	unsigned	 nconns;
 	struct rec	*recs;
@@ -875,6 +904,103 @@ camp_has_token(const struct wcamp *c)
 	return c->rate_per_s <= 0 || c->tokens >= 1.0;
 }
 
+/* First host (by preference) that is not backing off, or -1. */
+static int
+dest_pick_host(const struct dest *d, mono_us now)
+{
+	for (unsigned i = 0; i < d->nhosts; i++)
+		if (d->hosts[i].naddrs > 0 && d->hosts[i].down_until <= now)
+			return (int)i;
+	return -1;
+}
+
+/* When the first host comes back. */
+static mono_us
+dest_next_up(const struct dest *d)
+{
+	mono_us	t = 0;
+
+	for (unsigned i = 0; i < d->nhosts; i++)
+		if (t == 0 || d->hosts[i].down_until < t)
+			t = d->hosts[i].down_until;
+	return t;
+}
+
+static uint64_t
+dest_hash(const char *s)
+{
+	uint64_t	h = 0xcbf29ce484222325ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+/*
+ * The destination for a resolved MX route: its site, created on first
+ * use. Addresses are refreshed from newer answers every 5 minutes; host
+ * failure state is kept across refreshes (matched by name).
+ */
+static struct dest *
+dest_for_route(struct wthread *w, const struct dns_route *rt)
+{
+	uint64_t	 b = dest_hash(rt->site) % WORKER_DEST_BUCKETS;
+	struct dest	*d;
+	mono_us		 now = mono_now();
+
+	for (d = w->dhash[b]; d != NULL; d = d->hnext)
+		if (strcmp(d->name, rt->site) == 0)
+			break;
+	if (d != NULL && now - d->refreshed_at < 300000000)
+		return d;
+	if (d == NULL) {
+		if ((d = calloc(1, sizeof(*d))) == NULL)
+			return NULL;
+		snprintf(d->name, sizeof(d->name), "%s", rt->site);
+		d->hnext = w->dhash[b];
+		w->dhash[b] = d;
+		d->next = w->dall;
+		w->dall = d;
+	}
+	if (d->nhosts != rt->nhosts) {
+		struct dhost	*nh = calloc(rt->nhosts ? rt->nhosts : 1,
+		    sizeof(*nh));
+
+		if (nh == NULL)
+			return d;
+		for (unsigned i = 0; i < rt->nhosts; i++)
+			for (unsigned k = 0; k < d->nhosts; k++)
+				if (strcmp(d->hosts[k].name,
+				    rt->hosts[i].name) == 0)
+					nh[i] = d->hosts[k];
+		free(d->hosts);
+		d->hosts = nh;
+		d->nhosts = rt->nhosts;
+	}
+	for (unsigned i = 0; i < rt->nhosts; i++) {
+		struct dhost	*h = &d->hosts[i];
+
+		if (strcmp(h->name, rt->hosts[i].name) != 0) {
+			/* Same set, other order: keep each host's state. */
+			for (unsigned k = i + 1; k < d->nhosts; k++)
+				if (strcmp(d->hosts[k].name,
+				    rt->hosts[i].name) == 0) {
+					struct dhost	tmp = *h;
+
+					*h = d->hosts[k];
+					d->hosts[k] = tmp;
+					break;
+				}
+		}
+		snprintf(h->name, sizeof(h->name), "%s", rt->hosts[i].name);
+		h->naddrs = rt->hosts[i].naddrs;
+		memcpy(h->addrs, rt->hosts[i].addrs,
+		    sizeof(h->addrs[0]) * h->naddrs);
+	}
+	d->refreshed_at = now;
+	return d;
+}
+
 static void
 dest_push(struct dest *d, struct rcpt *r)
 {
@@ -1229,6 +1355,8 @@ sconn_events(struct sconn *c, unsigned ev)
 		if (!c->ready_once) {
 			c->ready_once = true;
 			d->nfail = 0;
+			d->hosts[c->hi].nfail = 0;
+			d->hosts[c->hi].down_until = 0;
 			if (c->counted_open) {
 				c->counted_open = false;
 				d->nopening--;
@@ -1312,21 +1440,28 @@ sconn_on_recv(struct loop *l, struct loop_op *op, int res, unsigned flags)
 
 /* Connection-level failure: back off the destination. */
 static void
-dest_failed(struct wthread *w, struct dest *d, const char *why)
+dest_failed(struct wthread *w, struct dest *d, unsigned hi, const char *why)
 {
-	mono_us	delay = 1000000;
+	struct dhost	*h = &d->hosts[hi];
+	mono_us		 now = mono_now(), delay;
 
+	/*
+	 * The host is skipped for 15 s * p^2 (capped at 1 h): the next
+	 * session fails over to the next MX host (or address).
+	 */
+	h->nfail++;
+	delay = (mono_us)15000000 * h->nfail * h->nfail;
+	if (delay > (mono_us)3600 * 1000000)
+		delay = (mono_us)3600 * 1000000;
+	h->down_until = now + delay;
 	d->nfail++;
-	for (unsigned i = 1; i < d->nfail && delay < 60000000; i++)
-		delay *= 2;
-	if (delay > 60000000)
-		delay = 60000000;
-	d->backoff_until = mono_now() + delay;
-	log_warn("dest=%s failure=%u backoff_ms=%lld reason=\"%s\"", d->name,
-	    d->nfail, (long long)(delay / 1000), why);
-	/* Nobody can deliver the queue now: hand it back to Redis. */
-	if (d->nconn == 0)
+	log_warn("dest=%s host=%s failure=%u host_down_ms=%lld reason=\"%s\"",
+	    d->name, h->name, h->nfail, (long long)(delay / 1000), why);
+	/* Every host down and nobody delivering: hand the queue back. */
+	if (d->nconn == 0 && dest_pick_host(d, now) < 0) {
+		d->backoff_until = dest_next_up(d);
 		dest_defer_all(w, d, why);
+	}
 }
 
 static void
@@ -1358,7 +1493,7 @@ sconn_close(struct sconn *c, const char *why)
 		d->nopening--;
 	}
 	if (failed)
-		dest_failed(w, d, c->why[0] ? c->why : "session failed");
+		dest_failed(w, d, c->hi, c->why[0] ? c->why : "session failed");
 	if (c->fd >= 0 && (c->op_conn.busy || c->op_recv.busy ||
 	    c->op_send.busy)) {
 		/* Ops still reference the socket: cancel them all first. */
@@ -1407,11 +1542,20 @@ sconn_open(struct wthread *w, struct dest *d)
 	struct io_uring_sqe	*sqe;
 	int			 one = 1;
 
+	struct dhost		*h;
+	const struct sockaddr_storage *sa;
+	int			 hi;
+
+	if ((hi = dest_pick_host(d, mono_now())) < 0)
+		return;
+	h = &d->hosts[hi];
+	sa = &h->addrs[h->next_addr++ % h->naddrs];
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return;
 	c->w = w;
 	c->d = d;
-	c->fd = socket(d->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	c->hi = (unsigned)hi;
+	c->fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	smtpc_init(&c->smtp, w->cfg->ehlo_name, w->cfg->pipelining);
 	buf_init(&c->tx);
 	buf_init(&c->wire);
@@ -1436,8 +1580,9 @@ sconn_open(struct wthread *w, struct dest *d)
 		sconn_close(c, "io_uring full");
 		return;
 	}
-	io_uring_prep_connect(sqe, c->fd, (struct sockaddr *)&d->addr,
-	    d->addrlen);
+	io_uring_prep_connect(sqe, c->fd, (const struct sockaddr *)sa,
+	    sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in));
 }
 
 /* One scheduling pass: hand queued recipients to idle sessions, open new
@@ -1478,24 +1623,27 @@ sched_pass(struct wthread *w)
 			sconn_events(c, smtpc_timeout(&c->smtp));
 		}
 	}
-	for (size_t i = 0; i < w->ndests; i++) {
-		struct dest	*d = &w->dests[i];
-
+	for (struct dest *d = w->dall; d != NULL; d = d->next) {
 		if (d->nq == 0)
 			continue;
-		if (!d->resolved) {
+		if (d->nhosts == 0) {
 			dest_defer_all(w, d, "route host could not be resolved");
 			continue;
 		}
-		if (now < d->backoff_until) {
+		if (dest_pick_host(d, now) < 0) {
 			if (d->nconn == 0)
-				dest_defer_all(w, d, "destination backing off "
-				    "after connection failures");
+				dest_defer_all(w, d, "every host of the "
+				    "destination is backing off after failures");
 			continue;
 		}
 		while (d->nconn < w->cfg->connection_limit &&
-		    d->nq > d->nopening)
+		    d->nq > d->nopening && dest_pick_host(d, now) >= 0) {
+			unsigned	before = d->nconn;
+
 			sconn_open(w, d);
+			if (d->nconn == before)
+				break;
+		}
 	}
 }
 
@@ -1610,6 +1758,8 @@ job_unlink_free(struct wthread *w, struct job *j)
 	free(j);
 }
 
+static void rcpt_resolve(struct wthread *w, struct rcpt *r);
+
 /*
  * Every check done: each recipient now gets queued on its destination or
  * an immediate outcome (skipped, malformed, suppressed, cancelled, no
@@ -1651,9 +1801,7 @@ job_enqueue(struct wthread *w, struct job *j)
 			continue;
 		}
 		if ((d = dest_for(w, email, r->lens[c->email_col])) == NULL) {
-			result_set(&res, SMTPC_ST_CONNECT, 0, "4.4.4",
-			    "no route for the domain of %s", email);
-			rcpt_done(w, r, OUTCOME_DEFERRED, &res, NULL);
+			rcpt_resolve(w, r);
 			continue;
 		}
 		dest_push(d, r);
@@ -1790,6 +1938,74 @@ job_start(struct wthread *w, struct job *j)
 	if (c->suppress_list != NULL)
 		job_check_supp(w, j, c->k_supp_list);
 	job_check_done(w, j);
+}
+
+/* MX route of a recipient's domain is known (or failed). */
+static void
+on_route(void *arg, const struct dns_route *rt)
+{
+	struct rcpt		*r = arg;
+	struct wcamp		*c = r->job->camp;
+	struct wthread		*w = c->w;
+	struct smtpc_result	 res;
+	struct dest		*d;
+	const char		*email = r->vals[c->email_col];
+
+	switch (rt->status) {
+	case 0:
+		if ((d = dest_for_route(w, rt)) != NULL && d->nhosts > 0) {
+			dest_push(d, r);
+			return;
+		}
+		result_set(&res, SMTPC_ST_CONNECT, 0, "4.3.0", "%s",
+		    "out of memory for a destination");
+		rcpt_done(w, r, OUTCOME_DEFERRED, &res, NULL);
+		return;
+	case -ENODATA:
+		/* RFC 7505 3: the domain accepts no mail. */
+		result_set(&res, SMTPC_ST_CONNECT, 556, "5.1.10", "%s: %s",
+		    email, rt->why[0] ? rt->why : "domain has a null MX");
+		rcpt_done(w, r, OUTCOME_BOUNCED, &res, NULL);
+		return;
+	case -ENOENT:
+	case -EINVAL:
+		result_set(&res, SMTPC_ST_CONNECT, 550, "5.1.2", "%s: %s",
+		    email, rt->why[0] ? rt->why : "domain not found");
+		rcpt_done(w, r, OUTCOME_BOUNCED, &res, NULL);
+		return;
+	default:
+		result_set(&res, SMTPC_ST_CONNECT, 0, "4.4.3", "%s: %s",
+		    email, rt->why[0] ? rt->why : "DNS lookup failed");
+		rcpt_done(w, r, OUTCOME_DEFERRED, &res, NULL);
+		return;
+	}
+}
+
+/* No static route: find the domain's MX route (c-ares, via the ring). */
+static void
+rcpt_resolve(struct wthread *w, struct rcpt *r)
+{
+	const struct wcamp	*c = r->job->camp;
+	const char		*dom;
+	size_t			 domlen;
+	char			 domain[256];
+	struct smtpc_result	 res;
+
+	dom = addr_domain(r->vals[c->email_col], r->lens[c->email_col],
+	    &domlen);
+	if (dom == NULL || domlen >= sizeof(domain) || w->dns == NULL) {
+		result_set(&res, SMTPC_ST_CONNECT, 0, "4.4.4",
+		    "no route for the domain of %s", r->vals[c->email_col]);
+		rcpt_done(w, r, OUTCOME_DEFERRED, &res, NULL);
+		return;
+	}
+	memcpy(domain, dom, domlen);
+	domain[domlen] = '\0';
+	if (dns_resolve_route(w->dns, domain, on_route, r) != 0) {
+		result_set(&res, SMTPC_ST_CONNECT, 0, "4.3.0", "%s",
+		    "out of memory for a DNS lookup");
+		rcpt_done(w, r, OUTCOME_DEFERRED, &res, NULL);
+	}
 }
 
 static bool
@@ -1956,8 +2172,8 @@ camp_pull_queued(struct wthread *w, struct wcamp *c, enum outcome o,
 	unsigned		 n = 0;
 
 	result_set(&res, SMTPC_ST_CONNECT, 0, "", "%s", why);
-	for (size_t i = 0; i < w->ndests; i++)
-		for (r = dest_take_camp(&w->dests[i], c); r != NULL; r = next) {
+	for (struct dest *d = w->dall; d != NULL; d = d->next)
+		for (r = dest_take_camp(d, c); r != NULL; r = next) {
 			next = r->next;
 			if (requeue)
 				rec_add(w, r, o, true, &res, NULL);
@@ -2234,8 +2450,8 @@ on_active(struct rconn *rc, void *r, void *priv)
 		if (!c->active && !camp_in_use(w, c)) {
 			/* Finished elsewhere and nothing of it held here. */
 			*pp = c->next;
-			for (size_t i = 0; i < w->ndests; i++)
-				dest_drop_camp(&w->dests[i], c);
+			for (struct dest *d = w->dall; d != NULL; d = d->next)
+				dest_drop_camp(d, c);
 			wcamp_free(c);
 			continue;
 		}
@@ -2340,8 +2556,8 @@ begin_drain(struct wthread *w)
 	w->draining = true;
 	/* Queued but not started: straight back to Redis, due now. */
 	result_set(&res, SMTPC_ST_CONNECT, 0, "", "%s", "worker draining");
-	for (size_t i = 0; i < w->ndests; i++)
-		while ((r = dest_pop(&w->dests[i])) != NULL) {
+	for (struct dest *d = w->dall; d != NULL; d = d->next)
+		while ((r = dest_pop(d)) != NULL) {
 			rec_add(w, r, OUTCOME_DEFERRED, true, &res, NULL);
 			n++;
 		}
@@ -2361,6 +2577,20 @@ wthread_main(void *arg)
 		    w->index);
 		w->rc = 1;
 		return NULL;
+	}
+	{
+		struct dns_opts	o = {
+			.servers = cfg->dns_servers,
+			.timeout_ms = cfg->dns_timeout_ms,
+			.tries = cfg->dns_tries,
+			.cache_max = cfg->dns_cache_size,
+			.port = cfg->remote_port,
+		};
+
+		if ((w->dns = dns_new(&w->loop, &o)) == NULL)
+			log_error("dns resolver setup failed thread=%u: domains "
+			    "without a static route will be deferred",
+			    w->index);
 	}
 	w->fetch.on_up = on_fetch_up;
 	w->fetch.arg = w;
@@ -2419,6 +2649,8 @@ wthread_main(void *arg)
 	}
 	rconn_free(&w->fetch);
 	rconn_free(&w->ctl);
+	dns_free(w->dns);
+	w->dns = NULL;
 	/* Let the cancels complete before the ring goes. */
 	for (int i = 0; i < 100 && w->loop.ninflight > 0; i++)
 		loop_run_once(&w->loop, 10000);
@@ -2451,9 +2683,16 @@ resolve_route(const struct config_route *rt, struct dest *d)
 		    rt->domain, rt->host, gai_strerror(e));
 		return -ENOENT;
 	}
-	memcpy(&d->addr, res->ai_addr, res->ai_addrlen);
-	d->addrlen = res->ai_addrlen;
-	d->resolved = true;
+	if ((d->hosts = calloc(1, sizeof(*d->hosts))) == NULL) {
+		freeaddrinfo(res);
+		return -ENOMEM;
+	}
+	snprintf(d->hosts[0].name, sizeof(d->hosts[0].name), "%s", rt->host);
+	for (struct addrinfo *ai = res; ai != NULL &&
+	    d->hosts[0].naddrs < DNS_ADDR_MAX; ai = ai->ai_next)
+		memcpy(&d->hosts[0].addrs[d->hosts[0].naddrs++], ai->ai_addr,
+		    ai->ai_addrlen);
+	d->nhosts = 1;
 	freeaddrinfo(res);
 	return 0;
 }
@@ -2462,7 +2701,7 @@ int
 worker_run(const struct config *cfg, const struct worker_opts *o)
 {
 	struct wthread	*ws;
-	struct dest	 proto[256];
+	struct dest	*proto;
 	char		 host[64];
 	unsigned	 n = o->threads ? o->threads : cfg->worker_threads;
 	int		 rc = 0;
@@ -2472,13 +2711,10 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 
 		n = nc > 0 ? (unsigned)nc : 1;
 	}
-	if (cfg->nroutes > 256) {
-		log_error("too many routes (%zu > 256)", cfg->nroutes);
+	if ((proto = calloc(cfg->nroutes + 1, sizeof(*proto))) == NULL)
 		return 1;
-	}
-	memset(proto, 0, sizeof(proto));
 	for (size_t i = 0; i < cfg->nroutes; i++) {
-		proto[i].route = &cfg->routes[i];
+		proto[i].is_static = true;
 		snprintf(proto[i].name, sizeof(proto[i].name), "%s:%u",
 		    cfg->routes[i].host, cfg->routes[i].port);
 		resolve_route(&cfg->routes[i], &proto[i]);
@@ -2508,6 +2744,18 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		if (w->dests == NULL)
 			return 1;
 		memcpy(w->dests, proto, cfg->nroutes * sizeof(*w->dests));
+		for (size_t d = 0; d < cfg->nroutes; d++) {
+			struct dest	*dd = &w->dests[d];
+
+			/* Each thread has its own copy of the host state. */
+			if (proto[d].nhosts > 0 && (dd->hosts = malloc(
+			    sizeof(*dd->hosts))) != NULL)
+				*dd->hosts = *proto[d].hosts;
+			else
+				dd->nhosts = 0;
+			dd->next = w->dall;
+			w->dall = dd;
+		}
 		buf_init(&w->b_subj);
 		buf_init(&w->b_text);
 		buf_init(&w->b_html);
@@ -2535,13 +2783,20 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 			w->jobs = j->next;
 			free(j);
 		}
-		for (size_t d = 0; d < w->ndests; d++)
-			while (w->dests[d].dqs != NULL) {
-				struct dq	*q = w->dests[d].dqs;
+		while (w->dall != NULL) {
+			struct dest	*d = w->dall;
 
-				w->dests[d].dqs = q->next;
+			w->dall = d->next;
+			while (d->dqs != NULL) {
+				struct dq	*q = d->dqs;
+
+				d->dqs = q->next;
 				free(q);
 			}
+			free(d->hosts);
+			if (!d->is_static)
+				free(d);
+		}
 		free(w->dests);
 		free(w->recs);
 		strset_fini(&w->recent_supp);
@@ -2563,5 +2818,8 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		buf_free(&w->b_tmp);
 	}
 	free(ws);
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		free(proto[i].hosts);
+	free(proto);
 	return rc;
 }
