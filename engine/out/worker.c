@@ -31,6 +31,7 @@
 
 #include "core/config.h"
 #include "core/dns.h"
+#include "core/tls.h"
 #include "core/loop.h"
 #include "core/rconn.h"
 #include "lib/buf.h"
@@ -182,6 +183,12 @@ struct sconn {
 	char		 why[256];
 	struct sconn	*next;
 	unsigned	 hi;		/* index of the host in d->hosts */
+	bool		 tls_on;	/* STARTTLS done: bytes go through t */
+	bool		 tls_up;	/* handshake complete */
+	bool		 tls_soft_fail;	/* opportunistic handshake failed */
+	struct tls_conn	 t;		/* owns (when tls_on) */
+	struct buf	 plain;		/* owns: decrypted bytes for smtpc */
+	char		 tlsinfo[96];	/* "TLSv1.3 TLS_AES_..." for events */
 	char		 rbuf[WORKER_RBUF];
 };
 
@@ -194,6 +201,7 @@ struct rec {
 	enum classify_category cat;
 	struct smtpc_result res;
 	const char	*dest;
+	char		 tls[96];	/* protocol and cipher, "" = plain */
 };
 
 /* A record script sent but not yet confirmed: resent after a reconnect. */
@@ -225,6 +233,8 @@ struct wthread {
 	struct dest	*dall;		/* every destination, static and MX */
 	struct dest	*dhash[WORKER_DEST_BUCKETS];	/* MX sites by key */
 	struct dns	*dns;		/* owns: MX resolution */
+	SSL_CTX		*ssl_ctx;	/* borrowed: one per process */
+	struct tls_session_cache tls_cache; /* resumption, per MX host */
 	struct sconn	*conns;
 	unsigned	 nconns;
 	struct rec	*recs;
@@ -765,6 +775,7 @@ rec_flush_camp(struct wthread *w, struct rargs *a, size_t from, size_t to)
 		rargs_str(a, x->res.text);
 		rargs_str(a, classify_category_name(x->cat));
 		rargs_str(a, x->suppress ? classify_category_name(x->cat) : "");
+		rargs_str(a, x->tls);
 	}
 	for (i = from; i < to; i++) {
 		struct job	*j = w->recs[i].r->job;
@@ -1196,6 +1207,16 @@ sconn_reap(struct sconn *c, struct sconn **pp)
 		close(c->fd);
 	*pp = c->next;
 	w->nconns--;
+	if (c->tls_on) {
+		SSL_SESSION	*sess = c->tls_up ? tls_conn_session_take(&c->t) :
+		    NULL;
+
+		if (sess != NULL)
+			tls_session_cache_put(&w->tls_cache,
+			    c->d->hosts[c->hi].name, sess);
+		tls_conn_fini(&c->t);
+	}
+	buf_free(&c->plain);
 	smtpc_fini(&c->smtp);
 	buf_free(&c->tx);
 	buf_free(&c->wire);
@@ -1304,14 +1325,17 @@ sconn_dispatch(struct sconn *c)
 		if (e == 0)
 			e = msg_build(&w->b_msg, &in);
 		if (e == 0)
-			e = smtp_dotstuff(&c->wire, w->b_msg.data, w->b_msg.len);
+			e = smtp_crlf(&c->wire, w->b_msg.data, w->b_msg.len);
 		if (e != 0) {
 			result_set(&res, SMTPC_ST_CONNECT, 0, "5.3.0",
 			    "message could not be built: %s", strerror(-e));
 			rcpt_done(w, r, OUTCOME_FAILED, &res, c->d->name);
 			continue;
 		}
-		e = smtpc_send_msg(&c->smtp, cp->from_addr, in.to,
+		/* Canonical form: smtpc sends it with BDAT when the peer
+		 * offers CHUNKING (and smtp.chunking is on), otherwise with
+		 * DATA, dot-stuffing it on the way. */
+		e = smtpc_send_msg_raw(&c->smtp, cp->from_addr, in.to,
 		    c->wire.data, c->wire.len);
 		if (e == -EMSGSIZE) {
 			result_set(&res, SMTPC_ST_MAIL, 552, "5.3.4",
@@ -1343,6 +1367,8 @@ sconn_events(struct sconn *c, unsigned ev)
 		if (c->cur != NULL) {
 			rcpt_done(w, c->cur, outcome_of(&c->smtp.result),
 			    &c->smtp.result, d->name);
+			memcpy(w->recs[w->nrecs - 1].tls, c->tlsinfo,
+			    sizeof(c->tlsinfo));
 			c->cur = NULL;
 		} else if (!c->ready_once) {
 			/* Session failed before any transaction. */
@@ -1399,18 +1425,32 @@ sconn_flush(struct sconn *c)
 	if (c->st != SC_OPEN || c->op_send.busy)
 		return;
 	if (buf_unread(&c->tx) == 0) {
-		struct buf	tmp;
+		struct buf	tmp, *src = &c->smtp.out;
 
-		if (buf_unread(&c->smtp.out) == 0)
+		if (c->tls_on) {
+			/* SMTP bytes are encrypted into the TLS output. */
+			if (c->tls_up && buf_unread(&c->smtp.out) > 0) {
+				if (tls_conn_write(&c->t, buf_peek(&c->smtp.out),
+				    buf_unread(&c->smtp.out)) != 0) {
+					sconn_events(c, smtpc_conn_lost(&c->smtp,
+					    c->t.reason));
+					return;
+				}
+				buf_reset(&c->smtp.out);
+			}
+			src = &c->t.net_out;
+		}
+		if (buf_unread(src) == 0)
 			return;
 		/*
 		 * Swap instead of copying: the kernel reads tx while smtpc
-		 * may append to out (a realloc would move memory under it).
+		 * (or TLS) may append to the source (a realloc would move
+		 * memory under it).
 		 */
 		buf_reset(&c->tx);
 		tmp = c->tx;
-		c->tx = c->smtp.out;
-		c->smtp.out = tmp;
+		c->tx = *src;
+		*src = tmp;
 	}
 	if ((sqe = loop_sqe(&c->w->loop, &c->op_send)) == NULL) {
 		sconn_events(c, smtpc_conn_lost(&c->smtp, "io_uring full"));
@@ -1418,6 +1458,84 @@ sconn_flush(struct sconn *c)
 	}
 	io_uring_prep_send(sqe, c->fd, buf_peek(&c->tx), buf_unread(&c->tx),
 	    MSG_NOSIGNAL);
+}
+
+/* RFC 3207: after the 220 to STARTTLS, start the handshake. */
+static unsigned
+sconn_starttls(struct sconn *c)
+{
+	struct wthread	*w = c->w;
+	struct dhost	*h = &c->d->hosts[c->hi];
+	bool		 verify = w->cfg->tls == CONFIG_TLS_VERIFY;
+
+	if (w->ssl_ctx == NULL)
+		return smtpc_tls_failed(&c->smtp, "no TLS context");
+	if (tls_conn_start(&c->t, w->ssl_ctx, h->name, verify,
+	    tls_session_cache_get(&w->tls_cache, h->name)) != 0)
+		return smtpc_tls_failed(&c->smtp, c->t.reason);
+	c->tls_on = true;
+	return 0;
+}
+
+static void
+sconn_plain_input(struct sconn *c, size_t n)
+{
+	unsigned	ev = smtpc_recv(&c->smtp, c->rbuf, n);
+
+	if (ev & SMTPC_EV_STARTTLS) {
+		ev &= ~SMTPC_EV_STARTTLS;
+		ev |= sconn_starttls(c);
+	}
+	sconn_events(c, ev);
+}
+
+static void
+sconn_tls_input(struct sconn *c, size_t n)
+{
+	struct wthread	*w = c->w;
+	struct dhost	*h = &c->d->hosts[c->hi];
+	unsigned	 ev = 0;
+	int		 rc;
+
+	rc = tls_conn_input(&c->t, c->rbuf, n, &c->plain);
+	if (rc != 0) {
+		if (!c->tls_up) {
+			tls_session_cache_remove(&w->tls_cache, h->name);
+			if (w->cfg->tls == CONFIG_TLS_OPPORTUNISTIC) {
+				/*
+				 * RFC 7435: retry this host once in plain
+				 * text rather than not delivering at all.
+				 */
+				c->tls_soft_fail = true;
+				h->notls_until = mono_now() +
+				    (mono_us)3600 * 1000000;
+				log_warn("dest=%s host=%s tls=failed "
+				    "fallback=plaintext reason=\"%s\"",
+				    c->d->name, h->name, c->t.reason);
+			}
+			ev = smtpc_tls_failed(&c->smtp, c->t.reason);
+		} else {
+			ev = smtpc_conn_lost(&c->smtp, c->t.reason);
+		}
+		sconn_events(c, ev);
+		return;
+	}
+	if (!c->tls_up && c->t.handshake_done) {
+		c->tls_up = true;
+		snprintf(c->tlsinfo, sizeof(c->tlsinfo), "%s %s",
+		    tls_conn_protocol(&c->t), tls_conn_cipher(&c->t));
+		log_debug("dest=%s host=%s tls=\"%s\" resumed=%d", c->d->name,
+		    h->name, c->tlsinfo, tls_conn_reused(&c->t));
+		ev |= smtpc_tls_started(&c->smtp);
+	}
+	if (buf_unread(&c->plain) > 0) {
+		ev |= smtpc_recv(&c->smtp, buf_peek(&c->plain),
+		    buf_unread(&c->plain));
+		buf_reset(&c->plain);
+	}
+	if (c->t.peer_closed && c->st == SC_OPEN)
+		ev |= smtpc_conn_lost(&c->smtp, "TLS connection closed by peer");
+	sconn_events(c, ev);
 }
 
 static void
@@ -1434,7 +1552,10 @@ sconn_on_recv(struct loop *l, struct loop_op *op, int res, unsigned flags)
 		    "connection closed by peer" : strerror(-res)));
 		return;
 	}
-	sconn_events(c, smtpc_recv(&c->smtp, c->rbuf, (size_t)res));
+	if (c->tls_on)
+		sconn_tls_input(c, (size_t)res);
+	else
+		sconn_plain_input(c, (size_t)res);
 	sconn_arm_recv(c);
 }
 
@@ -1492,7 +1613,7 @@ sconn_close(struct sconn *c, const char *why)
 		c->counted_open = false;
 		d->nopening--;
 	}
-	if (failed)
+	if (failed && !c->tls_soft_fail)
 		dest_failed(w, d, c->hi, c->why[0] ? c->why : "session failed");
 	if (c->fd >= 0 && (c->op_conn.busy || c->op_recv.busy ||
 	    c->op_send.busy)) {
@@ -1557,6 +1678,21 @@ sconn_open(struct wthread *w, struct dest *d)
 	c->hi = (unsigned)hi;
 	c->fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	smtpc_init(&c->smtp, w->cfg->ehlo_name, w->cfg->pipelining);
+	smtpc_set_chunking(&c->smtp, w->cfg->chunking);
+	switch (w->cfg->tls) {
+	case CONFIG_TLS_NONE:
+		smtpc_set_tls(&c->smtp, SMTPC_TLS_NONE);
+		break;
+	case CONFIG_TLS_OPPORTUNISTIC:
+		smtpc_set_tls(&c->smtp, h->notls_until > mono_now() ?
+		    SMTPC_TLS_NONE : SMTPC_TLS_OPPORTUNISTIC);
+		break;
+	case CONFIG_TLS_REQUIRED:
+	case CONFIG_TLS_VERIFY:
+		smtpc_set_tls(&c->smtp, SMTPC_TLS_REQUIRED);
+		break;
+	}
+	buf_init(&c->plain);
 	buf_init(&c->tx);
 	buf_init(&c->wire);
 	c->op_conn = (struct loop_op){ .cb = sconn_on_connect, .arg = c };
@@ -2711,6 +2847,15 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 
 		n = nc > 0 ? (unsigned)nc : 1;
 	}
+	SSL_CTX		*ssl_ctx = NULL;
+	char		 err[512];
+
+	if (cfg->tls != CONFIG_TLS_NONE &&
+	    (ssl_ctx = tls_client_ctx_new(cfg->tls_ca_file, err,
+	    sizeof(err))) == NULL) {
+		log_error("TLS setup failed: %s", err);
+		return 1;
+	}
 	if ((proto = calloc(cfg->nroutes + 1, sizeof(*proto))) == NULL)
 		return 1;
 	for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -2737,6 +2882,8 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		    (int)getpid(), i);
 		snprintf(w->host, sizeof(w->host), "%s", host);
 		strset_init(&w->recent_supp, 1000000);
+		w->ssl_ctx = ssl_ctx;
+		tls_session_cache_init(&w->tls_cache, 1024);
 		w->fleet_threads = n;
 		w->ndests = cfg->nroutes;
 		w->dests = calloc(cfg->nroutes ? cfg->nroutes : 1,
@@ -2800,6 +2947,7 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		free(w->dests);
 		free(w->recs);
 		strset_fini(&w->recent_supp);
+		tls_session_cache_fini(&w->tls_cache);
 		while (w->resend != NULL || w->unconfirmed != NULL) {
 			struct batch	*b = w->resend ? w->resend :
 			    w->unconfirmed;
@@ -2821,5 +2969,6 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 	for (size_t i = 0; i < cfg->nroutes; i++)
 		free(proto[i].hosts);
 	free(proto);
+	SSL_CTX_free(ssl_ctx);
 	return rc;
 }
