@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +40,8 @@
 #include "lib/mono.h"
 #include "lib/strset.h"
 #include "mail/classify.h"
+#include "mail/dkim.h"
+#include "mail/token.h"
 #include "mail/addr.h"
 #include "mail/msg.h"
 #include "out/outcome.h"
@@ -235,6 +238,10 @@ struct wthread {
 	struct dns	*dns;		/* owns: MX resolution */
 	SSL_CTX		*ssl_ctx;	/* borrowed: one per process */
 	struct tls_session_cache tls_cache; /* resumption, per MX host */
+	struct dkim_key	**dkim;		/* owns: this thread's copies */
+	size_t		 ndkim;
+	struct token_key *verp;		/* owns: this thread's copy, or NULL */
+	char		 verp_local[VERP_LOCAL_BUFSZ + 256];
 	struct sconn	*conns;
 	unsigned	 nconns;
 	struct rec	*recs;
@@ -1254,6 +1261,56 @@ sconn_set_deadline(struct sconn *c)
 	c->deadline = mono_now() + (mono_us)ms * 1000;
 }
 
+/*
+ * DKIM-sign the built message (w->b_msg) with the keys of the From
+ * domain (the first, or all with dkim_dual) and put the canonical wire
+ * form (signatures first) into wire.
+ */
+static int
+msg_sign_wire(struct wthread *w, const struct wcamp *cp, struct buf *wire)
+{
+	const char	*fd = strrchr(cp->from_addr, '@');
+	int64_t		 now_s = wall_ms() / 1000;
+	bool		 signed_one = false;
+	int		 e;
+
+	if (w->ndkim == 0 || fd == NULL)
+		return smtp_crlf(wire, w->b_msg.data, w->b_msg.len);
+	fd++;
+	buf_reset(&w->b_tmp);
+	for (size_t i = 0; i < w->ndkim; i++) {
+		if (strcasecmp(dkim_key_domain(w->dkim[i]), fd) != 0)
+			continue;
+		if (signed_one && !w->cfg->dkim_dual)
+			break;
+		if ((e = dkim_sign(w->dkim[i], w->b_msg.data, w->b_msg.len,
+		    now_s, &w->b_tmp)) != 0)
+			return e;
+		signed_one = true;
+	}
+	if ((e = buf_append(&w->b_tmp, w->b_msg.data, w->b_msg.len)) != 0)
+		return e;
+	return smtp_crlf(wire, w->b_tmp.data, w->b_tmp.len);
+}
+
+/*
+ * The envelope sender: a VERP address b-<token>@bounce_domain that maps a
+ * bounce back to (campaign, recipient) without a lookup, or the From
+ * address when VERP is off.
+ */
+static const char *
+envelope_from(struct wthread *w, const struct wcamp *cp, const struct rcpt *r)
+{
+	char	local[VERP_LOCAL_BUFSZ];
+
+	if (w->verp == NULL || r->idx > UINT32_MAX ||
+	    verp_encode(w->verp, cp->id, (uint32_t)r->idx, local) != 0)
+		return cp->from_addr;
+	snprintf(w->verp_local, sizeof(w->verp_local), "%s@%s", local,
+	    w->cfg->verp_bounce_domain);
+	return w->verp_local;
+}
+
 /* Take the next recipient of the destination, or go idle / quit. */
 static void
 sconn_dispatch(struct sconn *c)
@@ -1325,7 +1382,7 @@ sconn_dispatch(struct sconn *c)
 		if (e == 0)
 			e = msg_build(&w->b_msg, &in);
 		if (e == 0)
-			e = smtp_crlf(&c->wire, w->b_msg.data, w->b_msg.len);
+			e = msg_sign_wire(w, cp, &c->wire);
 		if (e != 0) {
 			result_set(&res, SMTPC_ST_CONNECT, 0, "5.3.0",
 			    "message could not be built: %s", strerror(-e));
@@ -1335,7 +1392,7 @@ sconn_dispatch(struct sconn *c)
 		/* Canonical form: smtpc sends it with BDAT when the peer
 		 * offers CHUNKING (and smtp.chunking is on), otherwise with
 		 * DATA, dot-stuffing it on the way. */
-		e = smtpc_send_msg_raw(&c->smtp, cp->from_addr, in.to,
+		e = smtpc_send_msg_raw(&c->smtp, envelope_from(w, cp, r), in.to,
 		    c->wire.data, c->wire.len);
 		if (e == -EMSGSIZE) {
 			result_set(&res, SMTPC_ST_MAIL, 552, "5.3.4",
@@ -2856,6 +2913,45 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		log_error("TLS setup failed: %s", err);
 		return 1;
 	}
+	struct dkim_key	**keys = NULL;
+	struct token_key *verp = NULL;
+
+	if (cfg->ndkim > 0 &&
+	    (keys = calloc(cfg->ndkim, sizeof(*keys))) == NULL)
+		return 1;
+	for (size_t i = 0; i < cfg->ndkim; i++) {
+		const struct config_dkim *cd = &cfg->dkim[i];
+
+		keys[i] = dkim_key_load(cd->key_file, cd->domain, cd->selector,
+		    err, sizeof(err));
+		if (keys[i] == NULL) {
+			log_error("dkim[%zu] domain=%s selector=%s: %s", i,
+			    cd->domain, cd->selector, err);
+			return 2;
+		}
+		if ((cd->algorithm == CONFIG_DKIM_RSA &&
+		    dkim_key_alg(keys[i]) != DKIM_ALG_RSA_SHA256) ||
+		    (cd->algorithm == CONFIG_DKIM_ED25519 &&
+		    dkim_key_alg(keys[i]) != DKIM_ALG_ED25519_SHA256)) {
+			log_error("dkim[%zu] domain=%s selector=%s: %s holds a "
+			    "%s key, not the configured algorithm", i,
+			    cd->domain, cd->selector, cd->key_file,
+			    dkim_alg_name(dkim_key_alg(keys[i])));
+			return 2;
+		}
+		if (cfg->ndkim_headers > 0 && dkim_key_add_headers(keys[i],
+		    (const char *const *)cfg->dkim_headers,
+		    cfg->ndkim_headers, err, sizeof(err)) != 0) {
+			log_error("dkim_headers: %s", err);
+			return 2;
+		}
+	}
+	if (cfg->verp_bounce_domain != NULL &&
+	    (verp = token_key_load(cfg->verp_secret_file, err,
+	    sizeof(err))) == NULL) {
+		log_error("verp.secret_file: %s", err);
+		return 2;
+	}
 	if ((proto = calloc(cfg->nroutes + 1, sizeof(*proto))) == NULL)
 		return 1;
 	for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -2883,6 +2979,15 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		snprintf(w->host, sizeof(w->host), "%s", host);
 		strset_init(&w->recent_supp, 1000000);
 		w->ssl_ctx = ssl_ctx;
+		if (cfg->ndkim > 0 &&
+		    (w->dkim = calloc(cfg->ndkim, sizeof(*w->dkim))) == NULL)
+			return 1;
+		for (size_t k = 0; k < cfg->ndkim; k++)
+			if ((w->dkim[k] = dkim_key_dup(keys[k])) == NULL)
+				return 1;
+		w->ndkim = cfg->ndkim;
+		if (verp != NULL && (w->verp = token_key_dup(verp)) == NULL)
+			return 1;
 		tls_session_cache_init(&w->tls_cache, 1024);
 		w->fleet_threads = n;
 		w->ndests = cfg->nroutes;
@@ -2948,6 +3053,10 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		free(w->recs);
 		strset_fini(&w->recent_supp);
 		tls_session_cache_fini(&w->tls_cache);
+		for (size_t k = 0; k < w->ndkim; k++)
+			dkim_key_free(w->dkim[k]);
+		free(w->dkim);
+		token_key_free(w->verp);
 		while (w->resend != NULL || w->unconfirmed != NULL) {
 			struct batch	*b = w->resend ? w->resend :
 			    w->unconfirmed;
@@ -2970,5 +3079,9 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		free(proto[i].hosts);
 	free(proto);
 	SSL_CTX_free(ssl_ctx);
+	for (size_t i = 0; i < cfg->ndkim; i++)
+		dkim_key_free(keys[i]);
+	free(keys);
+	token_key_free(verp);
 	return rc;
 }
