@@ -81,6 +81,7 @@ struct wcamp {
 	double		 tokens;	/* this thread's share of it */
 	mono_us		 refill_at;
 	char		*suppress_list;	/* per-list suppression, NULL = none */
+	const struct config_pool *pool;	/* meta "pool" or smtp.pool */
 	char		 k_supp_list[RM_KEY_MAX + 64];
 	unsigned	 nheld;		/* its recipients in this thread */
 	char		*from, *from_addr, *reply_to, *msgid_domain;
@@ -137,8 +138,11 @@ struct dhost {
  * share it, its queue, its sessions and its limits) or a static route.
  */
 struct dest {
-	char		 name[DNS_SITE_MAX + 8];	/* site key or host:port */
+	char		 name[DNS_SITE_MAX + 80];	/* [pool|]site or host:port */
 	bool		 is_static;
+	const struct config_pool *pool;	/* borrowed; NULL = no source bind */
+	unsigned	*src_nconn;	/* owns: sessions per pool source */
+	unsigned	 src_rr;
 	struct dhost	*hosts;		/* owns; by preference */
 	unsigned	 nhosts;
 	mono_us		 refreshed_at;
@@ -186,6 +190,7 @@ struct sconn {
 	char		 why[256];
 	struct sconn	*next;
 	unsigned	 hi;		/* index of the host in d->hosts */
+	int		 si;		/* pool source index, -1 = none */
 	bool		 tls_on;	/* STARTTLS done: bytes go through t */
 	bool		 tls_up;	/* handshake complete */
 	bool		 tls_soft_fail;	/* opportunistic handshake failed */
@@ -877,18 +882,36 @@ supp_recent(struct wthread *w, const struct rcpt *r)
 	    strset_has(&w->recent_supp, k, n);
 }
 
-static struct dest *
-dest_for(struct wthread *w, const char *email, size_t len)
-{
-	const struct config_route *rt;
-	const char		*dom;
-	size_t			 domlen;
+static void dest_key(char *out, size_t len, const struct config_pool *pool,
+    const char *name);
+static struct dest *dest_get(struct wthread *w, const char *key,
+    const struct config_pool *pool);
 
-	if ((dom = addr_domain(email, len, &domlen)) == NULL)
+static struct dest *
+dest_for(struct wthread *w, const struct rcpt *r)
+{
+	const struct wcamp	*c = r->job->camp;
+	const struct config_route *rt;
+	const struct dest	*proto;
+	const char		*dom;
+	struct dest		*d;
+	size_t			 domlen;
+	char			 key[sizeof(d->name)];
+
+	if ((dom = addr_domain(r->vals[c->email_col], r->lens[c->email_col],
+	    &domlen)) == NULL)
 		return NULL;
 	if ((rt = config_route_find(w->cfg, dom, domlen)) == NULL)
 		return NULL;
-	return &w->dests[rt - w->cfg->routes];
+	proto = &w->dests[rt - w->cfg->routes];
+	dest_key(key, sizeof(key), c->pool, proto->name);
+	if ((d = dest_get(w, key, c->pool)) != NULL && d->hosts == NULL &&
+	    proto->nhosts > 0 && (d->hosts = malloc(sizeof(*d->hosts))) != NULL) {
+		*d->hosts = *proto->hosts;	/* this pool's own host state */
+		d->nhosts = 1;
+		d->is_static = true;
+	}
+	return d;
 }
 
 static bool
@@ -959,27 +982,55 @@ dest_hash(const char *s)
  * use. Addresses are refreshed from newer answers every 5 minutes; host
  * failure state is kept across refreshes (matched by name).
  */
-static struct dest *
-dest_for_route(struct wthread *w, const struct dns_route *rt)
+static void
+dest_key(char *out, size_t len, const struct config_pool *pool,
+    const char *name)
 {
-	uint64_t	 b = dest_hash(rt->site) % WORKER_DEST_BUCKETS;
+	if (pool != NULL)
+		snprintf(out, len, "%s|%s", pool->name, name);
+	else
+		snprintf(out, len, "%s", name);
+}
+
+/* The destination named key (created empty on first use). */
+static struct dest *
+dest_get(struct wthread *w, const char *key, const struct config_pool *pool)
+{
+	uint64_t	 b = dest_hash(key) % WORKER_DEST_BUCKETS;
 	struct dest	*d;
-	mono_us		 now = mono_now();
 
 	for (d = w->dhash[b]; d != NULL; d = d->hnext)
-		if (strcmp(d->name, rt->site) == 0)
-			break;
-	if (d != NULL && now - d->refreshed_at < 300000000)
-		return d;
-	if (d == NULL) {
-		if ((d = calloc(1, sizeof(*d))) == NULL)
-			return NULL;
-		snprintf(d->name, sizeof(d->name), "%s", rt->site);
-		d->hnext = w->dhash[b];
-		w->dhash[b] = d;
-		d->next = w->dall;
-		w->dall = d;
+		if (strcmp(d->name, key) == 0)
+			return d;
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	snprintf(d->name, sizeof(d->name), "%s", key);
+	d->pool = pool;
+	if (pool != NULL &&
+	    (d->src_nconn = calloc(pool->nsrc, sizeof(*d->src_nconn))) == NULL) {
+		free(d);
+		return NULL;
 	}
+	d->hnext = w->dhash[b];
+	w->dhash[b] = d;
+	d->next = w->dall;
+	w->dall = d;
+	return d;
+}
+
+static struct dest *
+dest_for_route(struct wthread *w, const struct dns_route *rt,
+    const struct config_pool *pool)
+{
+	struct dest	*d;
+	mono_us		 now = mono_now();
+	char		 key[sizeof(d->name)];
+
+	dest_key(key, sizeof(key), pool, rt->site);
+	if ((d = dest_get(w, key, pool)) == NULL)
+		return NULL;
+	if (d->nhosts > 0 && now - d->refreshed_at < 300000000)
+		return d;
 	if (d->nhosts != rt->nhosts) {
 		struct dhost	*nh = calloc(rt->nhosts ? rt->nhosts : 1,
 		    sizeof(*nh));
@@ -1666,6 +1717,8 @@ sconn_close(struct sconn *c, const char *why)
 		snprintf(c->why, sizeof(c->why), "%s", why);
 	c->st = SC_CLOSING;
 	d->nconn--;
+	if (c->si >= 0)
+		d->src_nconn[c->si]--;
 	if (c->counted_open) {
 		c->counted_open = false;
 		d->nopening--;
@@ -1713,6 +1766,51 @@ sconn_on_connect(struct loop *l, struct loop_op *op, int res, unsigned flags)
 	sconn_arm_recv(c);
 }
 
+/*
+ * The pool source for a new session: the one with the fewest sessions to
+ * this destination, under smtp.connection_limit each. -1 without a pool,
+ * -2 when every source is at its limit.
+ */
+static int
+dest_pick_source(const struct wthread *w, struct dest *d)
+{
+	int	best = -2;
+
+	if (d->pool == NULL)
+		return -1;
+	for (size_t k = 0; k < d->pool->nsrc; k++) {
+		size_t	i = (d->src_rr + k) % d->pool->nsrc;
+
+		if (d->src_nconn[i] >= w->cfg->connection_limit)
+			continue;
+		if (best < 0 || d->src_nconn[i] < d->src_nconn[best])
+			best = (int)i;
+	}
+	d->src_rr++;
+	return best;
+}
+
+/* Sources are bound before connect (IORING_OP_BIND needs 6.11). */
+static int
+sconn_bind(int fd, const char *addr)
+{
+	struct sockaddr_in	 s4;
+	struct sockaddr_in6	 s6;
+
+	memset(&s4, 0, sizeof(s4));
+	memset(&s6, 0, sizeof(s6));
+	if (inet_pton(AF_INET, addr, &s4.sin_addr) == 1) {
+		s4.sin_family = AF_INET;
+		return bind(fd, (struct sockaddr *)&s4, sizeof(s4));
+	}
+	if (inet_pton(AF_INET6, addr, &s6.sin6_addr) == 1) {
+		s6.sin6_family = AF_INET6;
+		return bind(fd, (struct sockaddr *)&s6, sizeof(s6));
+	}
+	errno = EINVAL;
+	return -1;
+}
+
 static void
 sconn_open(struct wthread *w, struct dest *d)
 {
@@ -1722,19 +1820,50 @@ sconn_open(struct wthread *w, struct dest *d)
 
 	struct dhost		*h;
 	const struct sockaddr_storage *sa;
-	int			 hi;
+	const char		*ehlo = w->cfg->ehlo_name;
+	int			 hi, si;
 
 	if ((hi = dest_pick_host(d, mono_now())) < 0)
 		return;
 	h = &d->hosts[hi];
-	sa = &h->addrs[h->next_addr++ % h->naddrs];
+	if ((si = dest_pick_source(w, d)) == -2)
+		return;		/* every source at its connection limit */
+	if (si >= 0) {
+		const struct config_source *src = &d->pool->src[si];
+
+		/* An address of the source's family, round robin. */
+		sa = NULL;
+		for (unsigned k = 0; k < h->naddrs; k++) {
+			const struct sockaddr_storage *x =
+			    &h->addrs[(h->next_addr + k) % h->naddrs];
+
+			if ((x->ss_family == AF_INET6) ==
+			    (strchr(src->addr, ':') != NULL)) {
+				sa = x;
+				h->next_addr += k + 1;
+				break;
+			}
+		}
+		if (sa == NULL) {
+			log_warn("dest=%s host=%s has no address of source %s's "
+			    "family", d->name, h->name, src->addr);
+			h->down_until = mono_now() + 60000000;
+			return;
+		}
+		ehlo = src->ehlo_name ? src->ehlo_name : w->cfg->ehlo_name;
+	} else {
+		sa = &h->addrs[h->next_addr++ % h->naddrs];
+	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return;
 	c->w = w;
 	c->d = d;
 	c->hi = (unsigned)hi;
+	c->si = si;
+	if (si >= 0)
+		d->src_nconn[si]++;
 	c->fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	smtpc_init(&c->smtp, w->cfg->ehlo_name, w->cfg->pipelining);
+	smtpc_init(&c->smtp, ehlo, w->cfg->pipelining);
 	smtpc_set_chunking(&c->smtp, w->cfg->chunking);
 	switch (w->cfg->tls) {
 	case CONFIG_TLS_NONE:
@@ -1768,6 +1897,14 @@ sconn_open(struct wthread *w, struct dest *d)
 		return;
 	}
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (si >= 0 && sconn_bind(c->fd, d->pool->src[si].addr) != 0) {
+		char	why[128];
+
+		snprintf(why, sizeof(why), "cannot bind source %s: %s",
+		    d->pool->src[si].addr, strerror(errno));
+		sconn_close(c, why);
+		return;
+	}
 	sconn_set_deadline(c);
 	if ((sqe = loop_sqe(&w->loop, &c->op_conn)) == NULL) {
 		sconn_close(c, "io_uring full");
@@ -1829,7 +1966,8 @@ sched_pass(struct wthread *w)
 				    "destination is backing off after failures");
 			continue;
 		}
-		while (d->nconn < w->cfg->connection_limit &&
+		while (d->nconn < w->cfg->connection_limit *
+		    (d->pool ? d->pool->nsrc : 1) &&
 		    d->nq > d->nopening && dest_pick_host(d, now) >= 0) {
 			unsigned	before = d->nconn;
 
@@ -1993,7 +2131,7 @@ job_enqueue(struct wthread *w, struct job *j)
 			rcpt_done(w, r, OUTCOME_CANCELLED, &res, NULL);
 			continue;
 		}
-		if ((d = dest_for(w, email, r->lens[c->email_col])) == NULL) {
+		if ((d = dest_for(w, r)) == NULL) {
 			rcpt_resolve(w, r);
 			continue;
 		}
@@ -2146,7 +2284,8 @@ on_route(void *arg, const struct dns_route *rt)
 
 	switch (rt->status) {
 	case 0:
-		if ((d = dest_for_route(w, rt)) != NULL && d->nhosts > 0) {
+		if ((d = dest_for_route(w, rt, c->pool)) != NULL &&
+		    d->nhosts > 0) {
 			dest_push(d, r);
 			return;
 		}
@@ -2418,7 +2557,7 @@ on_camp_poll(struct rconn *rc, void *r, void *priv)
 
 	c->polling = false;
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-	    reply->elements < 7 || (v = rstr(reply, 0)) == NULL)
+	    reply->elements < 8 || (v = rstr(reply, 0)) == NULL)
 		return;
 	cs = camp_state_parse(v, reply->element[0]->len);
 	c->start_ms = 0;
@@ -2438,6 +2577,15 @@ on_camp_poll(struct rconn *rc, void *r, void *priv)
 		c->suppress_list = strdup(v);
 		snprintf(c->k_supp_list, sizeof(c->k_supp_list), "%s%s",
 		    RM_KEY_SUPPRESS_LIST, v);
+	}
+	if ((v = rstr(reply, 7)) != NULL && v[0] != '\0') {
+		if ((c->pool = config_pool_find(w->cfg, v)) == NULL) {
+			log_error("campaign=%s names pool '%s', which config.yaml "
+			    "does not define: not sending it", c->id, v);
+			cs = CS_UNKNOWN;
+		}
+	} else {
+		c->pool = config_pool_find(w->cfg, w->cfg->pool);
 	}
 	if (cs == (int)c->cs)
 		return;
@@ -2653,7 +2801,7 @@ on_active(struct rconn *rc, void *r, void *priv)
 			continue;
 		if (!c->polling && rconn_cmd(&w->ctl, on_camp_poll, c,
 		    "HMGET %s state start_ms priority rate_per_s suppress_list "
-		    "submitted_ms created_ms", c->k_meta) == 0)
+		    "submitted_ms created_ms pool", c->k_meta) == 0)
 			c->polling = true;
 		if (c->cs == CS_SCHEDULED)
 			rconn_cmd(&w->ctl, on_ignore, NULL, "EVAL %s 1 %s %s",
@@ -2829,11 +2977,12 @@ wthread_main(void *arg)
 		}
 	}
 	log_info("thread=%u done delivered=%lu bounced=%lu deferred=%lu "
-	    "failed=%lu expired=%lu suppressed=%lu cancelled=%lu", w->index,
+	    "failed=%lu expired=%lu suppressed=%lu cancelled=%lu "
+	    "redis_cmds=%lu", w->index,
 	    w->nout[OUTCOME_DELIVERED], w->nout[OUTCOME_BOUNCED],
 	    w->nout[OUTCOME_DEFERRED], w->nout[OUTCOME_FAILED],
 	    w->nout[OUTCOME_EXPIRED], w->nout[OUTCOME_SUPPRESSED],
-	    w->nout[OUTCOME_CANCELLED]);
+	    w->nout[OUTCOME_CANCELLED], w->fetch.ncmds + w->ctl.ncmds);
 	if (w->ctl.connected) {
 		rconn_cmd(&w->ctl, on_ignore, NULL, "HDEL %s %s",
 		    RM_KEY_WORKERS, w->consumer);
@@ -2915,6 +3064,12 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 	}
 	struct dkim_key	**keys = NULL;
 	struct token_key *verp = NULL;
+
+	if (cfg->pool != NULL && config_pool_find(cfg, cfg->pool) == NULL) {
+		log_error("smtp.pool: no pool named '%s' under pools:",
+		    cfg->pool);
+		return 2;
+	}
 
 	if (cfg->ndkim > 0 &&
 	    (keys = calloc(cfg->ndkim, sizeof(*keys))) == NULL)
@@ -3005,8 +3160,6 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 				*dd->hosts = *proto[d].hosts;
 			else
 				dd->nhosts = 0;
-			dd->next = w->dall;
-			w->dall = dd;
 		}
 		buf_init(&w->b_subj);
 		buf_init(&w->b_text);
@@ -3046,9 +3199,11 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 				free(q);
 			}
 			free(d->hosts);
-			if (!d->is_static)
-				free(d);
+			free(d->src_nconn);
+			free(d);
 		}
+		for (size_t d = 0; d < w->ndests; d++)
+			free(w->dests[d].hosts);
 		free(w->dests);
 		free(w->recs);
 		strset_fini(&w->recent_supp);

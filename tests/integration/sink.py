@@ -56,7 +56,9 @@ class Handler:
         with open(base + ".eml", "wb") as f:
             f.write(envelope.original_content or envelope.content)
         with open(base + ".json", "w") as f:
-            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
+            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
+                       "peer": session.peer[0] if session.peer else None,
+                       "helo": session.host_name}, f)
         return "250 2.0.0 Ok: queued as %06d" % n
 
 
