@@ -471,21 +471,38 @@ msg_put_date(struct buf *b, int64_t date_ms)
  * written with LF line ends, and encoding them as QP would cost size and
  * CPU for nothing).
  */
+/* Index of the next CR or LF at or after i, or n (memchr-fast). */
+static size_t
+msg_scan_eol(const char *s, size_t i, size_t n)
+{
+	const char	*nl = memchr(s + i, '\n', n - i);
+	size_t		 end = nl ? (size_t)(nl - s) : n;
+	const char	*cr = memchr(s + i, '\r', end - i);
+
+	return cr ? (size_t)(cr - s) : end;
+}
+
 static int
 msg_is_7bit(const char *s, size_t n)
 {
-	size_t	 i, line = 0;
+	size_t	i, e;
 
-	for (i = 0; i < n; i++) {
-		unsigned char	 c = (unsigned char)s[i];
+	/* No NUL and nothing >= 0x80, eight bytes at a time. */
+	for (i = 0; i + 8 <= n; i += 8) {
+		uint64_t	w;
 
-		if (c == 0 || c >= 0x80)
+		memcpy(&w, s + i, 8);
+		if ((w & 0x8080808080808080ULL) ||
+		    ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL))
 			return 0;
-		if (c == '\r' || c == '\n') {
-			line = 0;
-			continue;
-		}
-		if (++line > MSG_LINE_HARD)
+	}
+	for (; i < n; i++)
+		if (s[i] == 0 || (unsigned char)s[i] >= 0x80)
+			return 0;
+	/* Lines (ended by CR, LF or CRLF) of at most 998 octets. */
+	for (i = 0; i < n; i = e + 1) {
+		e = msg_scan_eol(s, i, n);
+		if (e - i > MSG_LINE_HARD)
 			return 0;
 	}
 	return 1;
@@ -499,8 +516,7 @@ msg_put_7bit(struct buf *b, const char *s, size_t n)
 	int	 r;
 
 	while (i < n) {
-		for (e = i; e < n && s[e] != '\r' && s[e] != '\n'; e++)
-			;
+		e = msg_scan_eol(s, i, n);
 		if ((r = buf_append(b, s + i, e - i)) != 0)
 			return r;
 		if (e == n)
