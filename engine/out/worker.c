@@ -210,6 +210,7 @@ struct rec {
 	struct smtpc_result res;
 	const char	*dest;
 	char		 tls[96];	/* protocol and cipher, "" = plain */
+	char		 mx[256];	/* host the session talked to */
 };
 
 /* A record script sent but not yet confirmed: resent after a reconnect. */
@@ -788,6 +789,7 @@ rec_flush_camp(struct wthread *w, struct rargs *a, size_t from, size_t to)
 		rargs_str(a, classify_category_name(x->cat));
 		rargs_str(a, x->suppress ? classify_category_name(x->cat) : "");
 		rargs_str(a, x->tls);
+		rargs_str(a, x->mx);
 	}
 	for (i = from; i < to; i++) {
 		struct job	*j = w->recs[i].r->job;
@@ -1477,6 +1479,8 @@ sconn_events(struct sconn *c, unsigned ev)
 			    &c->smtp.result, d->name);
 			memcpy(w->recs[w->nrecs - 1].tls, c->tlsinfo,
 			    sizeof(c->tlsinfo));
+			snprintf(w->recs[w->nrecs - 1].mx,
+			    sizeof(w->recs[0].mx), "%s", d->hosts[c->hi].name);
 			c->cur = NULL;
 		} else if (!c->ready_once) {
 			/* Session failed before any transaction. */
