@@ -105,7 +105,8 @@ shape_rate_when(const struct shape_rate *r, mono_us now, uint32_t k,
 		return 0;
 	}
 	/* Smallest t with tat + k*per - burst*per <= t*n (tat > now here). */
-	t = tat + (shape_i128)(k - r->burst) * (shape_i128)r->per_us;
+	t = tat - ((shape_i128)r->burst - (shape_i128)k) *
+	    (shape_i128)r->per_us;
 	t = (t + n - 1) / n;
 	if (t <= (shape_i128)now)
 		t = (shape_i128)now + 1;
@@ -157,10 +158,10 @@ shape_ctl_conf_from(struct shape_ctl_conf *conf,
 	conf->conn_rate = cs->max_connection_rate;
 	conf->conn_burst = 1;
 	conf->adaptive = cs->adaptive;
-	conf->decrease_pct = 50;
+	conf->decrease_pct = 70;
 	conf->holdoff_us = 2 * SHAPE_US;
 	conf->increase_us = SHAPE_US;
-	conf->increase_pct = 5;
+	conf->increase_pct = 2;
 	conf->recover_pct = 90;
 	conf->fail_threshold = 3;
 	conf->backoff_min_us = 10 * SHAPE_US;
@@ -307,7 +308,7 @@ shape_ctl_raise(struct shape_ctl *c, mono_us now, struct shape_event *ev)
 		 * (too little mail for the site): a raise would only be
 		 * untested headroom.
 		 */
-		if (obs * 2 >= c->rate_mpd) {
+		if (obs * 4 >= c->rate_mpd * 3) {
 			ref = c->ref_mpd != 0 ? c->ref_mpd : max;
 			step = ref / 100 * c->conf.increase_pct;
 			if (c->ref_mpd != 0 && c->rate_mpd <
