@@ -81,7 +81,7 @@ enum config_tls_mode {
  * (written "unlimited"). The limiter itself is out/shape.h.
  */
 struct config_rate {
-	uint32_t	 n;		/* 1..CONFIG_RATE_N_MAX, 0 = unlimited */
+	uint32_t	 n;		/* 0 = unlimited */
 	uint32_t	 per_s;		/* 1, 60, 3600 or 86400 */
 };
 #define CONFIG_RATE_N_MAX	1000000000u

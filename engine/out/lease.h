@@ -94,7 +94,8 @@ int	lease_slots_cmd(struct lease_cmd *c, enum lease_slot_op op,
  * array of integers (an error reply included: r->type is then
  * REDIS_REPLY_ERROR and its text is the caller's to log).
  */
-int	lease_tokens_parse(const struct redisReply *r, struct lease_tokens *out);
+int	lease_tokens_parse(const struct redisReply *r,
+	    struct lease_tokens *out);
 int	lease_slots_parse(const struct redisReply *r, struct lease_slots *out);
 
 #endif

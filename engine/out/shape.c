@@ -26,6 +26,7 @@ __extension__ typedef __int128 shape_i128;
 
 #define SHAPE_US	((mono_us)1000000)
 #define SHAPE_OBS_US	SHAPE_US	/* throughput estimate window */
+#define SHAPE_OBS_MIN_US (SHAPE_US / 100)	/* shortest partial window */
 
 static shape_i128
 shape_tat(const struct shape_rate *r)
@@ -261,8 +262,11 @@ shape_obs_mpd(const struct shape_ctl *c, mono_us now)
 
 	if (c->obs_mpd != 0)
 		return c->obs_mpd;
-	if (el <= 0 || c->obs_n == 0)
+	if (c->obs_n == 0)
 		return 0;
+	/* A first reply right at the start: rather overestimate. */
+	if (el < SHAPE_OBS_MIN_US)
+		el = SHAPE_OBS_MIN_US;
 	return (uint64_t)((shape_i128)c->obs_n * (shape_i128)SHAPE_MPD_PER_S *
 	    SHAPE_US / el);
 }
@@ -314,6 +318,13 @@ shape_ctl_raise(struct shape_ctl *c, mono_us now, struct shape_event *ev)
 			if (c->ref_mpd != 0 && c->rate_mpd <
 			    c->ref_mpd / 100 * c->conf.recover_pct)
 				step *= 4;
+			/*
+			 * Past the rate of the last cut, probe faster the
+			 * longer it holds (CUBIC's convex region), so a site
+			 * whose limit went up is not climbed at 2 %/s.
+			 */
+			if (c->ref_mpd != 0 && c->rate_mpd > c->ref_mpd)
+				step += (c->rate_mpd - c->ref_mpd) / 4;
 			if (step == 0)
 				step = 1;
 			c->rate_mpd += step;

@@ -146,7 +146,7 @@ struct shape_ctl_conf {
 					   rate (last cut, else max): 5 */
 	uint32_t	 recover_pct;	/* below this % of the rate at the
 					   last cut, steps are 4x: 90 */
-	uint32_t	 fail_threshold;	/* failures before a backoff: 3 */
+	uint32_t	 fail_threshold; /* failures before a backoff: 3 */
 	mono_us		 backoff_min_us;	/* first backoff: 10 s */
 	mono_us		 backoff_max_us;	/* cap: 1 h */
 };
@@ -209,7 +209,9 @@ int	shape_ctl_init(struct shape_ctl *c, const struct shape_ctl_conf *conf,
  *     within holdoff_us change nothing (one burst of 421s = one cut).
  *   OK: counts; once increase_us has passed since the last change, adds
  *     increase_pct of the reference rate (4x while below recover_pct of
- *     the rate at the last cut) and one connection, up to the maxima.
+ *     the rate at the last cut; plus a quarter of the excess once above
+ *     it, so a raised limit is found quickly) and one connection, up to
+ *     the maxima, unless the sender uses under 3/4 of its rate.
  *     Also ends a connection-failure backoff (SHAPE_R_CLEAR).
  *   HINT: suspends the site until now + retry_after_s (a later hint
  *     extends, an earlier one never shortens).

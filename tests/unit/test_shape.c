@@ -442,7 +442,7 @@ sim_rx_accept(struct sim_rx *rx, mono_us now)
 }
 
 static void
-sim_run(unsigned r, mono_us lat_us, uint32_t conc)
+sim_run2(unsigned r, unsigned r2, mono_us lat_us, uint32_t conc)
 {
 	static struct sim_rx	 rx;
 	struct shape_ctl_conf	 conf;
@@ -460,6 +460,9 @@ sim_run(unsigned r, mono_us lat_us, uint32_t conc)
 	cr_assert_eq(shape_ctl_init(&c, &conf, T0), 0);
 	for (mono_us t = T0; t < T0 + SIM_END_S * S; t += 100) {
 		bool measure = t >= T0 + SIM_MEASURE_S * S;
+
+		if (t == T0 + SIM_MEASURE_S / 2 * S)
+			rx.r = r2;	/* the receiver changes its limit */
 
 		for (size_t i = 0; i < ninflight;) {
 			struct shape_event ev;
@@ -498,9 +501,15 @@ sim_run(unsigned r, mono_us lat_us, uint32_t conc)
 	    c.conc);
 	cr_assert_gt(cuts, 0);
 	cr_assert_lt(ratio, 0.05, "deferral ratio %.3f", ratio);
-	cr_assert_geq(tput, 0.8 * r, "throughput %.1f/s", tput);
-	cr_assert_leq(tput, 1.0 * r);
-	cr_assert_leq((double)c.rate_mpd / SHAPE_MPD_PER_S, 1.2 * r);
+	cr_assert_geq(tput, 0.8 * r2, "throughput %.1f/s", tput);
+	cr_assert_leq(tput, 1.0 * r2);
+	cr_assert_leq((double)c.rate_mpd / SHAPE_MPD_PER_S, 1.2 * r2);
+}
+
+static void
+sim_run(unsigned r, mono_us lat_us, uint32_t conc)
+{
+	sim_run2(r, r, lat_us, conc);
 }
 
 Test(shape, controller_settles_under_receiver_limit, .timeout = 20)
@@ -516,4 +525,14 @@ Test(shape, controller_settles_slow_receiver, .timeout = 20)
 Test(shape, controller_settles_fast_receiver, .timeout = 20)
 {
 	sim_run(500, 10000, 50);
+}
+
+Test(shape, controller_follows_a_raised_limit, .timeout = 20)
+{
+	sim_run2(20, 200, 20000, 20);
+}
+
+Test(shape, controller_follows_a_lowered_limit, .timeout = 20)
+{
+	sim_run2(300, 30, 20000, 20);
 }
