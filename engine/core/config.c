@@ -47,6 +47,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -92,6 +93,7 @@ enum config_type {
 	CONFIG_T_POOLS,		/* mapping name -> sequence of sources */
 	CONFIG_T_HNAMES,	/* sequence of header names */
 	CONFIG_T_RESOLVERS,	/* list of IP[:port] */
+	CONFIG_T_SHAPING,	/* shaping: defaults, sites, sources */
 };
 
 struct config_key {
@@ -209,6 +211,7 @@ static const struct config_key config_top[] = {
 	{ "dkim_headers", CONFIG_T_HNAMES, 0, 0, 0, NULL },
 	{ "verp", CONFIG_T_SECTION, 0, 0, 0, config_verp },
 	{ "unsubscribe", CONFIG_T_SECTION, 0, 0, 0, config_unsub },
+	{ "shaping", CONFIG_T_SHAPING, 0, 0, 0, NULL },
 	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
 };
 
@@ -623,6 +626,7 @@ config_scalar(struct config_ctx *x, struct config *c, const char *path,
 	case CONFIG_T_POOLS:
 	case CONFIG_T_HNAMES:
 	case CONFIG_T_RESOLVERS:
+	case CONFIG_T_SHAPING:
 		break;
 	}
 	return config_errf(x, v, "%s: internal error", path);
@@ -1141,6 +1145,413 @@ config_hnames(struct config_ctx *x, struct config *c, yaml_node_t *m)
 	return 0;
 }
 
+/*
+ * shaping: (issue 6). Three parts: defaults (one layer), sites and
+ * sources (keyed layers). A layer records which keys it gave in `set`,
+ * so config_shaping_for() can merge layers field by field.
+ */
+#define CONFIG_SITE_KEY_MAX	511	/* dns_route.site without its NUL */
+
+static void
+config_shaping_fini(struct config_shaping *s)
+{
+	for (size_t i = 0; i < s->nthrottle_patterns; i++)
+		free(s->throttle_patterns[i]);
+	free(s->throttle_patterns);
+	s->throttle_patterns = NULL;
+	s->nthrottle_patterns = 0;
+}
+
+int
+config_rate_parse(const char *s, size_t len, struct config_rate *out)
+{
+	uint64_t	 n;
+	size_t		 d = 0;
+	uint32_t	 per;
+
+	if (s == NULL)
+		return -EINVAL;
+	if (len == 9 && memcmp(s, "unlimited", 9) == 0) {
+		out->n = 0;
+		out->per_s = 1;
+		return 0;
+	}
+	while (d < len && s[d] >= '0' && s[d] <= '9')
+		d++;
+	if (d == 0 || d > 10 || len != d + 2 || s[d] != '/' ||
+	    config_parse_u64(s, d, &n) != 0 || n == 0 ||
+	    n > CONFIG_RATE_N_MAX)
+		return -EINVAL;
+	switch (s[d + 1]) {
+	case 's':
+		per = 1;
+		break;
+	case 'm':
+		per = 60;
+		break;
+	case 'h':
+		per = 3600;
+		break;
+	case 'd':
+		per = 86400;
+		break;
+	default:
+		return -EINVAL;
+	}
+	out->n = (uint32_t)n;
+	out->per_s = per;
+	return 0;
+}
+
+char *
+config_rate_format(const struct config_rate *r, char *out, size_t outsz)
+{
+	char u;
+
+	if (outsz == 0)
+		return out;
+	if (r->n == 0) {
+		snprintf(out, outsz, "unlimited");
+		return out;
+	}
+	u = r->per_s == 86400 ? 'd' : r->per_s == 3600 ? 'h' :
+	    r->per_s == 60 ? 'm' : 's';
+	snprintf(out, outsz, "%" PRIu32 "/%c", r->n, u);
+	return out;
+}
+
+/* A site key (MX rollup: names joined by ',', maybe "#digest") or domain. */
+static bool
+config_site_key_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > CONFIG_SITE_KEY_MAX || strlen(s) != len)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!isalnum(c) && strchr(".-_,#:[]", c) == NULL)
+			return false;
+	}
+	return true;
+}
+
+/* An IP address in canonical (inet_ntop) form into out; false if none. */
+static bool
+config_ip_canon(const char *s, char *out, size_t outsz)
+{
+	struct in6_addr a6;
+	struct in_addr	a4;
+
+	if (inet_pton(AF_INET, s, &a4) == 1)
+		return inet_ntop(AF_INET, &a4, out, (socklen_t)outsz) != NULL;
+	if (inet_pton(AF_INET6, s, &a6) == 1)
+		return inet_ntop(AF_INET6, &a6, out, (socklen_t)outsz) !=
+		    NULL;
+	return false;
+}
+
+static int
+config_patterns(struct config_ctx *x, struct config_shaping *s,
+    const char *path, yaml_node_t *m)
+{
+	yaml_node_item_t	*b, *e;
+	size_t			 n;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_SEQUENCE_NODE)
+		return config_errf(x, m, "%s: expected a list of strings",
+		    path);
+	b = m->data.sequence.items.start;
+	e = m->data.sequence.items.top;
+	n = (size_t)(e - b);
+	if (n > CONFIG_PATTERNS_MAX)
+		return config_errf(x, m, "%s: at most %d patterns", path,
+		    CONFIG_PATTERNS_MAX);
+	config_shaping_fini(s);
+	if (n == 0)
+		return 0;
+	if ((s->throttle_patterns = calloc(n, sizeof(char *))) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t	*v = yaml_document_get_node(x->doc, b[i]);
+		const char	*t;
+		size_t		 len;
+
+		if (v == NULL || v->type != YAML_SCALAR_NODE)
+			return config_errf(x, v != NULL ? v : m,
+			    "%s[%zu]: expected a string", path, i);
+		t = config_sval(v);
+		len = v->data.scalar.length;
+		if (len == 0 || len > CONFIG_PATTERN_MAX || strlen(t) != len ||
+		    !config_text_ok(t, len))
+			return config_errf(x, v, "%s[%zu]: expected 1..%d "
+			    "characters without control characters", path, i,
+			    CONFIG_PATTERN_MAX);
+		if ((s->throttle_patterns[i] = strndup(t, len)) == NULL)
+			return -ENOMEM;
+		s->nthrottle_patterns++;
+	}
+	return 0;
+}
+
+/* One layer: the keys of shaping.defaults (also each site and source). */
+static int
+config_shaping_layer(struct config_ctx *x, struct config_shaping *s,
+    const char *path, yaml_node_t *m)
+{
+	yaml_node_pair_t	*b, *e;
+	char			 sub[CONFIG_SITE_KEY_MAX + 64];
+	int			 rc;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_MAPPING_NODE)
+		return config_errf(x, m, "%s: expected a mapping", path);
+	b = m->data.mapping.pairs.start;
+	e = m->data.mapping.pairs.top;
+	for (yaml_node_pair_t *p = b; p < e; p++) {
+		yaml_node_t	*kn, *v;
+		const char	*key, *t;
+		size_t		 len;
+		uint64_t	 u;
+
+		if ((rc = config_key_check(x, path, b, p, &kn)) != 0)
+			return rc;
+		key = config_sval(kn);
+		snprintf(sub, sizeof(sub), "%s.%s", path, key);
+		if ((v = yaml_document_get_node(x->doc, p->value)) == NULL)
+			return config_errf(x, kn, "%s: missing value", sub);
+		if (strcmp(key, "throttle_patterns") == 0) {
+			if ((rc = config_patterns(x, s, sub, v)) != 0)
+				return rc;
+			s->set |= CONFIG_SHAPE_F_PATTERNS;
+			continue;
+		}
+		if (strcmp(key, "connection_limit") != 0 &&
+		    strcmp(key, "max_deliveries_per_connection") != 0 &&
+		    strcmp(key, "max_message_rate") != 0 &&
+		    strcmp(key, "max_connection_rate") != 0 &&
+		    strcmp(key, "adaptive") != 0)
+			return config_errf(x, kn, "%s: unknown key", sub);
+		if (v->type != YAML_SCALAR_NODE)
+			return config_errf(x, v, "%s: expected a scalar value",
+			    sub);
+		t = config_sval(v);
+		len = v->data.scalar.length;
+		if (strcmp(key, "connection_limit") == 0 ||
+		    strcmp(key, "max_deliveries_per_connection") == 0) {
+			bool	 cl = key[0] == 'c';
+			uint64_t max = cl ? 10000 : 100000;
+
+			if (config_parse_u64(t, len, &u) != 0)
+				return config_errf(x, v,
+				    "%s: expected an integer", sub);
+			if (u < 1 || u > max)
+				return config_errf(x, v, "%s: must be between "
+				    "1 and %llu", sub, (unsigned long long)max);
+			if (cl) {
+				s->connection_limit = (uint32_t)u;
+				s->set |= CONFIG_SHAPE_F_CONN_LIMIT;
+			} else {
+				s->max_deliveries_per_connection = (uint32_t)u;
+				s->set |= CONFIG_SHAPE_F_MAX_DELIV;
+			}
+		} else if (strcmp(key, "adaptive") == 0) {
+			if (strcasecmp(t, "true") == 0 ||
+			    strcasecmp(t, "yes") == 0)
+				s->adaptive = true;
+			else if (strcasecmp(t, "false") == 0 ||
+			    strcasecmp(t, "no") == 0)
+				s->adaptive = false;
+			else
+				return config_errf(x, v, "%s: expected true, "
+				    "false, yes or no", sub);
+			s->set |= CONFIG_SHAPE_F_ADAPTIVE;
+		} else {
+			bool msg = strcmp(key, "max_message_rate") == 0;
+
+			if (config_rate_parse(t, len, msg ?
+			    &s->max_message_rate : &s->max_connection_rate) !=
+			    0)
+				return config_errf(x, v, "%s: expected a rate "
+				    "like 100/s, 20/m, 5000/h, 100000/d (N at "
+				    "most %u) or unlimited", sub,
+				    CONFIG_RATE_N_MAX);
+			s->set |= msg ? CONFIG_SHAPE_F_MSG_RATE :
+			    CONFIG_SHAPE_F_CONN_RATE;
+		}
+	}
+	return 0;
+}
+
+/* shaping.sites or shaping.sources: key -> layer. */
+static int
+config_shaping_map(struct config_ctx *x, const char *path, bool sources,
+    yaml_node_t *m, struct config_shaping_entry **outv, size_t *outn)
+{
+	yaml_node_pair_t	*b, *e;
+	size_t			 n;
+	char			 sub[CONFIG_SITE_KEY_MAX + 32];
+	char			 ip[INET6_ADDRSTRLEN];
+	int			 rc;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_MAPPING_NODE)
+		return config_errf(x, m, "%s: expected a mapping", path);
+	b = m->data.mapping.pairs.start;
+	e = m->data.mapping.pairs.top;
+	n = (size_t)(e - b);
+	if (n > CONFIG_SHAPING_MAX)
+		return config_errf(x, m, "%s: at most %d entries", path,
+		    CONFIG_SHAPING_MAX);
+	if (n == 0)
+		return 0;
+	if ((*outv = calloc(n, sizeof(**outv))) == NULL)
+		return -ENOMEM;
+	for (yaml_node_pair_t *p = b; p < e; p++) {
+		struct config_shaping_entry	*en = &(*outv)[*outn];
+		yaml_node_t			*kn, *v;
+		const char			*k;
+		size_t				 klen;
+
+		if ((rc = config_key_check(x, path, b, p, &kn)) != 0)
+			return rc;
+		k = config_sval(kn);
+		klen = kn->data.scalar.length;
+		if (sources) {
+			if (klen >= 64 || strlen(k) != klen ||
+			    !config_ip_canon(k, ip, sizeof(ip)))
+				return config_errf(x, kn, "%s: '%.64s' is not "
+				    "an IP address", path, k);
+			en->key = strdup(ip);
+		} else {
+			if (!config_site_key_ok(k, klen))
+				return config_errf(x, kn, "%s: '%.64s' is not "
+				    "a site key or domain", path, k);
+			en->key = strndup(k, klen);
+		}
+		if (en->key == NULL)
+			return -ENOMEM;
+		for (char *q = en->key; *q; q++)
+			*q = (char)tolower((unsigned char)*q);
+		(*outn)++;	/* so config_fini frees a partial entry */
+		for (size_t i = 0; i + 1 < *outn; i++)
+			if (strcmp((*outv)[i].key, en->key) == 0)
+				return config_errf(x, kn, "%s.%.64s: duplicate "
+				    "key", path, k);
+		en->s.adaptive = true;
+		snprintf(sub, sizeof(sub), "%s.%s", path, en->key);
+		v = yaml_document_get_node(x->doc, p->value);
+		if (v == NULL)
+			return config_errf(x, kn, "%s: missing value", sub);
+		if ((rc = config_shaping_layer(x, &en->s, sub, v)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int
+config_shaping_top(struct config_ctx *x, struct config *c, yaml_node_t *m)
+{
+	yaml_node_pair_t	*b, *e;
+	int			 rc;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_MAPPING_NODE)
+		return config_errf(x, m, "shaping: expected a mapping");
+	b = m->data.mapping.pairs.start;
+	e = m->data.mapping.pairs.top;
+	for (yaml_node_pair_t *p = b; p < e; p++) {
+		yaml_node_t	*kn, *v;
+		const char	*key;
+
+		if ((rc = config_key_check(x, "shaping", b, p, &kn)) != 0)
+			return rc;
+		key = config_sval(kn);
+		if ((v = yaml_document_get_node(x->doc, p->value)) == NULL)
+			return config_errf(x, kn, "shaping.%s: missing value",
+			    key);
+		if (strcmp(key, "defaults") == 0)
+			rc = config_shaping_layer(x, &c->shaping,
+			    "shaping.defaults", v);
+		else if (strcmp(key, "sites") == 0)
+			rc = config_shaping_map(x, "shaping.sites", false, v,
+			    &c->shaping_sites, &c->nshaping_sites);
+		else if (strcmp(key, "sources") == 0)
+			rc = config_shaping_map(x, "shaping.sources", true, v,
+			    &c->shaping_sources, &c->nshaping_sources);
+		else
+			return config_errf(x, kn, "shaping.%s: unknown key",
+			    key);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Copy the fields l sets over out. */
+static void
+config_shaping_apply(struct config_shaping *out,
+    const struct config_shaping *l)
+{
+	if (l->set & CONFIG_SHAPE_F_CONN_LIMIT)
+		out->connection_limit = l->connection_limit;
+	if (l->set & CONFIG_SHAPE_F_MAX_DELIV)
+		out->max_deliveries_per_connection =
+		    l->max_deliveries_per_connection;
+	if (l->set & CONFIG_SHAPE_F_MSG_RATE)
+		out->max_message_rate = l->max_message_rate;
+	if (l->set & CONFIG_SHAPE_F_CONN_RATE)
+		out->max_connection_rate = l->max_connection_rate;
+	if (l->set & CONFIG_SHAPE_F_ADAPTIVE)
+		out->adaptive = l->adaptive;
+	if (l->set & CONFIG_SHAPE_F_PATTERNS) {
+		out->throttle_patterns = l->throttle_patterns;
+		out->nthrottle_patterns = l->nthrottle_patterns;
+	}
+	out->set |= l->set;
+}
+
+static const struct config_shaping *
+config_shaping_find(const struct config_shaping_entry *v, size_t n,
+    const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(v[i].key, key) == 0)
+			return &v[i].s;
+	return NULL;
+}
+
+void
+config_shaping_for(const struct config *c, const char *site,
+    const char *domain, const char *source, struct config_shaping *out)
+{
+	const struct config_shaping	*l;
+	char				 ip[INET6_ADDRSTRLEN];
+
+	memset(out, 0, sizeof(*out));
+	out->connection_limit = c->connection_limit;
+	out->max_deliveries_per_connection = c->max_deliveries_per_connection;
+	out->max_message_rate.per_s = 1;
+	out->max_connection_rate.per_s = 1;
+	out->adaptive = true;
+	config_shaping_apply(out, &c->shaping);
+	if (site != NULL && *site != '\0' && (l = config_shaping_find(
+	    c->shaping_sites, c->nshaping_sites, site)) != NULL)
+		config_shaping_apply(out, l);
+	if (domain != NULL && *domain != '\0' && (l = config_shaping_find(
+	    c->shaping_sites, c->nshaping_sites, domain)) != NULL)
+		config_shaping_apply(out, l);
+	if (source != NULL && *source != '\0' &&
+	    config_ip_canon(source, ip, sizeof(ip)) && (l =
+	    config_shaping_find(c->shaping_sources, c->nshaping_sources,
+	    ip)) != NULL)
+		config_shaping_apply(out, l);
+}
+
 /* Rules between keys, checked once their section has been read. */
 static int
 config_cross_check(struct config_ctx *x, struct config *c,
@@ -1223,6 +1634,8 @@ config_section(struct config_ctx *x, struct config *c, const char *path,
 			rc = config_pools(x, c, v);
 		else if (k->type == CONFIG_T_HNAMES)
 			rc = config_hnames(x, c, v);
+		else if (k->type == CONFIG_T_SHAPING)
+			rc = config_shaping_top(x, c, v);
 		else
 			rc = config_scalar(x, c, sub, k, v);
 		if (rc != 0)
@@ -1268,6 +1681,7 @@ config_defaults(struct config *c)
 	c->dns_cache_size = 10000;
 	c->log_level = LOG_INFO;
 	c->unsub_max_age_s = 90u * 86400u;
+	c->shaping.adaptive = true;
 	if ((c->redis_host = strdup("127.0.0.1")) == NULL)
 		return -ENOMEM;
 	if ((c->unsub_url = strdup(CONFIG_UNSUB_URL_DEFAULT)) == NULL) {
@@ -1329,6 +1743,17 @@ config_fini(struct config *c)
 	free(c->routes);
 	free(c->dns_servers);
 	free(c->path);
+	config_shaping_fini(&c->shaping);
+	for (size_t i = 0; i < c->nshaping_sites; i++) {
+		free(c->shaping_sites[i].key);
+		config_shaping_fini(&c->shaping_sites[i].s);
+	}
+	free(c->shaping_sites);
+	for (size_t i = 0; i < c->nshaping_sources; i++) {
+		free(c->shaping_sources[i].key);
+		config_shaping_fini(&c->shaping_sources[i].s);
+	}
+	free(c->shaping_sources);
 }
 
 void

@@ -129,6 +129,41 @@ class Sink:
                 self.proc.wait()
 
 
+class ThrottleSink:
+    """Receiver that answers 421 above a rate (throttle_sink.py) and counts
+    concurrent connections; stats() reads its JSON stats file."""
+
+    def __init__(self, workdir, rate, fraction=1.0, at="mail", close=False,
+                 name="throttle"):
+        self.port = free_port()
+        self.statsfile = os.path.join(workdir, name + ".json")
+        args = [PY, os.path.join(HERE, "throttle_sink.py"), "--port", str(self.port),
+                "--rate", str(rate), "--fraction", str(fraction), "--at", at,
+                "--stats", self.statsfile]
+        if close:
+            args.append("--close")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE,
+                                     stderr=open(os.path.join(workdir, name + ".log"), "w"),
+                                     text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY"):
+            raise RuntimeError("throttle sink did not start")
+
+    def stats(self):
+        import json
+        with open(self.statsfile) as f:
+            return json.load(f)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 def write_config(path, redis_port, routes, extra=""):
     lines = ["redis:", "  host: 127.0.0.1", "  port: %d" % redis_port,
              "worker:", "  threads: 2",
