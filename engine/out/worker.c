@@ -46,6 +46,7 @@
 #include "mail/msg.h"
 #include "out/outcome.h"
 #include "out/retry.h"
+#include "out/shape.h"
 #include "out/schema.h"
 #include "out/smtpc.h"
 #include "out/worker.h"
@@ -143,6 +144,16 @@ struct dest {
 	const struct config_pool *pool;	/* borrowed; NULL = no source bind */
 	unsigned	*src_nconn;	/* owns: sessions per pool source */
 	unsigned	 src_rr;
+	/*
+	 * Traffic shaping (out/shape): the merged limits for this site and
+	 * the adaptive controller that finds its acceptable pace.
+	 */
+	struct config_shaping cs;
+	struct shape_ctl ctl;
+	mono_us		 park_until;	/* no message before (rate, hint) */
+	mono_us		 conn_park_until; /* no new session before */
+	bool		 published;	/* state changed since last publish */
+	char		 last_event[SHAPE_TEXT_MAX];
 	struct dhost	*hosts;		/* owns; by preference */
 	unsigned	 nhosts;
 	mono_us		 refreshed_at;
@@ -242,6 +253,7 @@ struct wthread {
 	struct dest	*dall;		/* every destination, static and MX */
 	struct dest	*dhash[WORKER_DEST_BUCKETS];	/* MX sites by key */
 	struct dns	*dns;		/* owns: MX resolution */
+	mono_us		 wake;		/* earliest parked site/slot, 0 = none */
 	SSL_CTX		*ssl_ctx;	/* borrowed: one per process */
 	struct tls_session_cache tls_cache; /* resumption, per MX host */
 	struct dkim_key	**dkim;		/* owns: this thread's copies */
@@ -887,7 +899,7 @@ supp_recent(struct wthread *w, const struct rcpt *r)
 static void dest_key(char *out, size_t len, const struct config_pool *pool,
     const char *name);
 static struct dest *dest_get(struct wthread *w, const char *key,
-    const struct config_pool *pool);
+    const struct config_pool *pool, const char *site, const char *domain);
 
 static struct dest *
 dest_for(struct wthread *w, const struct rcpt *r)
@@ -906,8 +918,14 @@ dest_for(struct wthread *w, const struct rcpt *r)
 	if ((rt = config_route_find(w->cfg, dom, domlen)) == NULL)
 		return NULL;
 	proto = &w->dests[rt - w->cfg->routes];
-	dest_key(key, sizeof(key), c->pool, proto->name);
-	if ((d = dest_get(w, key, c->pool)) != NULL && d->hosts == NULL &&
+	{
+		char	dbuf[256];
+
+		snprintf(dbuf, sizeof(dbuf), "%.*s", (int)domlen, dom);
+		dest_key(key, sizeof(key), c->pool, proto->name);
+		d = dest_get(w, key, c->pool, proto->name, dbuf);
+	}
+	if (d != NULL && d->hosts == NULL &&
 	    proto->nhosts > 0 && (d->hosts = malloc(sizeof(*d->hosts))) != NULL) {
 		*d->hosts = *proto->hosts;	/* this pool's own host state */
 		d->nhosts = 1;
@@ -945,6 +963,33 @@ static bool
 camp_has_token(const struct wcamp *c)
 {
 	return c->rate_per_s <= 0 || c->tokens >= 1.0;
+}
+
+/* Make the loop wake up by t (a rate slot or the end of a hint). */
+static void
+wake_at(struct wthread *w, mono_us t)
+{
+	if (t > 0 && t != SHAPE_NEVER && (w->wake == 0 || t < w->wake))
+		w->wake = t;
+}
+
+/* Report one signal to the site's controller; log and publish changes. */
+static void
+dest_feedback(struct wthread *w, struct dest *d, enum shape_signal sig,
+    uint32_t hint_s)
+{
+	struct shape_event	ev;
+	mono_us			now = mono_now();
+
+	if (sig == SHAPE_NONE)
+		return;
+	if (shape_ctl_feedback(&d->ctl, now, sig, hint_s, &ev) == 1) {
+		shape_event_format(&ev, now, d->last_event,
+		    sizeof(d->last_event));
+		log_info("shape dest=%s thread=%u %s", d->name, w->index,
+		    d->last_event);
+		d->published = false;
+	}
 }
 
 /* First host (by preference) that is not backing off, or -1. */
@@ -996,8 +1041,10 @@ dest_key(char *out, size_t len, const struct config_pool *pool,
 
 /* The destination named key (created empty on first use). */
 static struct dest *
-dest_get(struct wthread *w, const char *key, const struct config_pool *pool)
+dest_get(struct wthread *w, const char *key, const struct config_pool *pool,
+    const char *site, const char *domain)
 {
+	struct shape_ctl_conf	 conf;
 	uint64_t	 b = dest_hash(key) % WORKER_DEST_BUCKETS;
 	struct dest	*d;
 
@@ -1008,6 +1055,10 @@ dest_get(struct wthread *w, const char *key, const struct config_pool *pool)
 		return NULL;
 	snprintf(d->name, sizeof(d->name), "%s", key);
 	d->pool = pool;
+	config_shaping_for(w->cfg, site, domain, NULL, &d->cs);
+	shape_ctl_conf_from(&conf, &d->cs);
+	if (shape_ctl_init(&d->ctl, &conf, mono_now()) != 0)
+		log_warn("dest=%s shaping limits inconsistent: clamped", key);
 	if (pool != NULL &&
 	    (d->src_nconn = calloc(pool->nsrc, sizeof(*d->src_nconn))) == NULL) {
 		free(d);
@@ -1022,14 +1073,14 @@ dest_get(struct wthread *w, const char *key, const struct config_pool *pool)
 
 static struct dest *
 dest_for_route(struct wthread *w, const struct dns_route *rt,
-    const struct config_pool *pool)
+    const struct config_pool *pool, const char *domain)
 {
 	struct dest	*d;
 	mono_us		 now = mono_now();
 	char		 key[sizeof(d->name)];
 
 	dest_key(key, sizeof(key), pool, rt->site);
-	if ((d = dest_get(w, key, pool)) == NULL)
+	if ((d = dest_get(w, key, pool, rt->site, domain)) == NULL)
 		return NULL;
 	if (d->nhosts > 0 && now - d->refreshed_at < 300000000)
 		return d;
@@ -1378,11 +1429,27 @@ sconn_dispatch(struct sconn *c)
 	int			 e;
 
 	while (c->cur == NULL && c->smtp.state == SMTPC_READY) {
-		if (c->ndeliv >= w->cfg->max_deliveries_per_connection ||
+		if (c->ndeliv >= c->d->cs.max_deliveries_per_connection ||
 		    (w->draining && c->d->nq == 0)) {
 			c->idle = false;
 			sconn_events(c, smtpc_quit(&c->smtp));
 			return;
+		}
+		if (c->d->nq > 0) {
+			/* The site's pace: a token per message, or park. */
+			mono_us	now = mono_now(), t;
+
+			t = now < c->d->park_until ? c->d->park_until :
+			    shape_ctl_take(&c->d->ctl, now, 1);
+			if (t != 0) {
+				c->d->park_until = t;
+				wake_at(w, t);
+				if (!c->idle) {
+					c->idle = true;
+					sconn_set_deadline(c);
+				}
+				return;
+			}
 		}
 		if ((r = dest_pop_ready(c->d)) == NULL) {
 			if (!c->idle) {
@@ -1475,6 +1542,21 @@ sconn_events(struct sconn *c, unsigned ev)
 
 	if (ev & SMTPC_EV_RESULT) {
 		if (c->cur != NULL) {
+			const struct smtpc_result *sr = &c->smtp.result;
+			struct classify_result	 cr;
+			uint32_t		 hint = 0;
+			enum shape_signal	 sig;
+
+			if (sr->code >= 200 && sr->code < 300)
+				cr.actions = 0, cr.retry_after_s = 0,
+				cr.category = CLASSIFY_DELIVERED, cr.rule_line = 0;
+			else
+				classify_reply(sr->code, sr->esc, sr->text, &cr);
+			sig = shape_signal_of(sr->code, sr->esc, sr->text, &cr,
+			    &d->cs, &hint);
+			dest_feedback(w, d, sig, 0);
+			if (hint > 0)
+				dest_feedback(w, d, SHAPE_HINT, hint);
 			rcpt_done(w, c->cur, outcome_of(&c->smtp.result),
 			    &c->smtp.result, d->name);
 			memcpy(w->recs[w->nrecs - 1].tls, c->tlsinfo,
@@ -1492,6 +1574,7 @@ sconn_events(struct sconn *c, unsigned ev)
 	if ((ev & SMTPC_EV_READY) && c->st == SC_OPEN) {
 		if (!c->ready_once) {
 			c->ready_once = true;
+			dest_feedback(w, d, SHAPE_CONN_OK, 0);
 			d->nfail = 0;
 			d->hosts[c->hi].nfail = 0;
 			d->hosts[c->hi].down_until = 0;
@@ -1727,8 +1810,10 @@ sconn_close(struct sconn *c, const char *why)
 		c->counted_open = false;
 		d->nopening--;
 	}
-	if (failed && !c->tls_soft_fail)
+	if (failed && !c->tls_soft_fail) {
+		dest_feedback(w, d, SHAPE_CONN_FAIL, 0);
 		dest_failed(w, d, c->hi, c->why[0] ? c->why : "session failed");
+	}
 	if (c->fd >= 0 && (c->op_conn.busy || c->op_recv.busy ||
 	    c->op_send.busy)) {
 		/* Ops still reference the socket: cancel them all first. */
@@ -1780,12 +1865,13 @@ dest_pick_source(const struct wthread *w, struct dest *d)
 {
 	int	best = -2;
 
+	(void)w;
 	if (d->pool == NULL)
 		return -1;
 	for (size_t k = 0; k < d->pool->nsrc; k++) {
 		size_t	i = (d->src_rr + k) % d->pool->nsrc;
 
-		if (d->src_nconn[i] >= w->cfg->connection_limit)
+		if (d->src_nconn[i] >= d->cs.connection_limit)
 			continue;
 		if (best < 0 || d->src_nconn[i] < d->src_nconn[best])
 			best = (int)i;
@@ -1937,7 +2023,8 @@ sched_pass(struct wthread *w)
 		next = c->next;
 		if (c->st == SC_CLOSING)
 			continue;
-		if (c->idle && (c->d->nq > 0 || w->draining)) {
+		if (c->idle && ((c->d->nq > 0 && now >= c->d->park_until) ||
+		    w->draining)) {
 			sconn_dispatch(c);
 			sconn_flush(c);
 			continue;
@@ -1970,10 +2057,24 @@ sched_pass(struct wthread *w)
 				    "destination is backing off after failures");
 			continue;
 		}
-		while (d->nconn < w->cfg->connection_limit *
+		if (now < d->conn_park_until)
+			continue;
+		while (d->nconn < d->cs.connection_limit *
 		    (d->pool ? d->pool->nsrc : 1) &&
 		    d->nq > d->nopening && dest_pick_host(d, now) >= 0) {
 			unsigned	before = d->nconn;
+			mono_us		until = 0;
+			int		k;
+
+			/* The controller's concurrency and connection rate. */
+			k = shape_ctl_conn_take(&d->ctl, now, d->nconn, &until);
+			if (k == -EAGAIN) {
+				d->conn_park_until = until;
+				wake_at(w, until);
+				break;
+			}
+			if (k != 0)
+				break;
 
 			sconn_open(w, d);
 			if (d->nconn == before)
@@ -2287,12 +2388,17 @@ on_route(void *arg, const struct dns_route *rt)
 	const char		*email = r->vals[c->email_col];
 
 	switch (rt->status) {
-	case 0:
-		if ((d = dest_for_route(w, rt, c->pool)) != NULL &&
+	case 0: {
+		char		 dbuf[256];
+		const char	*at = memchr(email, '@', r->lens[c->email_col]);
+
+		snprintf(dbuf, sizeof(dbuf), "%s", at ? at + 1 : "");
+		if ((d = dest_for_route(w, rt, c->pool, dbuf)) != NULL &&
 		    d->nhosts > 0) {
 			dest_push(d, r);
 			return;
 		}
+	}
 		result_set(&res, SMTPC_ST_CONNECT, 0, "4.3.0", "%s",
 		    "out of memory for a destination");
 		rcpt_done(w, r, OUTCOME_DEFERRED, &res, NULL);
@@ -2949,7 +3055,15 @@ wthread_main(void *arg)
 	w->t_refresh.arg = w;
 	loop_timer_at(&w->loop, &w->t_refresh, mono_now() + WORKER_REFRESH_US);
 	for (;;) {
-		if ((r = loop_run_once(&w->loop, WORKER_TICK_US)) < 0) {
+		mono_us	wait = WORKER_TICK_US, now = mono_now();
+
+		if (w->wake != 0) {
+			wait = w->wake <= now ? 0 : w->wake - now;
+			if (wait > WORKER_TICK_US)
+				wait = WORKER_TICK_US;
+			w->wake = 0;
+		}
+		if ((r = loop_run_once(&w->loop, wait)) < 0) {
 			log_msgc(LOG_ERROR, -r, "io_uring wait failed");
 			w->rc = 1;
 			break;
