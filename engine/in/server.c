@@ -722,7 +722,7 @@ on_accept(struct loop *l, struct loop_op *op, int res, unsigned flags)
 	(void)flags;
 	if (res >= 0)
 		conn_new(li, res);
-	else if (res != -ECANCELED)
+	else if (res != -ECANCELED && !li->srv->stop)
 		log_msgc(LOG_WARN, -res, "inbound accept proto=%s",
 		    inbound_proto_name[li->proto]);
 	listener_arm(li);
@@ -865,6 +865,13 @@ inbound_server_new(const struct inbound_conf *conf, char *err, size_t errlen)
 		goto fail;
 	}
 	s->loop_ok = true;
+	/* The root itself; user maildirs are made on first delivery or
+	 * login. */
+	if (mkdir(s->conf.root, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "maildir_root %s: %s", s->conf.root,
+		    strerror(errno));
+		goto fail;
+	}
 	for (int i = 0; i < INBOUND__N; i++) {
 		const char *spec = conf->listen[i];
 
