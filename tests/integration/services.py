@@ -215,9 +215,10 @@ class Inbound:
         env["RINGMAIL_INBOUND_IDLE_POLL_MS"] = "300"
         env.update(extra_env or {})
         self.log = os.path.join(workdir, "inbound.log")
+        self.logf = open(self.log, "w")
         self.proc = subprocess.Popen([BIN, "inbound", "--config", self.config],
                                      stdout=subprocess.DEVNULL,
-                                     stderr=open(self.log, "w"), env=env)
+                                     stderr=self.logf, env=env)
         for port in self.ports.values():
             wait_port(port)
 
@@ -246,4 +247,5 @@ class Inbound:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.logf.close()
         return self.proc.returncode
