@@ -802,11 +802,19 @@ server_sweep(struct inbound_server *s)
 		}
 		if (c->idle && c->imap != NULL && (wake || now >=
 		    c->next_tick)) {
+			mono_us dl = c->deadline;
+
 			c->next_tick = now + poll;
 			conn_handle(c, imapd_session_tick(c->imap, &c->out));
+			/* A rescan is not client activity: the 30-minute
+			 * IDLE limit still counts from the last input. */
+			if (c->idle)
+				c->deadline = dl;
 			continue;
 		}
-		if (now >= c->deadline && !c->more) {
+		/* Also while a send is stuck or INSESS_MORE waits on it: a
+		 * client that stops reading is dropped, not kept forever. */
+		if (now >= c->deadline) {
 			if (c->close_after_flush) {
 				conn_close(c, "timeout flushing");
 			} else if (c->smtp != NULL) {
