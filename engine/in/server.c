@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -52,6 +53,17 @@ struct inbound_listener {
 	socklen_t		 salen;
 };
 
+/* A message being stored (see store_next). */
+struct inbound_store {
+	int			 step;		/* enum store_step */
+	struct maildir_delivery	 d;
+	int			 dirfd;		/* new/ while its fsync runs */
+	char			 boxes[INBOUND_MAX_MAILBOXES][AUTH_USER_MAX + 1];
+	size_t			 nbox, ibox;
+	char			 hdr[1024];	/* Return-Path, Received */
+	size_t			 hlen;
+};
+
 /* Connection states: OPEN -> CLOSING (ops cancelled) -> reaped. */
 struct inbound_conn {
 	struct inbound_server	*srv;
@@ -69,6 +81,8 @@ struct inbound_conn {
 	mono_us			 deadline;
 	mono_us			 next_tick;	/* IDLE rescan */
 	struct loop_op		 op_recv, op_send, op_cancel;
+	struct loop_op		 op_store;	/* fsyncs of a delivery */
+	struct inbound_store	 store;
 	struct buf		 out;		/* owns: session output */
 	struct buf		 wire;		/* owns: bytes to send */
 	struct buf		 tx;		/* owns: in flight */
@@ -301,7 +315,7 @@ conn_arm_recv(struct inbound_conn *c)
 	struct io_uring_sqe *sqe;
 
 	if (c->closing || c->close_after_flush || c->op_recv.busy ||
-	    c->delay_until != 0 || c->more)
+	    c->delay_until != 0 || c->more || c->store.step != 0)
 		return;
 	if ((sqe = loop_sqe(&c->srv->loop, &c->op_recv)) == NULL) {
 		conn_close(c, "io_uring full");
@@ -359,102 +373,215 @@ rcpt_mailbox(const struct inbound_server *s, const struct smtpd_rcpt *r,
 	return s->conf.reply_mailbox;
 }
 
-/* Write one copy: tmp/, fsync, rename into new/, fsync new/. */
-static int
-store_one(struct inbound_server *s, const char *user, const char *hdr,
-    size_t hlen, const struct smtpd_message *m)
-{
-	struct maildir_delivery	d;
-	char			dir[MAILDIR_PATH_MAX];
-	int			r;
+/*
+ * Storing a message, driven by the ring so fsyncs of several connections
+ * overlap. Per mailbox copy:
+ *   open tmp/ file, write (page cache)  -> FSYNC file   (STORE_FILE)
+ *   close, rename into new/, open new/  -> FSYNC new/   (STORE_DIR)
+ * then the next mailbox, then 250 (or 451 on any failure). The session is
+ * in its WAIT state meanwhile and we do not read, so input stays bounded.
+ */
+enum store_step {
+	STORE_IDLE,
+	STORE_FILE,	/* fsync of the tmp/ file in flight */
+	STORE_DIR,	/* fsync of new/ in flight */
+};
 
-	if (snprintf(dir, sizeof(dir), "%s/%s", s->conf.root, user) >=
-	    (int)sizeof(dir))
-		return -ENAMETOOLONG;
-	if ((r = maildir_create(dir)) != 0)
-		return r;
-	if ((r = maildir_deliver_open(&d, dir)) != 0)
-		return r;
-	if ((r = maildir_deliver_write(&d, hdr, hlen)) != 0 ||
-	    (r = maildir_deliver_write(&d, m->data, m->len)) != 0 ||
-	    (r = maildir_deliver_sync(&d)) != 0 ||
-	    (r = maildir_deliver_commit(&d, false, 0)) != 0) {
-		maildir_deliver_abort(&d);
-		return r;
-	}
-	return maildir_deliver_syncdir(&d);
-}
+static void store_next(struct inbound_conn *c);
 
-static bool
-conn_store(struct inbound_conn *c)
+static void
+store_finish(struct inbound_conn *c, int r)
 {
 	struct inbound_server	*s = c->srv;
+	struct inbound_store	*st = &c->store;
 	struct smtpd_message	 m;
-	char			 hdr[1024], date[64];
-	char			 boxes[INBOUND_MAX_MAILBOXES][AUTH_USER_MAX + 1];
-	char			 ubuf[AUTH_USER_MAX + 1];
-	size_t			 nbox = 0, hlen;
+	bool			 ok = r == 0;
+
+	st->step = STORE_IDLE;
+	if (smtpd_session_message(c->smtp, &m) != 0)
+		ok = false;
+	else if (!ok) {
+		log_msgc(LOG_WARN, -r, "inbound store peer=%s from=<%s> "
+		    "nrcpt=%zu", c->peer, m.mail_from, m.nrcpt);
+		s->st.nstore_fail++;
+	} else {
+		s->st.nmessages++;
+		s->new_mail = true;
+		log_info("inbound received peer=%s from=<%s> nrcpt=%zu "
+		    "size=%zu tls=%d", c->peer, m.mail_from, m.nrcpt, m.len,
+		    (int)m.tls);
+		/* Stored: now tell the sending side what it means. */
+		for (size_t i = 0; i < m.nrcpt; i++) {
+			struct inreport rep;
+
+			if (m.rcpt[i].kind != SMTPD_RCPT_BOUNCE)
+				continue;
+			if (inreport_analyze(s->conf.verp_key, m.rcpt[i].addr,
+			    m.rcpt[i].local_len, m.data, m.len, &rep) != 0)
+				continue;
+			log_info("inbound report rcpt=<%s> kind=%s campaign=%s "
+			    "idx=%u addr=<%s> esc=%s category=%s",
+			    m.rcpt[i].addr, inreport_kind_name(rep.kind),
+			    rep.campaign, rep.index, rep.rcpt, rep.esc,
+			    rep.category);
+			if (s->conf.on_report != NULL)
+				s->conf.on_report(s->conf.arg, &rep);
+		}
+	}
+	conn_handle(c, smtpd_session_delivered(c->smtp, ok, &c->out));
+}
+
+static void
+on_store(struct loop *l, struct loop_op *op, int res, unsigned flags)
+{
+	struct inbound_conn	*c = op->arg;
+	struct inbound_store	*st = &c->store;
+	int			 r;
+
+	(void)l;
+	(void)flags;
+	if (st->step == STORE_FILE) {
+		close(st->d.fd);
+		st->d.fd = -1;
+		if (res < 0 || c->closing) {
+			maildir_deliver_abort(&st->d);
+			if (!c->closing)
+				store_finish(c, res < 0 ? res : -EIO);
+			else
+				st->step = STORE_IDLE;
+			return;
+		}
+		if ((r = maildir_deliver_commit(&st->d, false, 0)) != 0) {
+			maildir_deliver_abort(&st->d);
+			store_finish(c, r);
+			return;
+		}
+		/* The file is in new/; make the rename durable. */
+		char p[MAILDIR_PATH_MAX + 8];
+		struct io_uring_sqe *sqe;
+
+		snprintf(p, sizeof(p), "%s/new", st->d.dir);
+		if ((st->dirfd = open(p, O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC)) < 0) {
+			store_finish(c, -errno);
+			return;
+		}
+		if ((sqe = loop_sqe(&c->srv->loop, &c->op_store)) == NULL) {
+			close(st->dirfd);
+			st->dirfd = -1;
+			store_finish(c, -EAGAIN);
+			return;
+		}
+		io_uring_prep_fsync(sqe, st->dirfd, 0);
+		st->step = STORE_DIR;
+		return;
+	}
+	if (st->step == STORE_DIR) {
+		close(st->dirfd);
+		st->dirfd = -1;
+		if (c->closing) {
+			st->step = STORE_IDLE;
+			return;
+		}
+		/* A failed directory fsync answers 451 although the file is
+		 * in new/: the client's retry makes a duplicate, never a
+		 * loss. */
+		if (res < 0) {
+			store_finish(c, res);
+			return;
+		}
+		st->ibox++;
+		store_next(c);
+	}
+}
+
+/* Start the copy for mailbox st->ibox, or finish. */
+static void
+store_next(struct inbound_conn *c)
+{
+	struct inbound_store	*st = &c->store;
+	struct smtpd_message	 m;
+	struct io_uring_sqe	*sqe;
+	char			 dir[MAILDIR_PATH_MAX];
+	int			 r;
+
+	if (st->ibox == st->nbox) {
+		store_finish(c, 0);
+		return;
+	}
+	if (smtpd_session_message(c->smtp, &m) != 0) {
+		store_finish(c, -ENOENT);
+		return;
+	}
+	if (snprintf(dir, sizeof(dir), "%s/%s", c->srv->conf.root,
+	    st->boxes[st->ibox]) >= (int)sizeof(dir)) {
+		store_finish(c, -ENAMETOOLONG);
+		return;
+	}
+	if ((r = maildir_create(dir)) != 0 ||
+	    (r = maildir_deliver_open(&st->d, dir)) != 0) {
+		store_finish(c, r);
+		return;
+	}
+	if ((r = maildir_deliver_write(&st->d, st->hdr, st->hlen)) != 0 ||
+	    (r = maildir_deliver_write(&st->d, m.data, m.len)) != 0) {
+		maildir_deliver_abort(&st->d);
+		store_finish(c, r);
+		return;
+	}
+	if ((sqe = loop_sqe(&c->srv->loop, &c->op_store)) == NULL) {
+		maildir_deliver_abort(&st->d);
+		store_finish(c, -EAGAIN);
+		return;
+	}
+	io_uring_prep_fsync(sqe, st->d.fd, 0);
+	st->step = STORE_FILE;
+}
+
+/* SMTPD_F_MESSAGE: work out the mailboxes and the trace header, start. */
+static void
+store_start(struct inbound_conn *c)
+{
+	struct inbound_server	*s = c->srv;
+	struct inbound_store	*st = &c->store;
+	struct smtpd_message	 m;
+	char			 date[64], ubuf[AUTH_USER_MAX + 1];
 	time_t			 now = time(NULL);
 	struct tm		 tm;
-	int			 r = 0;
+	int			 n;
 
-	if (smtpd_session_message(c->smtp, &m) != 0)
-		return false;
+	st->nbox = st->ibox = 0;
+	if (smtpd_session_message(c->smtp, &m) != 0) {
+		store_finish(c, -ENOENT);
+		return;
+	}
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	/* RFC 5321 4.4: trace fields. Paths and HELO are checked by smtpd
 	 * (no controls, no spaces in paths), so no header injection. */
-	hlen = (size_t)snprintf(hdr, sizeof(hdr), "Return-Path: <%s>\r\n"
+	n = snprintf(st->hdr, sizeof(st->hdr), "Return-Path: <%s>\r\n"
 	    "Received: from %s ([%s])\r\n\tby %s with %s;\r\n\t%s\r\n",
 	    m.mail_from, m.helo[0] ? m.helo : "unknown", c->peer,
 	    s->conf.hostname, m.tls ? "ESMTPS" : "ESMTP", date);
-	if (hlen >= sizeof(hdr))
-		hlen = sizeof(hdr) - 1;
+	st->hlen = n < 0 ? 0 : (size_t)n >= sizeof(st->hdr) ?
+	    sizeof(st->hdr) - 1 : (size_t)n;
 	/* One copy per distinct mailbox. */
-	for (size_t i = 0; i < m.nrcpt && r == 0; i++) {
+	for (size_t i = 0; i < m.nrcpt; i++) {
 		const char	*u = rcpt_mailbox(s, &m.rcpt[i], ubuf,
 		    sizeof(ubuf));
 		bool		 dup = false;
 
-		for (size_t j = 0; j < nbox && !dup; j++)
-			dup = strcmp(boxes[j], u) == 0;
+		for (size_t j = 0; j < st->nbox && !dup; j++)
+			dup = strcmp(st->boxes[j], u) == 0;
 		if (dup)
 			continue;
-		if (nbox == INBOUND_MAX_MAILBOXES) {
-			r = -E2BIG;
-			break;
+		if (st->nbox == INBOUND_MAX_MAILBOXES) {
+			store_finish(c, -E2BIG);
+			return;
 		}
-		snprintf(boxes[nbox], sizeof(boxes[0]), "%s", u);
-		r = store_one(s, boxes[nbox], hdr, hlen, &m);
-		nbox++;
+		snprintf(st->boxes[st->nbox++], sizeof(st->boxes[0]), "%s", u);
 	}
-	if (r != 0) {
-		log_msgc(LOG_WARN, -r, "inbound store peer=%s from=<%s> "
-		    "nrcpt=%zu", c->peer, m.mail_from, m.nrcpt);
-		s->st.nstore_fail++;
-		return false;
-	}
-	s->st.nmessages++;
-	s->new_mail = true;
-	log_info("inbound received peer=%s from=<%s> nrcpt=%zu size=%zu "
-	    "tls=%d", c->peer, m.mail_from, m.nrcpt, m.len, (int)m.tls);
-	/* Stored: now tell the sending side what it means. */
-	for (size_t i = 0; i < m.nrcpt; i++) {
-		struct inreport rep;
-
-		if (m.rcpt[i].kind != SMTPD_RCPT_BOUNCE)
-			continue;
-		if (inreport_analyze(s->conf.verp_key, m.rcpt[i].addr,
-		    m.rcpt[i].local_len, m.data, m.len, &rep) != 0)
-			continue;
-		log_info("inbound report rcpt=<%s> kind=%s campaign=%s idx=%u "
-		    "addr=<%s> esc=%s category=%s", m.rcpt[i].addr,
-		    inreport_kind_name(rep.kind), rep.campaign, rep.index,
-		    rep.rcpt, rep.esc, rep.category);
-		if (s->conf.on_report != NULL)
-			s->conf.on_report(s->conf.arg, &rep);
-	}
-	return true;
+	store_next(c);
 }
 
 /* Act on a session's flags; see in/README.md "What the network layer
@@ -462,12 +589,15 @@ conn_store(struct inbound_conn *c)
 static void
 conn_handle(struct inbound_conn *c, unsigned fl)
 {
-	while ((fl & SMTPD_F_MESSAGE) && !(fl & INSESS_CLOSE) &&
-	    c->smtp != NULL) {
-		bool ok = conn_store(c);
-
-		fl = (fl & ~SMTPD_F_MESSAGE) |
-		    smtpd_session_delivered(c->smtp, ok, &c->out);
+	if ((fl & SMTPD_F_MESSAGE) && !(fl & INSESS_CLOSE) &&
+	    c->smtp != NULL && c->store.step == STORE_IDLE) {
+		/* Send what came before (e.g. pipelined RCPT replies are
+		 * already out; this is the rest), then store; the 250 or 451
+		 * and the rest of the input follow in store_finish(). */
+		conn_emit(c);
+		conn_flush(c);
+		store_start(c);
+		return;
 	}
 	c->idle = (fl & INSESS_IDLE_WAIT) != 0;
 	c->more = (fl & INSESS_MORE) != 0;
@@ -657,6 +787,9 @@ conn_new(struct inbound_listener *li, int fd)
 	c->op_recv = (struct loop_op){ on_recv, c, false };
 	c->op_send = (struct loop_op){ on_send, c, false };
 	c->op_cancel = (struct loop_op){ on_cancel, c, false };
+	c->op_store = (struct loop_op){ on_store, c, false };
+	c->store.dirfd = -1;
+	c->store.d.fd = -1;
 	buf_init(&c->out);
 	buf_init(&c->wire);
 	buf_init(&c->tx);
@@ -756,7 +889,7 @@ static bool
 conn_reap(struct inbound_conn *c, struct inbound_conn **pp)
 {
 	if (!c->closing || c->op_recv.busy || c->op_send.busy ||
-	    c->op_cancel.busy)
+	    c->op_cancel.busy || c->op_store.busy)
 		return false;
 	*pp = c->next;
 	c->srv->nconns--;
