@@ -37,6 +37,14 @@
 #define INB_PENDING_MAX		4096	/* reports held while Redis is down */
 #define INB_RETRY_US		5000000
 #define INB_KEY_STATS		"rm:inbound"	/* hash: inbound counters */
+/* KEYS: suppress hash, log. ARGV: addr, value, log maxlen, ts. */
+#define INB_LUA_SUPPRESS \
+	"if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then\n" \
+	"  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', " \
+	"    'op', 'add', 'addr', ARGV[1], 'list', '', 'ts', ARGV[4])\n" \
+	"  return 1\n" \
+	"end\n" \
+	"return 0\n"
 
 struct inb_ctx {
 	const struct config	*cfg;
@@ -133,12 +141,12 @@ inb_append(struct inb_ctx *x, const struct inreport *r, int64_t now)
 	    strlen(r->rcpt)) == 0 &&
 	    suppress_format_value(val, sizeof(val), r->text[0] ? r->text :
 	    r->category, src, now) == 0) {
-		redisAppendCommand(x->rc, "HSET %s %s %s", RM_KEY_SUPPRESS,
-		    addr, val);
-		redisAppendCommand(x->rc, "XADD %s MAXLEN ~ %s * op add addr %s "
-		    "list %s ts %s", RM_KEY_SUPPRESS_LOG,
-		    RM_SUPPRESS_LOG_MAXLEN, addr, "", ts);
-		n += 2;
+		/* As the worker does (RM_LUA_RECORD): an address already
+		 * suppressed keeps its first reason and gets no log entry. */
+		redisAppendCommand(x->rc, "EVAL %s 2 %s %s %s %s %s %s",
+		    INB_LUA_SUPPRESS, RM_KEY_SUPPRESS, RM_KEY_SUPPRESS_LOG,
+		    addr, val, RM_SUPPRESS_LOG_MAXLEN, ts);
+		n++;
 	}
 	return n;
 }

@@ -154,6 +154,18 @@ class InboundTest(unittest.TestCase):
         # the message itself is kept in the bounce mailbox
         self.assertEqual(len(self.ib.mailbox_files("bounces")), before + 1)
 
+    def test_existing_suppression_is_kept(self):
+        self.redis.raw("HSET", "rm:suppress", "kept@example.com",
+                       "by hand\x1fmanual\x1f1")
+        addr = self.ib.verp("keep-camp", 9)
+        self.send("", [addr], dsn(addr, rcpt="kept@example.com"))
+        self.assertTrue(self.wait_for(lambda: [
+            e for e in self.events() if e.get("campaign") == "keep-camp"]))
+        self.assertEqual(self.redis.hget("rm:suppress", "kept@example.com"),
+                         "by hand\x1fmanual\x1f1")
+        self.assertNotIn("kept@example.com", self.redis.raw(
+            "XRANGE", "rm:suppress:log", "-", "+"))
+
     def test_soft_bounce_is_not_suppressed(self):
         addr = self.ib.verp("soft-camp", 7)
         self.send("", [addr], dsn(addr, rcpt="full@example.com",
