@@ -490,5 +490,35 @@ class InboundTest(unittest.TestCase):
         self.assertEqual(sorted(got), sorted(want))
 
 
+class InboundRedisOutageTest(unittest.TestCase):
+    """Reports wait in memory while Redis is down and are written once it
+    is back; the message is accepted (250) and stored meanwhile."""
+
+    def test_reports_wait_for_redis(self):
+        w = Workdir("inbound-outage")
+        redis = Redis(w.path)
+        ib = Inbound(w.path, redis.port, {"bounces": "b-pw"})
+        try:
+            redis.stop()
+            addr = ib.verp("outage", 5)
+            s = smtplib.SMTP("127.0.0.1", ib.ports["smtp"], timeout=10)
+            s.sendmail("", [addr], dsn(addr, rcpt="gone@example.com"))
+            s.quit()
+            self.assertEqual(len(ib.mailbox_files("bounces")), 1)
+            time.sleep(0.5)
+            redis.start()
+            end = time.time() + 15
+            while time.time() < end and redis.hget(
+                    "rm:{outage}:stats", "bounced") != "1":
+                time.sleep(0.1)
+            self.assertEqual(redis.hget("rm:{outage}:stats", "bounced"), "1")
+            self.assertIn("\x1fbounce\x1f",
+                          redis.hget("rm:suppress", "gone@example.com"))
+        finally:
+            ib.stop()
+            redis.stop()
+            w.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main()
