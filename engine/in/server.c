@@ -37,6 +37,7 @@
 #define INBOUND_RBUF		16384
 #define INBOUND_TURN_US		250000	/* longest wait per loop turn */
 #define INBOUND_MAX_MAILBOXES	8	/* distinct mailboxes per message */
+#define INBOUND_WIRE_HIWAT	(2u * 1024 * 1024)	/* unsent bytes */
 
 static const char *const inbound_proto_name[INBOUND__N] = {
 	"smtp", "imap", "imaps", "pop3", "pop3s",
@@ -316,6 +317,10 @@ conn_arm_recv(struct inbound_conn *c)
 
 	if (c->closing || c->close_after_flush || c->op_recv.busy ||
 	    c->delay_until != 0 || c->more || c->store.step != 0)
+		return;
+	/* Backpressure: a client that pipelines commands without reading
+	 * the answers is not read until they drain. */
+	if (buf_unread(&c->wire) + buf_unread(&c->tx) > INBOUND_WIRE_HIWAT)
 		return;
 	if ((sqe = loop_sqe(&c->srv->loop, &c->op_recv)) == NULL) {
 		conn_close(c, "io_uring full");
@@ -710,6 +715,7 @@ on_send(struct loop *l, struct loop_op *op, int res, unsigned flags)
 		return;
 	}
 	conn_flush(c);
+	conn_arm_recv(c);	/* if it waited for the backlog to drain */
 }
 
 static void
