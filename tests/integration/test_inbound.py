@@ -67,7 +67,8 @@ class InboundTest(unittest.TestCase):
         cls.redis = Redis(cls.w.path)
         cls.ib = Inbound(cls.w.path, cls.redis.port,
                          {"alice": ALICE_PW, "bounces": "bounce-pw",
-                          "replies": "reply-pw", "fm": "fm-pw"})
+                          "replies": "reply-pw", "fm": "fm-pw",
+                          "big": "big-pw"})
         # alice's maildir exists once she has logged in: mail to
         # alice@reply.test then lands there instead of in replies.
         m = imaplib.IMAP4("127.0.0.1", cls.ib.ports["imap"])
@@ -344,6 +345,26 @@ class InboundTest(unittest.TestCase):
     def test_imap_implicit_tls(self):
         self.imap_session(imaplib.IMAP4_SSL(
             "127.0.0.1", self.ib.ports["imaps"], ssl_context=tls_ctx()))
+
+    def test_imap_large_fetch_over_tls(self):
+        # 3 x 600 KB: FETCH 1:* goes out in INSESS_MORE parts
+        m = imaplib.IMAP4_SSL("127.0.0.1", self.ib.ports["imaps"],
+                              ssl_context=tls_ctx())
+        m.login("big", "big-pw")
+        line = "y" * 78 + "\r\n"
+        for i in range(3):
+            self.send("a@b.example", ["big@reply.test"],
+                      "Subject: big %d\r\n\r\n" % i + line * 7500)
+        typ, data = m.select("INBOX")
+        self.assertEqual(int(data[0]), 3)
+        typ, data = m.fetch("1:*", "(BODY.PEEK[])")
+        self.assertEqual(typ, "OK")
+        bodies = [d[1] for d in data if isinstance(d, tuple)]
+        self.assertEqual(len(bodies), 3)
+        disk = sorted(self.read_file(q) for q in
+                      self.ib.mailbox_files("big"))
+        self.assertEqual(sorted(bodies), disk)
+        m.logout()
 
     def test_imap_bad_login_is_delayed(self):
         m = imaplib.IMAP4("127.0.0.1", self.ib.ports["imap"])
