@@ -231,6 +231,8 @@ smtpd_mail_params(struct smtpd_session *s, const char *p, struct buf *out)
 		} else if ((n == 9 && strncasecmp(w, "BODY=7BIT", 9) == 0) ||
 		    (n == 13 && strncasecmp(w, "BODY=8BITMIME", 13) == 0)) {
 			/* RFC 6152: we store bytes as they come */
+		} else if (n == 8 && strncasecmp(w, "SMTPUTF8", 8) == 0) {
+			/* RFC 6531 3.4: UTF-8 paths; stored as they come */
 		} else {
 			goto bad;
 		}

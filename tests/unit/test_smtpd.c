@@ -198,7 +198,7 @@ Test(smtpd, size_limit)
 	feed(s, "EHLO c\r\nMAIL FROM:<a@b.c> SIZE=11\r\n", false, &out);
 	cr_assert_not_null(strstr(out.data, "552 5.3.4"));
 	buf_reset(&out);
-	fl = feed(s, "MAIL FROM:<a@b.c> SIZE=5 BODY=8BITMIME\r\n"
+	fl = feed(s, "MAIL FROM:<a@b.c> SIZE=5 BODY=8BITMIME SMTPUTF8\r\n"
 	    "RCPT TO:<x@reply.example>\r\nDATA\r\n0123456789ABC\r\n.\r\n"
 	    "NOOP\r\n", false, &out);
 	cr_assert_eq(fl & SMTPD_F_MESSAGE, 0);
