@@ -17,5 +17,6 @@ int	cmd_campaign(int argc, char **argv);
 int	cmd_suppress(int argc, char **argv);
 int	cmd_events(int argc, char **argv);
 int	cmd_dkim(int argc, char **argv);
+int	cmd_inbound(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const struct {
 	{ "suppress", cmd_suppress, "suppress add|remove|check|import|export: suppression lists" },
 	{ "events", cmd_events, "events [--follow] [--campaign ID]: outcome events as JSON lines" },
 	{ "dkim-sign", cmd_dkim, "dkim-sign --key K --domain D --selector S FILE" },
+	{ "inbound", cmd_inbound, "run the inbound SMTP/IMAP/POP3 server (bounces, replies)" },
 };
 
 static void

@@ -26,6 +26,14 @@
  *   dkim                           at most CONFIG_DKIM_MAX entries
  *   dkim_headers                   at most CONFIG_DKIM_HEADERS_MAX names
  *   unsubscribe.max_age            0 .. 3650 d   (0 = never expires)
+ *   inbound.listen_*               host:port, [v6]:port or "" (off)
+ *   inbound.max_message_size       1KB .. 1GB   (K/M/GB are x1024)
+ *   inbound.max_connections_per_ip 1 .. 100000
+ *   inbound.max_connections        1 .. 100000
+ *   inbound.max_recipients         1 .. 10000
+ *   inbound.{bounce,reply}_domains at most CONFIG_IN_DOMAINS_MAX each,
+ *                                  no domain in both lists
+ *   inbound.tls_cert_file/key_file together; imaps/pop3s need them
  * Cross-field rules: verp.bounce_domain and verp.secret_file go together;
  * unsubscribe.secret_file needs a url or a mailto_domain; dkim_dual needs
  * two keys for every DKIM domain (not both of one explicit algorithm).
@@ -91,6 +99,10 @@ enum config_type {
 	CONFIG_T_ROUTES,
 	CONFIG_T_DKIM,		/* sequence of key mappings */
 	CONFIG_T_POOLS,		/* mapping name -> sequence of sources */
+	CONFIG_T_LISTEN,	/* "host:port" or "" (= NULL) */
+	CONFIG_T_SIZE,		/* bytes: 1000, 64KB, 25MB, 1GB (x1024) */
+	CONFIG_T_USER,		/* mailbox user name */
+	CONFIG_T_DOMAINS,	/* list of domain names */
 	CONFIG_T_HNAMES,	/* sequence of header names */
 	CONFIG_T_RESOLVERS,	/* list of IP[:port] */
 	CONFIG_T_SHAPING,	/* shaping: defaults, sites, sources */
@@ -196,6 +208,29 @@ static const struct config_key config_unsub[] = {
 	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
 };
 
+static const struct config_key config_inbound[] = {
+	K("listen_smtp", CONFIG_T_LISTEN, in_listen_smtp, 0, 0),
+	K("listen_imap", CONFIG_T_LISTEN, in_listen_imap, 0, 0),
+	K("listen_imaps", CONFIG_T_LISTEN, in_listen_imaps, 0, 0),
+	K("listen_pop3", CONFIG_T_LISTEN, in_listen_pop3, 0, 0),
+	K("listen_pop3s", CONFIG_T_LISTEN, in_listen_pop3s, 0, 0),
+	K("tls_cert_file", CONFIG_T_PATH_OPT, in_tls_cert_file, 0, 0),
+	K("tls_key_file", CONFIG_T_PATH_OPT, in_tls_key_file, 0, 0),
+	K("maildir_root", CONFIG_T_PATH_OPT, in_maildir_root, 0, 0),
+	K("users_file", CONFIG_T_PATH_OPT, in_users_file, 0, 0),
+	K("bounce_domains", CONFIG_T_DOMAINS, in_bounce_domains, 0, 0),
+	K("reply_domains", CONFIG_T_DOMAINS, in_reply_domains, 0, 0),
+	K("bounce_mailbox", CONFIG_T_USER, in_bounce_mailbox, 0, 0),
+	K("reply_mailbox", CONFIG_T_USER, in_reply_mailbox, 0, 0),
+	K("max_message_size", CONFIG_T_SIZE, in_max_message_size, 1024,
+	    1024ull * 1024 * 1024),
+	K("max_connections_per_ip", CONFIG_T_U32, in_max_connections_per_ip,
+	    1, 100000),
+	K("max_connections", CONFIG_T_U32, in_max_connections, 1, 100000),
+	K("max_recipients", CONFIG_T_U32, in_max_recipients, 1, 10000),
+	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
+};
+
 static const struct config_key config_top[] = {
 	{ "redis", CONFIG_T_SECTION, 0, 0, 0, config_redis },
 	{ "worker", CONFIG_T_SECTION, 0, 0, 0, config_worker },
@@ -210,6 +245,7 @@ static const struct config_key config_top[] = {
 	K("dkim_dual", CONFIG_T_BOOL, dkim_dual, 0, 0),
 	{ "dkim_headers", CONFIG_T_HNAMES, 0, 0, 0, NULL },
 	{ "verp", CONFIG_T_SECTION, 0, 0, 0, config_verp },
+	{ "inbound", CONFIG_T_SECTION, 0, 0, 0, config_inbound },
 	{ "unsubscribe", CONFIG_T_SECTION, 0, 0, 0, config_unsub },
 	{ "shaping", CONFIG_T_SHAPING, 0, 0, 0, NULL },
 	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
@@ -421,6 +457,49 @@ config_parse_hostport(const char *s, size_t len, char **host, uint16_t *port)
 	return 0;
 }
 
+/* "25MB", "64KB", "1GB" (powers of 1024), "1000" (bytes) -> bytes. */
+static int
+config_parse_size(const char *s, size_t len, uint64_t *out)
+{
+	size_t		n = 0;
+	uint64_t	v, mul = 1;
+
+	while (n < len && s[n] >= '0' && s[n] <= '9')
+		n++;
+	if (n == 0 || n > 12 || config_parse_u64(s, n, &v) != 0)
+		return -EINVAL;
+	if (len - n == 2 && s[n + 1] == 'B') {
+		if (s[n] == 'K')
+			mul = 1024;
+		else if (s[n] == 'M')
+			mul = 1024 * 1024;
+		else if (s[n] == 'G')
+			mul = 1024 * 1024 * 1024;
+		else
+			return -EINVAL;
+	} else if (len - n == 1 && s[n] == 'B') {
+		mul = 1;
+	} else if (len != n) {
+		return -EINVAL;
+	}
+	*out = v * mul;
+	return 0;
+}
+
+/* A mailbox user name: the rule of in/auth.h auth_user_valid (core/ may
+ * not include in/). */
+static bool
+config_user_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > 64 || strlen(s) != len || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' &&
+		    s[i] != '_' && s[i] != '@' && s[i] != '+' && s[i] != '-')
+			return false;
+	return true;
+}
+
 /* Scalar text check shared by string kinds: no NUL, no control chars. */
 static bool
 config_text_ok(const char *s, size_t len)
@@ -620,6 +699,36 @@ config_scalar(struct config_ctx *x, struct config *c, const char *path,
 			    (unsigned long long)k->max);
 		*(uint32_t *)dst = (uint32_t)(u / MS_SEC);
 		return 0;
+	case CONFIG_T_LISTEN: {
+		char		*h = NULL;
+		uint16_t	 port;
+
+		if (config_is_null(v) || len == 0)
+			return config_set_str(dst, s, 0);
+		if (strlen(s) != len ||
+		    config_parse_hostport(s, len, &h, &port) != 0)
+			return config_errf(x, v, "%s: expected host:port or "
+			    "[v6]:port (\"\" = off)", path);
+		free(h);
+		return config_set_str(dst, s, len);
+	}
+	case CONFIG_T_SIZE:
+		if (config_parse_size(s, len, &u) != 0)
+			return config_errf(x, v, "%s: expected a size like "
+			    "1000, 64KB, 25MB, 1GB", path);
+		if (u < k->min || u > k->max)
+			return config_errf(x, v, "%s: must be between %llu "
+			    "and %llu bytes", path,
+			    (unsigned long long)k->min,
+			    (unsigned long long)k->max);
+		*(uint64_t *)dst = u;
+		return 0;
+	case CONFIG_T_USER:
+		if (!config_user_ok(s, len))
+			return config_errf(x, v, "%s: expected a user name "
+			    "(1..64 of A-Z a-z 0-9 . _ @ + -, not starting "
+			    "with '.')", path);
+		return config_set_str(dst, s, len);
 	case CONFIG_T_SECTION:
 	case CONFIG_T_ROUTES:
 	case CONFIG_T_DKIM:
@@ -627,6 +736,7 @@ config_scalar(struct config_ctx *x, struct config *c, const char *path,
 	case CONFIG_T_HNAMES:
 	case CONFIG_T_RESOLVERS:
 	case CONFIG_T_SHAPING:
+	case CONFIG_T_DOMAINS:
 		break;
 	}
 	return config_errf(x, v, "%s: internal error", path);
@@ -1552,6 +1662,67 @@ config_shaping_for(const struct config *c, const char *site,
 		config_shaping_apply(out, l);
 }
 
+/* inbound.bounce_domains / reply_domains: lower-cased, no repeats. */
+static int
+config_domains(struct config_ctx *x, struct config *c, const char *path,
+    const struct config_key *k, yaml_node_t *m)
+{
+	bool		  bounce = k->off ==
+	    offsetof(struct config, in_bounce_domains);
+	char		***dst = bounce ? &c->in_bounce_domains :
+	    &c->in_reply_domains;
+	size_t		 *np = bounce ? &c->nin_bounce_domains :
+	    &c->nin_reply_domains;
+	yaml_node_item_t *b, *e;
+	size_t		  n;
+
+	for (size_t i = 0; i < *np; i++)
+		free((*dst)[i]);
+	free(*dst);
+	*dst = NULL;
+	*np = 0;
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_SEQUENCE_NODE)
+		return config_errf(x, m, "%s: expected a list of domains",
+		    path);
+	b = m->data.sequence.items.start;
+	e = m->data.sequence.items.top;
+	n = (size_t)(e - b);
+	if (n > CONFIG_IN_DOMAINS_MAX)
+		return config_errf(x, m, "%s: at most %d domains", path,
+		    CONFIG_IN_DOMAINS_MAX);
+	if (n == 0)
+		return 0;
+	if ((*dst = calloc(n, sizeof(char *))) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t	*v = yaml_document_get_node(x->doc, b[i]);
+		const char	*s;
+		size_t		 len;
+		char		*d;
+
+		if (v == NULL || v->type != YAML_SCALAR_NODE)
+			return config_errf(x, v != NULL ? v : m,
+			    "%s[%zu]: expected a domain name", path, i);
+		s = config_sval(v);
+		len = v->data.scalar.length;
+		if (strlen(s) != len || !config_domain_ok(s, len))
+			return config_errf(x, v, "%s[%zu]: expected a domain "
+			    "name", path, i);
+		for (size_t j = 0; j < *np; j++)
+			if (strcasecmp((*dst)[j], s) == 0)
+				return config_errf(x, v, "%s[%zu]: %s is "
+				    "listed twice", path, i, s);
+		if ((d = strndup(s, len)) == NULL)
+			return -ENOMEM;
+		for (char *q = d; *q != '\0'; q++)
+			*q = (char)tolower((unsigned char)*q);
+		(*dst)[(*np)++] = d;
+	}
+	return 0;
+}
+
 /* Rules between keys, checked once their section has been read. */
 static int
 config_cross_check(struct config_ctx *x, struct config *c,
@@ -1566,6 +1737,22 @@ config_cross_check(struct config_ctx *x, struct config *c,
 		    c->verp_secret_file != NULL)
 			return config_errf(x, m, "verp.bounce_domain: required "
 			    "when verp.secret_file is set");
+	} else if (keys == config_inbound) {
+		if ((c->in_tls_cert_file == NULL) !=
+		    (c->in_tls_key_file == NULL))
+			return config_errf(x, m, "inbound: tls_cert_file and "
+			    "tls_key_file go together");
+		if (c->in_tls_cert_file == NULL &&
+		    (c->in_listen_imaps != NULL || c->in_listen_pop3s != NULL))
+			return config_errf(x, m, "inbound: listen_imaps and "
+			    "listen_pop3s need tls_cert_file");
+		for (size_t i = 0; i < c->nin_bounce_domains; i++)
+			for (size_t j = 0; j < c->nin_reply_domains; j++)
+				if (strcmp(c->in_bounce_domains[i],
+				    c->in_reply_domains[j]) == 0)
+					return config_errf(x, m, "inbound: %s "
+					    "is both a bounce and a reply "
+					    "domain", c->in_reply_domains[j]);
 	} else if (keys == config_unsub) {
 		if (c->unsub_secret_file != NULL && c->unsub_url == NULL &&
 		    c->unsub_mailto_domain == NULL)
@@ -1632,6 +1819,8 @@ config_section(struct config_ctx *x, struct config *c, const char *path,
 			rc = config_dkim_list(x, c, v);
 		else if (k->type == CONFIG_T_POOLS)
 			rc = config_pools(x, c, v);
+		else if (k->type == CONFIG_T_DOMAINS)
+			rc = config_domains(x, c, sub, k, v);
 		else if (k->type == CONFIG_T_HNAMES)
 			rc = config_hnames(x, c, v);
 		else if (k->type == CONFIG_T_SHAPING)
@@ -1676,6 +1865,21 @@ config_defaults(struct config *c)
 	c->retry_max_delay_ms = 4 * 60 * MS_MIN;
 	c->retry_max_age_ms = 4 * MS_DAY;
 	c->retry_max_attempts = 100;
+	c->in_max_message_size = 25u * 1024 * 1024;
+	c->in_max_connections_per_ip = 20;
+	c->in_max_connections = 1000;
+	c->in_max_recipients = 100;
+	if ((c->in_listen_smtp = strdup("127.0.0.1:2525")) == NULL ||
+	    (c->in_maildir_root = strdup("maildir")) == NULL ||
+	    (c->in_bounce_mailbox = strdup("bounces")) == NULL ||
+	    (c->in_reply_mailbox = strdup("replies")) == NULL) {
+		free(c->in_listen_smtp);
+		free(c->in_maildir_root);
+		free(c->in_bounce_mailbox);
+		c->in_listen_smtp = c->in_maildir_root = NULL;
+		c->in_bounce_mailbox = NULL;
+		return -ENOMEM;
+	}
 	c->dns_timeout_ms = 5 * MS_SEC;
 	c->dns_tries = 2;
 	c->dns_cache_size = 10000;
@@ -1732,6 +1936,23 @@ config_fini(struct config *c)
 	}
 	free(c->pools);
 	free(c->pool);
+	free(c->in_listen_smtp);
+	free(c->in_listen_imap);
+	free(c->in_listen_imaps);
+	free(c->in_listen_pop3);
+	free(c->in_listen_pop3s);
+	free(c->in_tls_cert_file);
+	free(c->in_tls_key_file);
+	free(c->in_maildir_root);
+	free(c->in_users_file);
+	for (size_t i = 0; i < c->nin_bounce_domains; i++)
+		free(c->in_bounce_domains[i]);
+	free(c->in_bounce_domains);
+	for (size_t i = 0; i < c->nin_reply_domains; i++)
+		free(c->in_reply_domains[i]);
+	free(c->in_reply_domains);
+	free(c->in_bounce_mailbox);
+	free(c->in_reply_mailbox);
 	for (size_t i = 0; i < c->ndkim_headers; i++)
 		free(c->dkim_headers[i]);
 	free(c->dkim_headers);

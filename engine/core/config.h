@@ -131,6 +131,8 @@ struct config_shaping {
 	size_t		 nthrottle_patterns;
 };
 
+#define CONFIG_IN_DOMAINS_MAX	64	/* entries per inbound domain list */
+
 /* shaping.sites / shaping.sources entry. */
 struct config_shaping_entry {
 	char		*key;	/* owns; lower-case site key or domain, or
@@ -205,6 +207,29 @@ struct config {
 	size_t		 nshaping_sites;
 	struct config_shaping_entry *shaping_sources;	/* owns */
 	size_t		 nshaping_sources;
+	/* inbound: (issue 7; `ringmail inbound`). Listen addresses are
+	 * "host:port" or "[v6]:port"; NULL = that listener is off. */
+	char		*in_listen_smtp;	/* "127.0.0.1:2525" */
+	char		*in_listen_imap;	/* NULL */
+	char		*in_listen_imaps;	/* NULL */
+	char		*in_listen_pop3;	/* NULL */
+	char		*in_listen_pop3s;	/* NULL */
+	char		*in_tls_cert_file;	/* NULL = no TLS (no STARTTLS,
+						   no imaps/pop3s) */
+	char		*in_tls_key_file;	/* NULL; required with cert */
+	char		*in_maildir_root;	/* "maildir" */
+	char		*in_users_file;		/* NULL = IMAP/POP3 logins off */
+	char		**in_bounce_domains;	/* owns; lower-case; default:
+						   verp.bounce_domain if set */
+	size_t		 nin_bounce_domains;
+	char		**in_reply_domains;	/* owns; lower-case */
+	size_t		 nin_reply_domains;
+	char		*in_bounce_mailbox;	/* "bounces" (a user name) */
+	char		*in_reply_mailbox;	/* "replies" (a user name) */
+	uint64_t	 in_max_message_size;	/* bytes: 25 MiB */
+	uint32_t	 in_max_connections_per_ip; /* 20 */
+	uint32_t	 in_max_connections;	/* all listeners: 1000 */
+	uint32_t	 in_max_recipients;	/* per message: 100 */
 };
 
 /* Fill c with defaults (allocates the default strings). 0 or -ENOMEM. */

@@ -1075,3 +1075,106 @@ Test(config, shipped_shaping_is_default)
 	config_free(c);
 	config_free(d);
 }
+
+Test(config, inbound_defaults_and_values)
+{
+	struct config *c = load_ok("");
+
+	cr_assert_str_eq(c->in_listen_smtp, "127.0.0.1:2525");
+	cr_assert_null(c->in_listen_imap);
+	cr_assert_null(c->in_listen_imaps);
+	cr_assert_null(c->in_tls_cert_file);
+	cr_assert_str_eq(c->in_maildir_root, "maildir");
+	cr_assert_str_eq(c->in_bounce_mailbox, "bounces");
+	cr_assert_str_eq(c->in_reply_mailbox, "replies");
+	cr_assert_eq(c->in_max_message_size, 25u * 1024 * 1024);
+	cr_assert_eq(c->in_max_connections_per_ip, 20);
+	cr_assert_eq(c->nin_bounce_domains, 0);
+	config_free(c);
+
+	c = load_ok("inbound:\n"
+	    "  listen_smtp: \"\"\n"
+	    "  listen_imap: \"[::1]:143\"\n"
+	    "  listen_imaps: 0.0.0.0:993\n"
+	    "  listen_pop3s: localhost:995\n"
+	    "  tls_cert_file: /etc/rm/cert.pem\n"
+	    "  tls_key_file: /etc/rm/key.pem\n"
+	    "  maildir_root: /var/mail/rm\n"
+	    "  users_file: /etc/rm/users\n"
+	    "  bounce_domains: [Bounce.Example, b2.example]\n"
+	    "  reply_domains: [reply.example]\n"
+	    "  bounce_mailbox: bnc\n"
+	    "  reply_mailbox: human+replies\n"
+	    "  max_message_size: 10MB\n"
+	    "  max_connections_per_ip: 5\n"
+	    "  max_connections: 50\n"
+	    "  max_recipients: 7\n");
+	cr_assert_null(c->in_listen_smtp);
+	cr_assert_str_eq(c->in_listen_imap, "[::1]:143");
+	cr_assert_str_eq(c->in_listen_imaps, "0.0.0.0:993");
+	cr_assert_null(c->in_listen_pop3);
+	cr_assert_str_eq(c->in_listen_pop3s, "localhost:995");
+	cr_assert_str_eq(c->in_users_file, "/etc/rm/users");
+	cr_assert_eq(c->nin_bounce_domains, 2);
+	cr_assert_str_eq(c->in_bounce_domains[0], "bounce.example");
+	cr_assert_str_eq(c->in_bounce_domains[1], "b2.example");
+	cr_assert_eq(c->nin_reply_domains, 1);
+	cr_assert_str_eq(c->in_reply_mailbox, "human+replies");
+	cr_assert_eq(c->in_max_message_size, 10u * 1024 * 1024);
+	cr_assert_eq(c->in_max_connections_per_ip, 5);
+	cr_assert_eq(c->in_max_connections, 50);
+	cr_assert_eq(c->in_max_recipients, 7);
+	config_free(c);
+}
+
+Test(config, inbound_errors)
+{
+	static const struct {
+		const char *yaml, *want;
+	} t[] = {
+		{ "inbound: {listen_smtp: 2525}\n", "t.yaml:1:24: "
+		  "inbound.listen_smtp: expected host:port or [v6]:port "
+		  "(\"\" = off)" },
+		{ "inbound: {listen_imap: \"::1:143\"}\n", "t.yaml:1:24: "
+		  "inbound.listen_imap: expected host:port or [v6]:port "
+		  "(\"\" = off)" },
+		{ "inbound: {listen_pop3: \"h:0\"}\n", "t.yaml:1:24: "
+		  "inbound.listen_pop3: expected host:port or [v6]:port "
+		  "(\"\" = off)" },
+		{ "inbound: {max_message_size: 25XB}\n", "t.yaml:1:29: "
+		  "inbound.max_message_size: expected a size like 1000, "
+		  "64KB, 25MB, 1GB" },
+		{ "inbound: {max_message_size: 2GB}\n", "t.yaml:1:29: "
+		  "inbound.max_message_size: must be between 1024 and "
+		  "1073741824 bytes" },
+		{ "inbound: {max_connections_per_ip: 0}\n", "t.yaml:1:35: "
+		  "inbound.max_connections_per_ip: must be between 1 and "
+		  "100000" },
+		{ "inbound: {bounce_domains: b.example}\n", "t.yaml:1:27: "
+		  "inbound.bounce_domains: expected a list of domains" },
+		{ "inbound: {bounce_domains: [\"a b\"]}\n", "t.yaml:1:28: "
+		  "inbound.bounce_domains[0]: expected a domain name" },
+		{ "inbound: {reply_domains: [r.example, R.example]}\n",
+		  "t.yaml:1:38: inbound.reply_domains[1]: R.example is "
+		  "listed twice" },
+		{ "inbound: {bounce_domains: [x.example], "
+		  "reply_domains: [x.example]}\n", "t.yaml:1:10: inbound: "
+		  "x.example is both a bounce and a reply domain" },
+		{ "inbound: {tls_cert_file: /c}\n", "t.yaml:1:10: inbound: "
+		  "tls_cert_file and tls_key_file go together" },
+		{ "inbound: {listen_imaps: \"127.0.0.1:993\"}\n", "t.yaml:1:10: "
+		  "inbound: listen_imaps and listen_pop3s need "
+		  "tls_cert_file" },
+		{ "inbound: {reply_mailbox: ../etc}\n", "t.yaml:1:26: "
+		  "inbound.reply_mailbox: expected a user name (1..64 of "
+		  "A-Z a-z 0-9 . _ @ + -, not starting with '.')" },
+		{ "inbound: {bounce_mailbox: \"a/b\"}\n", "t.yaml:1:27: "
+		  "inbound.bounce_mailbox: expected a user name (1..64 of "
+		  "A-Z a-z 0-9 . _ @ + -, not starting with '.')" },
+		{ "inbound: {listen: x}\n", "t.yaml:1:11: "
+		  "inbound.listen: unknown key" },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		load_err(t[i].yaml, t[i].want);
+}
