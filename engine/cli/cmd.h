@@ -10,6 +10,7 @@
 int	cmd_submit(int argc, char **argv);
 int	cmd_worker(int argc, char **argv);
 int	cmd_status(int argc, char **argv);
+int	cmd_explain(int argc, char **argv);
 int	cmd_bounce(int argc, char **argv);
 int	cmd_passwd(int argc, char **argv);
 int	cmd_route(int argc, char **argv);

@@ -20,6 +20,13 @@
 #define RM_KEY_ACTIVE		"rm:active"	/* set of ids with work */
 #define RM_KEY_EVENTS		"rm:events"	/* stream of outcomes */
 #define RM_GROUP		"workers"	/* consumer group on jobs */
+/*
+ * hash: site (destination key) -> "ts_ms FS consumer FS queued FS sessions
+ * FS bind FS explain text FS last controller change", written by the
+ * worker thread serving the site every second while it has work; read
+ * by `ringmail explain` and `ringmail status --sites`.
+ */
+#define RM_KEY_SITES		"rm:sites"
 
 /* Per-campaign key suffixes: rm:{ID}:<suffix>. */
 #define RM_SFX_META		"meta"		/* hash: definition + state */

@@ -2845,6 +2845,57 @@ jobs_touch(struct wthread *w)
 	}
 }
 
+/*
+ * Publish each busy site's state and binding constraint (RM_KEY_SITES)
+ * for `ringmail explain` and `status --sites`: one HSET per refresh.
+ */
+static void
+sites_publish(struct wthread *w, const char *ms)
+{
+	struct rargs	 a;
+	mono_us		 now = mono_now();
+	size_t		 nd = 0;
+
+	memset(&a, 0, sizeof(a));
+	buf_init(&a.store);
+	rargs_str(&a, "HSET");
+	rargs_str(&a, RM_KEY_SITES);
+	for (struct dest *d = w->dall; d != NULL && nd < 1000; d = d->next) {
+		struct shape_explain	ex;
+		char			text[SHAPE_TEXT_MAX];
+		const char		*bind;
+
+		if (d->nq == 0 && d->nconn == 0 && d->published)
+			continue;
+		d->published = (d->nq == 0 && d->nconn == 0);
+		bind = shape_bind_name(shape_explain(&d->ctl, now, d->nconn,
+		    &ex, text, sizeof(text)));
+		if (d->nq > 0 && dest_pick_host(d, now) < 0) {
+			bind = "backoff";
+			snprintf(text, sizeof(text), "backoff: every host of the "
+			    "site failed; next try in %.1f s",
+			    (double)(dest_next_up(d) - now) / 1e6);
+		}
+		rargs_str(&a, d->name);
+		buf_reset(&w->b_tmp);
+		buf_printf(&w->b_tmp, "%s%c%s%c%u%c%u%c%s%c%s%c%s", ms, RM_FS,
+		    w->consumer, RM_FS, d->nq, RM_FS, d->nconn, RM_FS, bind,
+		    RM_FS, text, RM_FS, d->last_event);
+		rargs_add(&a, w->b_tmp.data, w->b_tmp.len);
+		nd++;
+	}
+	if (nd > 0) {
+		for (size_t i = 0; i < a.n; i++)
+			a.argv[i] = a.store.data + a.off[i];
+		rconn_cmdargv(&w->ctl, on_ignore, NULL, (int)a.n, a.argv,
+		    a.len);
+	}
+	buf_free(&a.store);
+	free(a.off);
+	free(a.len);
+	free(a.argv);
+}
+
 static bool
 camp_in_use(const struct wthread *w, const struct wcamp *c)
 {
@@ -2930,6 +2981,7 @@ on_active(struct rconn *rc, void *r, void *priv)
 	}
 	if (reclaim)
 		w->next_reclaim = now + WORKER_RECLAIM_US;
+	sites_publish(w, ms);
 	/* Heartbeat: ts FS threads FS host FS pid FS delivered FS held. */
 	snprintf(hb, sizeof(hb), "%s%c1%c%s%c%d%c%lu%c%u", ms, RM_FS, RM_FS,
 	    w->host, RM_FS, (int)getpid(), RM_FS,
