@@ -232,6 +232,17 @@ struct batch {
 	struct batch	*next;
 };
 
+/*
+ * Argument storage for one record script: the strings are built in one
+ * buffer (offsets first, pointers after, since the buffer may move).
+ */
+struct rargs {
+	struct buf	 store;
+	size_t		*off, *len;
+	const char	**argv;
+	size_t		 n, cap;
+};
+
 struct wthread {
 	const struct config *cfg;
 	unsigned	 index;
@@ -264,6 +275,7 @@ struct wthread {
 	unsigned	 nconns;
 	struct rec	*recs;
 	size_t		 nrecs, caprecs;
+	struct rargs	 rargs;		/* owns: record script arguments */
 	struct batch	*unconfirmed;	/* sent, reply pending (FIFO) */
 	struct batch	*resend;	/* lost with a connection (FIFO) */
 	struct loop_timer t_refresh;
@@ -682,16 +694,6 @@ row_pack(struct buf *b, const struct rcpt *r, size_t ncols)
 	}
 }
 
-/*
- * Argument storage for one record script: the strings are built in one
- * buffer (offsets first, pointers after, since the buffer may move).
- */
-struct rargs {
-	struct buf	 store;
-	size_t		*off, *len;
-	const char	**argv;
-	size_t		 n, cap;
-};
 
 static void
 rargs_add(struct rargs *a, const char *s, size_t n)
@@ -825,8 +827,7 @@ rec_flush_camp(struct wthread *w, struct rargs *a, size_t from, size_t to)
 static void
 rec_flush(struct wthread *w)
 {
-	static __thread struct rargs	 a;
-	size_t				 i, start;
+	size_t	i, start;
 
 	batches_resend(w);
 	if (w->nrecs == 0)
@@ -838,7 +839,7 @@ rec_flush(struct wthread *w)
 	for (start = 0, i = 1; i <= w->nrecs; i++) {
 		if (i == w->nrecs || i - start >= 500 ||
 		    w->recs[i].r->job->camp != w->recs[start].r->job->camp) {
-			rec_flush_camp(w, &a, start, i);
+			rec_flush_camp(w, &w->rargs, start, i);
 			start = i;
 		}
 	}
@@ -3378,6 +3379,10 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		free(w->recs);
 		strset_fini(&w->recent_supp);
 		tls_session_cache_fini(&w->tls_cache);
+		buf_free(&w->rargs.store);
+		free(w->rargs.off);
+		free(w->rargs.len);
+		free(w->rargs.argv);
 		for (size_t k = 0; k < w->ndkim; k++)
 			dkim_key_free(w->dkim[k]);
 		free(w->dkim);

@@ -54,7 +54,11 @@ class Lease(unittest.TestCase):
         subprocess.run(["cc", "-std=c17", "-D_GNU_SOURCE", "-O1",
                         "-I" + os.path.join(ROOT, "engine"), "-I" + ROOT,
                         os.path.join(HERE, "lease_cli.c"), lib, "-o", cls.exe]
-                       + flags, check=True)
+                       + flags
+                       # An ASan build of the library needs the runtime too.
+                       + (["-fsanitize=address,undefined"]
+                          if os.environ.get("RINGMAIL_SANITIZED") else []),
+                       check=True)
         cls.redis = Redis(cls.wd.path)
 
     @classmethod
