@@ -19,6 +19,9 @@ static const struct {
 	{ "suppress", cmd_suppress, "suppress add|remove|check|import|export: suppression lists" },
 	{ "events", cmd_events, "events [--follow] [--campaign ID]: outcome events as JSON lines" },
 	{ "dkim-sign", cmd_dkim, "dkim-sign --key K --domain D --selector S FILE" },
+	{ "unsubscribe-server", cmd_unsub_server, "serve one-click unsubscribe (RFC 8058) on unsubscribe.listen" },
+	{ "unsubscribe-token", cmd_unsub_token, "unsubscribe-token [--issued UNIX] CAMPAIGN ADDRESS: debug" },
+	{ "render", cmd_render, "render CAMPAIGN.yaml RECIPIENTS.csv [--row N]: print one message" },
 };
 
 static void
