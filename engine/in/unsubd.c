@@ -189,8 +189,8 @@ unsubd_parse_head(const char *data, size_t len, struct unsubd_req *req,
 		return unsubd_bad(status, 400);
 	end = data + n;
 	if ((size_t)(end - (sp2 + 1)) != 8 || memcmp(sp2 + 1, "HTTP/1.", 7))
-		return unsubd_bad(status, memcmp(sp2 + 1, "HTTP/", 5) == 0 &&
-		    end - (sp2 + 1) >= 5 ? 505 : 400);
+		return unsubd_bad(status, end - (sp2 + 1) >= 5 &&
+		    memcmp(sp2 + 1, "HTTP/", 5) == 0 ? 505 : 400);
 	if (sp2[8] == '1')
 		req->http11 = true;
 	else if (sp2[8] != '0')

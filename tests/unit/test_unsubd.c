@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "in/unsubd.h"
@@ -235,4 +236,19 @@ Test(unsubd, respond_and_landing_escape)
 	cr_assert(strstr(b.data, "\r\n\r\n")[4] == '\0', "HEAD: no body");
 	buf_free(&b);
 	buf_free(&page);
+}
+
+/* Found by fuzz_http: a version shorter than "HTTP/" was compared as 5. */
+Test(unsubd, short_version_is_400)
+{
+	static const char s[] = "GET /u/T?x=1 H\r\n";
+	char		*copy = malloc(sizeof(s) - 1);
+	struct unsubd_req req;
+	int		 st;
+
+	memcpy(copy, s, sizeof(s) - 1);
+	cr_assert_eq(unsubd_parse_head(copy, sizeof(s) - 1, &req, &st),
+	    -EBADMSG);
+	cr_assert_eq(st, 400);
+	free(copy);
 }
