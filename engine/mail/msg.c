@@ -548,6 +548,31 @@ msg_put_qp(struct buf *b, const char *s, size_t n)
 		for (; i < e; i++) {
 			unsigned char	 c = (unsigned char)s[i];
 			int		 lit;
+			size_t		 j, room;
+
+			/*
+			 * Fast path: a run of printable characters other
+			 * than '=' and space is copied a chunk at a time,
+			 * never up to the line's last octet (the slow path
+			 * decides that one: it may take the 76th column).
+			 */
+			if (c >= 33 && c <= 126 && c != '=' &&
+			    linelen < MSG_QP_LINE - 1) {
+				room = MSG_QP_LINE - 1 - linelen;
+				for (j = i; j < e && j - i < room &&
+				    (unsigned char)s[j] >= 33 &&
+				    (unsigned char)s[j] <= 126 && s[j] != '='; j++)
+					;
+				if (j == e)
+					j--;	/* the line's last octet */
+				if (j > i) {
+					memcpy(o, s + i, j - i);
+					o += j - i;
+					linelen += j - i;
+					i = j - 1;
+					continue;
+				}
+			}
 
 			lit = (c >= 33 && c <= 126 && c != '=') ||
 			    ((c == ' ' || c == '\t') && i + 1 < e);
