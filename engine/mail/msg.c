@@ -464,6 +464,39 @@ msg_put_date(struct buf *b, int64_t date_ms)
 	    tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+/* Index of the first CR or LF in s[i..n), or n: memchr beats a byte loop. */
+static size_t
+msg_eol(const char *s, size_t i, size_t n)
+{
+	const char	*lf, *cr;
+	size_t		 e;
+
+	lf = memchr(s + i, '\n', n - i);
+	e = lf != NULL ? (size_t)(lf - s) : n;
+	cr = memchr(s + i, '\r', e - i);
+	return cr != NULL ? (size_t)(cr - s) : e;
+}
+
+/* QP: printable ASCII other than '=' and space, copied as it is. */
+static const unsigned char msg_qp_plain[256] = {
+	['!'] = 1, ['"'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1,
+	['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1,
+	['-'] = 1, ['.'] = 1, ['/'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1,
+	['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1,
+	['9'] = 1, [':'] = 1, [';'] = 1, ['<'] = 1, ['>'] = 1, ['?'] = 1,
+	['@'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,
+	['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1,
+	['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1,
+	['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1,
+	['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['['] = 1, ['\\'] = 1, [']'] = 1,
+	['^'] = 1, ['_'] = 1, ['`'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,
+	['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+	['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1,
+	['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+	['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['{'] = 1,
+	['|'] = 1, ['}'] = 1, ['~'] = 1,
+};
+
 /*
  * 7bit (RFC 2045 2.7) when the part is ASCII without NUL and every line is
  * at most 998 octets. Bare LF and bare CR are allowed here: they are hard
@@ -474,18 +507,24 @@ msg_put_date(struct buf *b, int64_t date_ms)
 static int
 msg_is_7bit(const char *s, size_t n)
 {
-	size_t	 i, line = 0;
+	const uint64_t	 lo = 0x0101010101010101ULL;
+	const uint64_t	 hi = 0x8080808080808080ULL;
+	uint64_t	 w;
+	size_t		 i = 0, e;
 
-	for (i = 0; i < n; i++) {
-		unsigned char	 c = (unsigned char)s[i];
-
-		if (c == 0 || c >= 0x80)
+	/* Eight bytes at a time: any byte >= 0x80 or == 0 fails. */
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		if ((w & hi) != 0 || ((w - lo) & ~w & hi) != 0)
 			return 0;
-		if (c == '\r' || c == '\n') {
-			line = 0;
-			continue;
-		}
-		if (++line > MSG_LINE_HARD)
+	}
+	for (; i < n; i++)
+		if (s[i] == 0 || (unsigned char)s[i] >= 0x80)
+			return 0;
+	/* Line lengths, CR and LF both ending a line. */
+	for (i = 0; i < n; i = e + 1) {
+		e = msg_eol(s, i, n);
+		if (e - i > MSG_LINE_HARD)
 			return 0;
 	}
 	return 1;
@@ -499,8 +538,7 @@ msg_put_7bit(struct buf *b, const char *s, size_t n)
 	int	 r;
 
 	while (i < n) {
-		for (e = i; e < n && s[e] != '\r' && s[e] != '\n'; e++)
-			;
+		e = msg_eol(s, i, n);
 		if ((r = buf_append(b, s + i, e - i)) != 0)
 			return r;
 		if (e == n)
@@ -538,8 +576,7 @@ msg_put_qp(struct buf *b, const char *s, size_t n)
 	o = b->data + b->len;
 	i = 0;
 	while (i < n) {
-		for (e = i; e < n && s[e] != '\r' && s[e] != '\n'; e++)
-			;
+		e = msg_eol(s, i, n);
 		next = e;
 		if (next < n)
 			next += (s[next] == '\r' && next + 1 < n &&
@@ -556,12 +593,12 @@ msg_put_qp(struct buf *b, const char *s, size_t n)
 			 * never up to the line's last octet (the slow path
 			 * decides that one: it may take the 76th column).
 			 */
-			if (c >= 33 && c <= 126 && c != '=' &&
-			    linelen < MSG_QP_LINE - 1) {
+			if (msg_qp_plain[c] && linelen < MSG_QP_LINE - 1) {
 				room = MSG_QP_LINE - 1 - linelen;
-				for (j = i; j < e && j - i < room &&
-				    (unsigned char)s[j] >= 33 &&
-				    (unsigned char)s[j] <= 126 && s[j] != '='; j++)
+				if (room > e - i)
+					room = e - i;
+				for (j = i; j < i + room &&
+				    msg_qp_plain[(unsigned char)s[j]]; j++)
 					;
 				if (j == e)
 					j--;	/* the line's last octet */
@@ -1020,6 +1057,12 @@ msg_put_body_attach(struct buf *b, const struct msg_input *in,
 		for (i = 0; i < np; i++)
 			if (!parts[i].qp && memmem(parts[i].s, parts[i].n,
 			    bnd, strlen(bnd)) != NULL)
+				clash = 1;
+		/* Not a real clash (not at a line start), but keep it out. */
+		for (i = 0; i < in->nattachments; i++)
+			if (strstr(in->attachments[i].filename, bnd) != NULL ||
+			    (in->attachments[i].content_id != NULL &&
+			    strstr(in->attachments[i].content_id, bnd) != NULL))
 				clash = 1;
 		if (!clash)
 			break;
