@@ -1058,9 +1058,15 @@ msg_put_body_attach(struct buf *b, const struct msg_input *in,
 			if (!parts[i].qp && memmem(parts[i].s, parts[i].n,
 			    bnd, strlen(bnd)) != NULL)
 				clash = 1;
-		/* Not a real clash (not at a line start), but keep it out. */
+		/*
+		 * Not a real clash (never at a line start), but keep it out
+		 * of part headers too. "=" only occurs in an RFC 2231 name
+		 * as "*=" before a segment, so the name is checked for the
+		 * boundary without its "=".
+		 */
 		for (i = 0; i < in->nattachments; i++)
-			if (strstr(in->attachments[i].filename, bnd) != NULL ||
+			if (strstr(in->attachments[i].filename, bnd + 1) !=
+			    NULL ||
 			    (in->attachments[i].content_id != NULL &&
 			    strstr(in->attachments[i].content_id, bnd) != NULL))
 				clash = 1;

@@ -47,7 +47,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct msg_attachment	 att[2];
 	struct msg_input	 in;
 	struct buf		 b;
-	const char		*p, *bnd;
+	const char		*p, *bnd, *body;
 	int			 r, inhdr = 1;
 
 	if ((copy = malloc(size + 1)) == NULL)
@@ -116,14 +116,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			start = i + 1;
 		}
-		/* A boundary (its base) only after "--" or '"'. */
-		if ((bnd = strstr(b.data, "boundary=\"")) != NULL) {
-			char	 base[40];
+		/*
+		 * In the body (top-level headers may say anything), a
+		 * boundary (its base) only after "--" or '"'.
+		 */
+		body = strstr(b.data, "\r\n\r\n");
+		if ((bnd = strstr(b.data, "boundary=\"")) != NULL &&
+		    bnd < body) {
+			char		 base[40];
 
 			bnd += 10;
 			memcpy(base, bnd, 36);
 			base[36] = '\0';
-			for (p = strstr(b.data, base); p != NULL;
+			for (p = strstr(body, base); p != NULL;
 			    p = strstr(p + 1, base))
 				if (!(p[-1] == '"' || (p[-1] == '-' &&
 				    p[-2] == '-' && p[-3] == '\n')))
