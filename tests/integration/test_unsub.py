@@ -203,6 +203,19 @@ class UnsubTest(unittest.TestCase):
         out = self.raw(req + req + last)
         self.assertEqual(out.count(b"HTTP/1.1 200 OK"), 3)
 
+    def test_7_stalled_request_times_out(self):
+        # UNSUBD_REQ_MS (10 s): half a request, then silence -> closed.
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=20)
+        s.sendall(b"POST /u/x HTTP/1.1\r\nHost: h\r\nContent-Length: 26"
+                  b"\r\n\r\nList-Unsub")
+        t0 = time.time()
+        self.assertEqual(s.recv(100), b"")
+        took = time.time() - t0
+        s.close()
+        self.assertGreater(took, 8)
+        self.assertLess(took, 15)
+        self.assertAlive()
+
 
 if __name__ == "__main__":
     unittest.main()
