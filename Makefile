@@ -97,6 +97,9 @@ run: deps all
 bench: deps all
 	@bench/run.sh $(BUILD)
 
+bench-render: all
+	@bench/bench_render.sh $(BUILD)
+
 # libFuzzer targets: tests/fuzz/fuzz_<name>.c, each built with clang
 # against the library sources. `make fuzz` builds them; `make fuzz-run`
 # runs each for FUZZ_SECONDS.

@@ -19,5 +19,8 @@ int	cmd_suppress(int argc, char **argv);
 int	cmd_events(int argc, char **argv);
 int	cmd_dkim(int argc, char **argv);
 int	cmd_inbound(int argc, char **argv);
+int	cmd_unsub_server(int argc, char **argv);
+int	cmd_unsub_token(int argc, char **argv);
+int	cmd_render(int argc, char **argv);
 
 #endif

@@ -21,6 +21,9 @@ static const struct {
 	{ "events", cmd_events, "events [--follow] [--campaign ID]: outcome events as JSON lines" },
 	{ "dkim-sign", cmd_dkim, "dkim-sign --key K --domain D --selector S FILE" },
 	{ "inbound", cmd_inbound, "run the inbound SMTP/IMAP/POP3 server (bounces, replies)" },
+	{ "unsubscribe-server", cmd_unsub_server, "serve one-click unsubscribe (RFC 8058) on unsubscribe.listen" },
+	{ "unsubscribe-token", cmd_unsub_token, "unsubscribe-token [--issued UNIX] CAMPAIGN ADDRESS: debug" },
+	{ "render", cmd_render, "render CAMPAIGN.yaml RECIPIENTS.csv [--row N]: print one message" },
 };
 
 static void

@@ -26,6 +26,9 @@
  *   dkim                           at most CONFIG_DKIM_MAX entries
  *   dkim_headers                   at most CONFIG_DKIM_HEADERS_MAX names
  *   unsubscribe.max_age            0 .. 3650 d   (0 = never expires)
+ *   unsubscribe.listen             "IP:port" or "[IPv6]:port", IP literal,
+ *                                  port 1 .. 65535 ("127.0.0.1:8025"):
+ *                                  where unsubscribe-server listens
  *   inbound.listen_*               host:port, [v6]:port or "" (off)
  *   inbound.max_message_size       1KB .. 1GB   (K/M/GB are x1024)
  *   inbound.max_connections_per_ip 1 .. 100000
@@ -205,6 +208,7 @@ static const struct config_key config_unsub[] = {
 	K("mailto_domain", CONFIG_T_DOMAIN_OPT, unsub_mailto_domain, 0, 0),
 	K("secret_file", CONFIG_T_PATH_OPT, unsub_secret_file, 0, 0),
 	K("max_age", CONFIG_T_DURATION_S, unsub_max_age_s, 0, 3650ull * 86400),
+	K("listen", CONFIG_T_STR, unsub_listen, 0, 0),
 	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
 };
 
@@ -1758,6 +1762,15 @@ config_cross_check(struct config_ctx *x, struct config *c,
 		    c->unsub_mailto_domain == NULL)
 			return config_errf(x, m, "unsubscribe: url or "
 			    "mailto_domain required with secret_file");
+		if (c->unsub_listen != NULL) {
+			char		 host[CONFIG_LISTEN_HOST_MAX];
+			uint16_t	 port;
+
+			if (config_listen_parse(c->unsub_listen, host,
+			    &port) != 0)
+				return config_errf(x, m, "unsubscribe.listen: "
+				    "expected IP:port or [IPv6]:port");
+		}
 	} else if (keys == config_top && c->dkim_dual) {
 		for (size_t i = 0; i < c->ndkim; i++) {
 			const struct config_dkim *a = &c->dkim[i], *o = NULL;
@@ -1961,6 +1974,7 @@ config_fini(struct config *c)
 	free(c->unsub_url);
 	free(c->unsub_mailto_domain);
 	free(c->unsub_secret_file);
+	free(c->unsub_listen);
 	free(c->routes);
 	free(c->dns_servers);
 	free(c->path);
@@ -2186,5 +2200,46 @@ config_apply_env(struct config *c, char *err, size_t errlen)
 		if ((rc = config_set_str(&c->redis_password, s, len)) != 0)
 			return rc;
 	}
+	return 0;
+}
+
+int
+config_listen_parse(const char *s, char host[CONFIG_LISTEN_HOST_MAX],
+    uint16_t *port)
+{
+	const char	*colon, *h = s;
+	char		*end;
+	unsigned char	 a[16];
+	size_t		 hl;
+	unsigned long	 p;
+	int		 af = AF_INET;
+
+	if (s == NULL)
+		return -EINVAL;
+	if (s[0] == '[') {
+		if ((colon = strstr(s, "]:")) == NULL)
+			return -EINVAL;
+		h = s + 1;
+		hl = (size_t)(colon - h);
+		colon++;
+		af = AF_INET6;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL)
+			return -EINVAL;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= CONFIG_LISTEN_HOST_MAX)
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (inet_pton(af, host, a) != 1)
+		return -EINVAL;
+	if (colon[1] < '0' || colon[1] > '9')
+		return -EINVAL;
+	errno = 0;
+	p = strtoul(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || p < 1 || p > 65535)
+		return -EINVAL;
+	*port = (uint16_t)p;
 	return 0;
 }

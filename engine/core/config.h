@@ -22,6 +22,8 @@
 #define CONFIG_HNAME_MAX	64	/* one header name */
 #define CONFIG_URL_MAX		512	/* unsubscribe.url */
 #define CONFIG_UNSUB_URL_DEFAULT "https://unsub.example/u/"
+#define CONFIG_UNSUB_LISTEN_DEFAULT "127.0.0.1:8025"
+#define CONFIG_LISTEN_HOST_MAX	64	/* IP literal, NUL included */
 
 /* dkim[].algorithm: what the key file must hold. */
 enum config_dkim_alg {
@@ -199,6 +201,9 @@ struct config {
 	char		*unsub_mailto_domain;	/* NULL = no mailto: link */
 	char		*unsub_secret_file;	/* NULL */
 	uint32_t	 unsub_max_age_s;	/* 90 days; 0 = never expires */
+	char		*unsub_listen;		/* unsubscribe.listen: "IP:port"
+						   or "[IPv6]:port"; NULL =
+						   CONFIG_UNSUB_LISTEN_DEFAULT */
 	/* Where it came from, for messages. */
 	char		*path;
 	/* shaping: (issue 6; see config_shaping_for for the precedence) */
@@ -244,6 +249,13 @@ int	config_load_file(const char *path, struct config **out, char *err,
 int	config_load_string(const char *yaml, size_t len, const char *name,
 	    struct config **out, char *err, size_t errlen);
 void	config_free(struct config *c);
+/*
+ * Split a listen address "A.B.C.D:PORT" or "[IPv6]:PORT" (IP literals
+ * only, port 1..65535) into host (NUL-terminated, without brackets) and
+ * port. 0 or -EINVAL.
+ */
+int	config_listen_parse(const char *s, char host[CONFIG_LISTEN_HOST_MAX],
+	    uint16_t *port);
 /* The pool named name, or NULL. */
 const struct config_pool *config_pool_find(const struct config *c,
 	    const char *name);

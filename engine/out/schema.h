@@ -77,6 +77,21 @@
 #define RM_META_PAUSED_MS	"paused_ms"	/* set while paused */
 #define RM_META_RESUMED_MS	"resumed_ms"	/* last resume */
 #define RM_META_CANCEL_MS	"cancel_ms"	/* cancel requested */
+/*
+ * Attachments and inline images (issue 5), written by submit only when
+ * the campaign has any:
+ *   attachments	records separated by RM_RS, one per file in
+ *			campaign order, each
+ *			  filename FS content_type FS cid FS length
+ *			(cid empty = attachment, else inline image for
+ *			Content-ID: <cid>; length in decimal bytes)
+ *   attachment.N	the raw bytes of file N (0-based, same order)
+ * Files are at most CAMPAIGN_ATTACH_MAX bytes each and
+ * CAMPAIGN_ATTACH_TOTAL together (campaigns/campaign.h).
+ */
+#define RM_META_ATTACHMENTS	"attachments"
+#define RM_META_ATTACHMENT_PFX	"attachment."	/* + N */
+
 #define RM_PRIORITY_MIN		0
 #define RM_PRIORITY_MAX		9
 #define RM_PRIORITY_DEFAULT	5

@@ -1178,3 +1178,31 @@ Test(config, inbound_errors)
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		load_err(t[i].yaml, t[i].want);
 }
+
+Test(config, unsubscribe_listen)
+{
+	struct config	*c = NULL;
+	char		 err[256], host[CONFIG_LISTEN_HOST_MAX];
+	uint16_t	 port = 0;
+	const char	*ok = "unsubscribe:\n  listen: \"[::1]:8080\"\n";
+	const char	*bad = "unsubscribe:\n  listen: \"localhost:80\"\n";
+
+	cr_assert_eq(config_load_string(ok, strlen(ok), "t.yaml", &c, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(c->unsub_listen, "[::1]:8080");
+	cr_assert_eq(config_listen_parse(c->unsub_listen, host, &port), 0);
+	cr_assert_str_eq(host, "::1");
+	cr_assert_eq(port, 8080);
+	config_free(c);
+	cr_assert_eq(config_load_string(bad, strlen(bad), "t.yaml", &c, err,
+	    sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "unsubscribe.listen"), "%s", err);
+	cr_assert_eq(config_listen_parse(CONFIG_UNSUB_LISTEN_DEFAULT, host,
+	    &port), 0);
+	cr_assert_eq(port, 8025);
+	cr_assert_eq(config_listen_parse("127.0.0.1:0", host, &port), -EINVAL);
+	cr_assert_eq(config_listen_parse("127.0.0.1:65536", host, &port),
+	    -EINVAL);
+	cr_assert_eq(config_listen_parse("127.0.0.1", host, &port), -EINVAL);
+	cr_assert_eq(config_listen_parse("[::1]8080", host, &port), -EINVAL);
+}
