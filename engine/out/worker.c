@@ -82,6 +82,10 @@ struct wcamp {
 	double		 tokens;	/* this thread's share of it */
 	mono_us		 refill_at;
 	char		*suppress_list;	/* per-list suppression, NULL = none */
+	struct msg_attachment *att;	/* owns array; strings in att_store */
+	size_t		 natt;
+	char		*att_store;	/* owns: names, types, cids, bytes */
+	char		 feedback_id[RM_ID_MAX + 16];
 	const struct config_pool *pool;	/* meta "pool" or smtp.pool */
 	char		 k_supp_list[RM_KEY_MAX + 64];
 	unsigned	 nheld;		/* its recipients in this thread */
@@ -270,6 +274,9 @@ struct wthread {
 	struct dkim_key	**dkim;		/* owns: this thread's copies */
 	size_t		 ndkim;
 	struct token_key *verp;		/* owns: this thread's copy, or NULL */
+	struct token_key *unsub;	/* owns: this thread's copy, or NULL */
+	char		 unsub_url[CONFIG_URL_MAX + UNSUB_TOKEN_BUFSZ];
+	char		 unsub_mailto[320 + UNSUB_TOKEN_BUFSZ];
 	char		 verp_local[VERP_LOCAL_BUFSZ + 256];
 	struct sconn	*conns;
 	unsigned	 nconns;
@@ -316,6 +323,8 @@ wcamp_free(struct wcamp *c)
 	free(c->hdrs);
 	free(c->hdr_store);
 	free(c->suppress_list);
+	free(c->att);
+	free(c->att_store);
 	free(c);
 }
 
@@ -375,6 +384,67 @@ split_fs(char *s, size_t len, char **out, size_t max)
 		p = q + 1;
 	}
 	return n;
+}
+
+/*
+ * Attachments from meta (RM_META_ATTACHMENTS: per file "name FS type FS
+ * cid FS length", joined by RS; bytes in RM_META_ATTACHMENT_PFX N), copied
+ * once per campaign into one block.
+ */
+static int
+wcamp_attachments(struct wcamp *c, const redisReply *meta)
+{
+	const redisReply	*v = hash_get(meta, RM_META_ATTACHMENTS);
+	size_t			 n = 1, total, off;
+	char			*list, *p;
+
+	if (v == NULL || v->len == 0)
+		return 0;
+	for (size_t i = 0; i < v->len; i++)
+		if (v->str[i] == RM_RS)
+			n++;
+	total = v->len + 1;
+	for (size_t i = 0; i < n; i++) {
+		char			 f[32];
+		const redisReply	*d;
+
+		snprintf(f, sizeof(f), RM_META_ATTACHMENT_PFX "%zu", i);
+		if ((d = hash_get(meta, f)) == NULL)
+			return -EINVAL;
+		total += d->len + 1;
+	}
+	if ((c->att = calloc(n, sizeof(*c->att))) == NULL ||
+	    (c->att_store = malloc(total)) == NULL)
+		return -ENOMEM;
+	memcpy(c->att_store, v->str, v->len);
+	c->att_store[v->len] = '\0';
+	off = v->len + 1;
+	list = c->att_store;
+	for (size_t i = 0; i < n; i++) {
+		char			*rs = strchr(list, RM_RS), *fld[4], f[32];
+		const redisReply	*d;
+
+		if (rs != NULL)
+			*rs = '\0';
+		if (split_fs(list, strlen(list), fld, 4) != 4)
+			return -EINVAL;
+		snprintf(f, sizeof(f), RM_META_ATTACHMENT_PFX "%zu", i);
+		d = hash_get(meta, f);
+		if (d == NULL || strtoull(fld[3], NULL, 10) != d->len)
+			return -EINVAL;
+		p = c->att_store + off;
+		memcpy(p, d->str, d->len);
+		p[d->len] = '\0';
+		off += d->len + 1;
+		c->att[i].filename = fld[0];
+		c->att[i].content_type = fld[1];
+		c->att[i].content_id = fld[2][0] ? fld[2] : NULL;
+		c->att[i].data = p;
+		c->att[i].len = d->len;
+		list = rs ? rs + 1 : list + strlen(list);
+	}
+	c->natt = n;
+	return 0;
 }
 
 static int
@@ -466,6 +536,12 @@ wcamp_compile(struct wcamp *c, const redisReply *meta)
 			p = rs ? rs + 1 : NULL;
 		}
 	}
+	if (wcamp_attachments(c, meta) != 0) {
+		log_error("campaign=%s attachments record is malformed", c->id);
+		goto out;
+	}
+	/* Feedback-ID (Gmail FBL): campaign id : sender id. */
+	snprintf(c->feedback_id, sizeof(c->feedback_id), "%s:ringmail", c->id);
 	rc = 0;
 out:
 	free(cols);
@@ -1367,6 +1443,33 @@ sconn_set_deadline(struct sconn *c)
 }
 
 /*
+ * RFC 8058 one-click unsubscribe: an https URL and (optionally) a mailto,
+ * both carrying a signed token with campaign and address, so the
+ * unsubscribe server needs no lookup.
+ */
+static void
+unsub_links(struct wthread *w, const struct wcamp *cp, const char *to,
+    int64_t now_s, struct msg_input *in)
+{
+	char	tok[UNSUB_TOKEN_BUFSZ];
+
+	if (w->unsub == NULL ||
+	    unsub_token_make(w->unsub, cp->id, to, now_s, tok) != 0)
+		return;
+	if (w->cfg->unsub_url != NULL) {
+		snprintf(w->unsub_url, sizeof(w->unsub_url), "%s%s",
+		    w->cfg->unsub_url, tok);
+		in->unsub_url = w->unsub_url;
+	}
+	if (w->cfg->unsub_mailto_domain != NULL) {
+		snprintf(w->unsub_mailto, sizeof(w->unsub_mailto),
+		    "mailto:unsubscribe@%s?subject=unsubscribe-%s",
+		    w->cfg->unsub_mailto_domain, tok);
+		in->unsub_mailto = w->unsub_mailto;
+	}
+}
+
+/*
  * DKIM-sign the built message (w->b_msg) with the keys of the From
  * domain (the first, or all with dkim_dual) and put the canonical wire
  * form (signatures first) into wire.
@@ -1488,6 +1591,10 @@ sconn_dispatch(struct sconn *c)
 		in.msgid_domain = cp->msgid_domain;
 		in.msgid_local = local;
 		in.date_ms = wall_ms();
+		in.feedback_id = cp->feedback_id;
+		in.attachments = cp->att;
+		in.nattachments = cp->natt;
+		unsub_links(w, cp, in.to, in.date_ms / 1000, &in);
 		e = tpl_render(cp->t_subject, &row, &w->b_subj);
 		if (e == 0 && cp->t_text) {
 			e = tpl_render(cp->t_text, &row, &w->b_text);
@@ -3278,6 +3385,14 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		log_error("verp.secret_file: %s", err);
 		return 2;
 	}
+	struct token_key *unsub = NULL;
+
+	if (cfg->unsub_secret_file != NULL &&
+	    (unsub = token_key_load(cfg->unsub_secret_file, err,
+	    sizeof(err))) == NULL) {
+		log_error("unsubscribe.secret_file: %s", err);
+		return 2;
+	}
 	if ((proto = calloc(cfg->nroutes + 1, sizeof(*proto))) == NULL)
 		return 1;
 	for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -3313,6 +3428,8 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 				return 1;
 		w->ndkim = cfg->ndkim;
 		if (verp != NULL && (w->verp = token_key_dup(verp)) == NULL)
+			return 1;
+		if (unsub != NULL && (w->unsub = token_key_dup(unsub)) == NULL)
 			return 1;
 		tls_session_cache_init(&w->tls_cache, 1024);
 		w->fleet_threads = n;
@@ -3387,6 +3504,7 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 			dkim_key_free(w->dkim[k]);
 		free(w->dkim);
 		token_key_free(w->verp);
+		token_key_free(w->unsub);
 		while (w->resend != NULL || w->unconfirmed != NULL) {
 			struct batch	*b = w->resend ? w->resend :
 			    w->unconfirmed;
@@ -3413,5 +3531,6 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		dkim_key_free(keys[i]);
 	free(keys);
 	token_key_free(verp);
+	token_key_free(unsub);
 	return rc;
 }
