@@ -47,6 +47,7 @@
 #include "out/outcome.h"
 #include "out/retry.h"
 #include "out/shape.h"
+#include "out/lease.h"
 #include "out/schema.h"
 #include "out/smtpc.h"
 #include "out/worker.h"
@@ -155,8 +156,15 @@ struct dest {
 	struct config_shaping cs;
 	struct shape_ctl ctl;
 	mono_us		 park_until;	/* no message before (rate, hint) */
+	/* Fleet-wide message rate: tokens leased from Redis (out/lease). */
+	uint32_t	 fleet_tokens;
+	int64_t		 fleet_until_ms;	/* wall: use them before */
+	int64_t		 fleet_retry_ms;	/* wall: none free until */
+	bool		 lease_inflight;
+	struct wthread	*w;
 	mono_us		 conn_park_until; /* no new session before */
 	bool		 published;	/* state changed since last publish */
+	unsigned	 nidle;		/* scratch: idle sessions (publish) */
 	char		 last_event[SHAPE_TEXT_MAX];
 	struct dhost	*hosts;		/* owns; by preference */
 	unsigned	 nhosts;
@@ -1132,6 +1140,7 @@ dest_get(struct wthread *w, const char *key, const struct config_pool *pool,
 		return NULL;
 	snprintf(d->name, sizeof(d->name), "%s", key);
 	d->pool = pool;
+	d->w = w;
 	config_shaping_for(w->cfg, site, domain, NULL, &d->cs);
 	shape_ctl_conf_from(&conf, &d->cs);
 	if (shape_ctl_init(&d->ctl, &conf, mono_now()) != 0)
@@ -1442,6 +1451,68 @@ sconn_set_deadline(struct sconn *c)
 	c->deadline = mono_now() + (mono_us)ms * 1000;
 }
 
+static void
+on_lease(struct rconn *rc, void *r, void *priv)
+{
+	struct dest		*d = priv;
+	struct lease_tokens	 lt;
+
+	(void)rc;
+	d->lease_inflight = false;
+	d->park_until = 0;		/* let the sessions look again */
+	if (r == NULL || lease_tokens_parse(r, &lt) != 0) {
+		/* Redis unreachable or an error: try again in a second. */
+		d->fleet_retry_ms = wall_ms() + 1000;
+		return;
+	}
+	if (lt.n > 0) {
+		d->fleet_tokens = lt.n;
+		d->fleet_until_ms = lt.until_ms;
+	} else {
+		d->fleet_retry_ms = lt.until_ms;
+	}
+}
+
+/*
+ * A token of the site's fleet-wide message rate (shaping
+ * max_message_rate), leased from Redis in batches so no worker asks per
+ * message. Returns 0 with a token taken, or the wall time to look again.
+ */
+static int64_t
+fleet_take(struct wthread *w, struct dest *d)
+{
+	const struct config_rate *cr = &d->cs.max_message_rate;
+	int64_t			 now = wall_ms();
+	struct lease_cmd	 cmd;
+	uint64_t		 mpd, per_s;
+	uint32_t		 want;
+	const char		*site;
+
+	if (cr->n == 0 || cr->per_s == 0)
+		return 0;
+	if (d->fleet_tokens > 0 && now < d->fleet_until_ms) {
+		d->fleet_tokens--;
+		return 0;
+	}
+	d->fleet_tokens = 0;
+	if (d->lease_inflight)
+		return now + 1000;
+	if (now < d->fleet_retry_ms)
+		return d->fleet_retry_ms;
+	mpd = (uint64_t)cr->n * SHAPE_MPD_PER_S / cr->per_s;
+	per_s = cr->n / cr->per_s;
+	want = per_s < 1 ? 1 : per_s > 50 ? 50 : (uint32_t)per_s;
+	site = strchr(d->name, '|') ? strchr(d->name, '|') + 1 : d->name;
+	if (lease_tokens_cmd(&cmd, site, want, 0, mpd,
+	    per_s < 1 ? 1 : (uint32_t)(per_s > 1000 ? 1000 : per_s), 1000) != 0)
+		return 0;	/* a site name Redis cannot key: local limits only */
+	if (rconn_cmdargv(&w->ctl, on_lease, d, cmd.argc, cmd.argv,
+	    cmd.argvlen) != 0)
+		return now + 1000;
+	d->lease_inflight = true;
+	return now + 1000;
+}
+
 /*
  * RFC 8058 one-click unsubscribe: an https URL and (optionally) a mailto,
  * both carrying a signed token with campaign and address, so the
@@ -1543,8 +1614,15 @@ sconn_dispatch(struct sconn *c)
 			/* The site's pace: a token per message, or park. */
 			mono_us	now = mono_now(), t;
 
-			t = now < c->d->park_until ? c->d->park_until :
-			    shape_ctl_take(&c->d->ctl, now, 1);
+			int64_t	ft;
+
+			t = now < c->d->park_until ? c->d->park_until : 0;
+			if (t == 0 && (ft = fleet_take(w, c->d)) != 0)
+				t = now + (ft - wall_ms()) * 1000;
+			else if (t == 0 &&
+			    (t = shape_ctl_take(&c->d->ctl, now, 1)) != 0 &&
+			    c->d->cs.max_message_rate.n > 0)
+				c->d->fleet_tokens++;	/* give it back */
 			if (t != 0) {
 				c->d->park_until = t;
 				wake_at(w, t);
@@ -2964,6 +3042,11 @@ sites_publish(struct wthread *w, const char *ms)
 	mono_us		 now = mono_now();
 	size_t		 nd = 0;
 
+	for (struct dest *d = w->dall; d != NULL; d = d->next)
+		d->nidle = 0;
+	for (struct sconn *c = w->conns; c != NULL; c = c->next)
+		if (c->st != SC_CLOSING && (c->idle || c->st == SC_CONNECTING))
+			c->d->nidle++;
 	memset(&a, 0, sizeof(a));
 	buf_init(&a.store);
 	rargs_str(&a, "HSET");
@@ -2976,8 +3059,18 @@ sites_publish(struct wthread *w, const char *ms)
 		if (d->nq == 0 && d->nconn == 0 && d->published)
 			continue;
 		d->published = (d->nq == 0 && d->nconn == 0);
-		bind = shape_bind_name(shape_explain(&d->ctl, now, d->nconn,
-		    &ex, text, sizeof(text)));
+		bind = shape_bind_name(shape_explain(&d->ctl, now,
+		    d->nconn - d->nidle, &ex, text, sizeof(text)));
+		if (d->nq > 0 && d->park_until > now &&
+		    d->cs.max_message_rate.n > 0 && d->fleet_tokens == 0) {
+			char	r[CONFIG_RATE_STR_MAX];
+
+			bind = "rate";
+			config_rate_format(&d->cs.max_message_rate, r, sizeof(r));
+			snprintf(text, sizeof(text), "rate: fleet-wide %s shared "
+			    "by every worker holds the next message for %.3f s",
+			    r, (double)(d->park_until - now) / 1e6);
+		}
 		if (d->nq > 0 && dest_pick_host(d, now) < 0) {
 			bind = "backoff";
 			snprintf(text, sizeof(text), "backoff: every host of the "

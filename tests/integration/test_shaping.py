@@ -65,6 +65,26 @@ routes:
         self.assertIn("bind=rate", sites, sites)
         self.assertIn("campaign %s: state active" % cid, camp)
 
+    def test_rate_holds_fleet_wide_across_two_workers(self):
+        sink = Sink(self.wd.path)
+        self.sinks.append(sink)
+        cfg = self.config(sink.port, "shaping:\n  defaults: {max_message_rate: 20/s, "
+                                     "adaptive: false}\n")
+        n = 120
+        self.submit(cfg, n)
+        t0 = time.time()
+        ps = [subprocess.Popen([BIN, "worker", "--config", cfg, "--until-done"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+              for _ in range(2)]
+        for p in ps:
+            p.wait(timeout=90)
+        took = time.time() - t0
+        self.assertEqual(len(sink.messages()), n)
+        # Two workers sharing one 20/s bucket need ~6 s; each alone at
+        # 20/s would finish in ~3 s.
+        self.assertGreaterEqual(took, 5.0, "the limit held across workers (%.1fs)" % took)
+        self.assertNotEqual(self.redis.raw("KEYS", "rm:shape*").strip(), "", "leases in Redis")
+
     def test_adaptive_backs_off_from_throttling_receiver(self):
         sink = ThrottleSink(self.wd.path, rate=30)
         self.sinks.append(sink)
