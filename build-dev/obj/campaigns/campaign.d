@@ -1,4 +1,0 @@
-build-dev/obj/campaigns/campaign.o: campaigns/campaign.c \
- engine/mail/addr.h campaigns/campaign.h
-engine/mail/addr.h:
-campaigns/campaign.h:

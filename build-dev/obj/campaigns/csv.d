@@ -1,2 +1,0 @@
-build-dev/obj/campaigns/csv.o: campaigns/csv.c campaigns/csv.h
-campaigns/csv.h:
