@@ -159,6 +159,7 @@ static const struct config_key config_smtp[] = {
 	K("pipelining", CONFIG_T_BOOL, pipelining, 0, 0),
 	K("pool", CONFIG_T_DOMAIN_OPT, pool, 0, 0),
 	K("remote_port", CONFIG_T_PORT, remote_port, 1, 65535),
+	K("host_penalty", CONFIG_T_DURATION, host_penalty_ms, 100, MS_HOUR),
 	K("connection_limit", CONFIG_T_U32, connection_limit, 1, 10000),
 	K("max_deliveries_per_connection", CONFIG_T_U32,
 	    max_deliveries_per_connection, 1, 100000),
@@ -1860,6 +1861,7 @@ config_defaults(struct config *c)
 	c->claim_idle_ms = 5 * MS_MIN;
 	c->pipelining = true;
 	c->remote_port = 25;
+	c->host_penalty_ms = 15 * MS_SEC;
 	c->tls = CONFIG_TLS_OPPORTUNISTIC;
 	c->tls_ca_file = NULL;		/* system default CA paths */
 	c->chunking = false;

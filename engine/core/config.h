@@ -160,6 +160,7 @@ struct config {
 	struct config_pool *pools;		/* owns */
 	size_t		 npools;
 	uint16_t	 remote_port;		/* port of MX hosts: 25 */
+	uint32_t	 host_penalty_ms;	/* failing host skipped p^2 x this */
 	uint32_t	 connection_limit;	/* per destination per thread: 10 */
 	uint32_t	 max_deliveries_per_connection; /* 100 */
 	struct config_timeouts timeouts;

@@ -177,6 +177,7 @@ struct dest {
 	unsigned	 nopening;	/* not yet READY */
 	unsigned	 nfail;
 	mono_us		 backoff_until;
+	char		 last_why[256];	/* last session failure, for events */
 };
 
 #define WORKER_DEST_BUCKETS	4096
@@ -214,6 +215,7 @@ struct sconn {
 	struct sconn	*next;
 	unsigned	 hi;		/* index of the host in d->hosts */
 	int		 si;		/* pool source index, -1 = none */
+	enum smtpc_stage stage;		/* when the deadline was set */
 	bool		 tls_on;	/* STARTTLS done: bytes go through t */
 	bool		 tls_up;	/* handshake complete */
 	bool		 tls_soft_fail;	/* opportunistic handshake failed */
@@ -1358,6 +1360,30 @@ dest_defer_all(struct wthread *w, struct dest *d, const char *why)
 		log_warn("dest=%s deferred=%u reason=\"%s\"", d->name, n, why);
 }
 
+/*
+ * Every host of d is backing off after failures already recorded as
+ * deferrals: send the queue back to Redis due when the first host comes
+ * back, without spending an attempt on a connection nobody will make.
+ */
+static void
+dest_hold_all(struct wthread *w, struct dest *d, mono_us now)
+{
+	struct smtpc_result	 res;
+	struct rcpt		*r;
+	int64_t			 due = wall_ms() + (dest_next_up(d) - now) / 1000;
+	unsigned		 n = 0;
+
+	result_set(&res, SMTPC_ST_CONNECT, 0, "", "%s", d->last_why);
+	while ((r = dest_pop(d)) != NULL) {
+		rec_add(w, r, OUTCOME_DEFERRED, true, &res, d->name);
+		w->recs[w->nrecs - 1].due_ms = due;
+		n++;
+	}
+	if (n > 0)
+		log_info("dest=%s held=%u until_ms=%lld reason=\"every host is "
+		    "backing off\"", d->name, n, (long long)due);
+}
+
 static uint32_t
 stage_timeout_ms(const struct config *cfg, enum smtpc_stage st)
 {
@@ -1448,6 +1474,7 @@ sconn_set_deadline(struct sconn *c)
 		ms = c->w->cfg->timeouts.data_block;
 	else
 		ms = stage_timeout_ms(c->w->cfg, smtpc_stage(&c->smtp));
+	c->stage = smtpc_stage(&c->smtp);
 	c->deadline = mono_now() + (mono_us)ms * 1000;
 }
 
@@ -1776,7 +1803,12 @@ sconn_events(struct sconn *c, unsigned ev)
 		return;
 	}
 	sconn_flush(c);
-	if (c->st == SC_OPEN)
+	/*
+	 * The stage deadline restarts only when the session moves on (a
+	 * complete reply, a new stage), never on a partial read: a peer
+	 * trickling one byte a second must not hold a session forever.
+	 */
+	if (c->st == SC_OPEN && (ev != 0 || smtpc_stage(&c->smtp) != c->stage))
 		sconn_set_deadline(c);
 }
 
@@ -1929,6 +1961,13 @@ sconn_on_recv(struct loop *l, struct loop_op *op, int res, unsigned flags)
 	if (c->st == SC_CLOSING)
 		return;		/* reaped at the loop boundary */
 	if (res <= 0) {
+		if (c->tls_on && !c->tls_up &&
+		    c->w->cfg->tls == CONFIG_TLS_OPPORTUNISTIC) {
+			/* Closed mid-handshake: retry in plain text too. */
+			c->tls_soft_fail = true;
+			c->d->hosts[c->hi].notls_until = mono_now() +
+			    (mono_us)3600 * 1000000;
+		}
 		sconn_events(c, smtpc_conn_lost(&c->smtp, res == 0 ?
 		    "connection closed by peer" : strerror(-res)));
 		return;
@@ -1951,8 +1990,15 @@ dest_failed(struct wthread *w, struct dest *d, unsigned hi, const char *why)
 	 * The host is skipped for 15 s * p^2 (capped at 1 h): the next
 	 * session fails over to the next MX host (or address).
 	 */
+	snprintf(d->last_why, sizeof(d->last_why), "%s", why);
+	if (h->down_until > now) {
+		/* A session of the same burst already penalized the host. */
+		if (d->nconn == 0 && dest_pick_host(d, now) < 0)
+			dest_defer_all(w, d, why);
+		return;
+	}
 	h->nfail++;
-	delay = (mono_us)15000000 * h->nfail * h->nfail;
+	delay = (mono_us)w->cfg->host_penalty_ms * 1000 * h->nfail * h->nfail;
 	if (delay > (mono_us)3600 * 1000000)
 		delay = (mono_us)3600 * 1000000;
 	h->down_until = now + delay;
@@ -1997,7 +2043,12 @@ sconn_close(struct sconn *c, const char *why)
 		d->nopening--;
 	}
 	if (failed && !c->tls_soft_fail) {
-		dest_feedback(w, d, SHAPE_CONN_FAIL, 0);
+		/*
+		 * Connection failures back off per host (p^2 penalties, and
+		 * the whole queue is held while every host is down), so the
+		 * controller's own connection backoff is not fed: it would
+		 * stack a second, longer suspension on the same failures.
+		 */
 		dest_failed(w, d, c->hi, c->why[0] ? c->why : "session failed");
 	}
 	if (c->fd >= 0 && (c->op_conn.busy || c->op_recv.busy ||
@@ -2239,8 +2290,7 @@ sched_pass(struct wthread *w)
 		}
 		if (dest_pick_host(d, now) < 0) {
 			if (d->nconn == 0)
-				dest_defer_all(w, d, "every host of the "
-				    "destination is backing off after failures");
+				dest_hold_all(w, d, now);
 			continue;
 		}
 		if (now < d->conn_park_until)
@@ -3410,9 +3460,107 @@ resolve_route(const struct config_route *rt, struct dest *d)
 	return 0;
 }
 
+/* Everything the threads share that is loaded from files at startup. */
+struct wsecrets {
+	SSL_CTX		 *ssl_ctx;
+	struct dkim_key	**keys;		/* cfg->ndkim of them */
+	struct token_key *verp, *unsub;
+};
+
+static void
+secrets_free(const struct config *cfg, struct wsecrets *s)
+{
+	SSL_CTX_free(s->ssl_ctx);
+	for (size_t i = 0; s->keys != NULL && i < cfg->ndkim; i++)
+		dkim_key_free(s->keys[i]);
+	free(s->keys);
+	token_key_free(s->verp);
+	token_key_free(s->unsub);
+	memset(s, 0, sizeof(*s));
+}
+
+/*
+ * TLS context, DKIM keys and token secrets; a missing, unreadable or
+ * wrong key is a startup error (2) naming the config entry.
+ */
+static int
+secrets_load(const struct config *cfg, struct wsecrets *s)
+{
+	char	err[512];
+
+	memset(s, 0, sizeof(*s));
+
+	if (cfg->tls != CONFIG_TLS_NONE &&
+	    (s->ssl_ctx = tls_client_ctx_new(cfg->tls_ca_file, err,
+	    sizeof(err))) == NULL) {
+		log_error("TLS setup failed: %s", err);
+		goto fail1;
+	}
+
+	if (cfg->pool != NULL && config_pool_find(cfg, cfg->pool) == NULL) {
+		log_error("smtp.pool: no pool named '%s' under pools:",
+		    cfg->pool);
+		goto fail2;
+	}
+
+	if (cfg->ndkim > 0 &&
+	    (s->keys = calloc(cfg->ndkim, sizeof(*s->keys))) == NULL)
+		goto fail1;
+	for (size_t i = 0; i < cfg->ndkim; i++) {
+		const struct config_dkim *cd = &cfg->dkim[i];
+
+		s->keys[i] = dkim_key_load(cd->key_file, cd->domain, cd->selector,
+		    err, sizeof(err));
+		if (s->keys[i] == NULL) {
+			log_error("dkim[%zu] domain=%s selector=%s: %s", i,
+			    cd->domain, cd->selector, err);
+			goto fail2;
+		}
+		if ((cd->algorithm == CONFIG_DKIM_RSA &&
+		    dkim_key_alg(s->keys[i]) != DKIM_ALG_RSA_SHA256) ||
+		    (cd->algorithm == CONFIG_DKIM_ED25519 &&
+		    dkim_key_alg(s->keys[i]) != DKIM_ALG_ED25519_SHA256)) {
+			log_error("dkim[%zu] domain=%s selector=%s: %s holds a "
+			    "%s key, not the configured algorithm", i,
+			    cd->domain, cd->selector, cd->key_file,
+			    dkim_alg_name(dkim_key_alg(s->keys[i])));
+			goto fail2;
+		}
+		if (cfg->ndkim_headers > 0 && dkim_key_add_headers(s->keys[i],
+		    (const char *const *)cfg->dkim_headers,
+		    cfg->ndkim_headers, err, sizeof(err)) != 0) {
+			log_error("dkim_headers: %s", err);
+			goto fail2;
+		}
+	}
+	if (cfg->verp_bounce_domain != NULL &&
+	    (s->verp = token_key_load(cfg->verp_secret_file, err,
+	    sizeof(err))) == NULL) {
+		log_error("verp.secret_file: %s", err);
+		goto fail2;
+	}
+
+	if (cfg->unsub_secret_file != NULL &&
+	    (s->unsub = token_key_load(cfg->unsub_secret_file, err,
+	    sizeof(err))) == NULL) {
+		log_error("unsubscribe.secret_file: %s", err);
+		goto fail2;
+	}
+	return 0;
+fail1:
+	secrets_free(cfg, s);
+	return 1;
+fail2:
+	secrets_free(cfg, s);
+	return 2;
+}
+
 int
 worker_run(const struct config *cfg, const struct worker_opts *o)
 {
+	SSL_CTX		*ssl_ctx;
+	struct dkim_key	**keys;
+	struct token_key *verp, *unsub;
 	struct wthread	*ws;
 	struct dest	*proto;
 	char		 host[64];
@@ -3424,68 +3572,14 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 
 		n = nc > 0 ? (unsigned)nc : 1;
 	}
-	SSL_CTX		*ssl_ctx = NULL;
-	char		 err[512];
+	struct wsecrets	 sec;
 
-	if (cfg->tls != CONFIG_TLS_NONE &&
-	    (ssl_ctx = tls_client_ctx_new(cfg->tls_ca_file, err,
-	    sizeof(err))) == NULL) {
-		log_error("TLS setup failed: %s", err);
-		return 1;
-	}
-	struct dkim_key	**keys = NULL;
-	struct token_key *verp = NULL;
-
-	if (cfg->pool != NULL && config_pool_find(cfg, cfg->pool) == NULL) {
-		log_error("smtp.pool: no pool named '%s' under pools:",
-		    cfg->pool);
-		return 2;
-	}
-
-	if (cfg->ndkim > 0 &&
-	    (keys = calloc(cfg->ndkim, sizeof(*keys))) == NULL)
-		return 1;
-	for (size_t i = 0; i < cfg->ndkim; i++) {
-		const struct config_dkim *cd = &cfg->dkim[i];
-
-		keys[i] = dkim_key_load(cd->key_file, cd->domain, cd->selector,
-		    err, sizeof(err));
-		if (keys[i] == NULL) {
-			log_error("dkim[%zu] domain=%s selector=%s: %s", i,
-			    cd->domain, cd->selector, err);
-			return 2;
-		}
-		if ((cd->algorithm == CONFIG_DKIM_RSA &&
-		    dkim_key_alg(keys[i]) != DKIM_ALG_RSA_SHA256) ||
-		    (cd->algorithm == CONFIG_DKIM_ED25519 &&
-		    dkim_key_alg(keys[i]) != DKIM_ALG_ED25519_SHA256)) {
-			log_error("dkim[%zu] domain=%s selector=%s: %s holds a "
-			    "%s key, not the configured algorithm", i,
-			    cd->domain, cd->selector, cd->key_file,
-			    dkim_alg_name(dkim_key_alg(keys[i])));
-			return 2;
-		}
-		if (cfg->ndkim_headers > 0 && dkim_key_add_headers(keys[i],
-		    (const char *const *)cfg->dkim_headers,
-		    cfg->ndkim_headers, err, sizeof(err)) != 0) {
-			log_error("dkim_headers: %s", err);
-			return 2;
-		}
-	}
-	if (cfg->verp_bounce_domain != NULL &&
-	    (verp = token_key_load(cfg->verp_secret_file, err,
-	    sizeof(err))) == NULL) {
-		log_error("verp.secret_file: %s", err);
-		return 2;
-	}
-	struct token_key *unsub = NULL;
-
-	if (cfg->unsub_secret_file != NULL &&
-	    (unsub = token_key_load(cfg->unsub_secret_file, err,
-	    sizeof(err))) == NULL) {
-		log_error("unsubscribe.secret_file: %s", err);
-		return 2;
-	}
+	if ((rc = secrets_load(cfg, &sec)) != 0)
+		return rc;
+	ssl_ctx = sec.ssl_ctx;
+	keys = sec.keys;
+	verp = sec.verp;
+	unsub = sec.unsub;
 	if ((proto = calloc(cfg->nroutes + 1, sizeof(*proto))) == NULL)
 		return 1;
 	for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -3619,11 +3713,6 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 	for (size_t i = 0; i < cfg->nroutes; i++)
 		free(proto[i].hosts);
 	free(proto);
-	SSL_CTX_free(ssl_ctx);
-	for (size_t i = 0; i < cfg->ndkim; i++)
-		dkim_key_free(keys[i]);
-	free(keys);
-	token_key_free(verp);
-	token_key_free(unsub);
+	secrets_free(cfg, &sec);
 	return rc;
 }

@@ -151,7 +151,7 @@ class E2E(unittest.TestCase):
     def test_unreachable_destination_defers(self):
         # A route to a port where nothing listens: deferred, then failed.
         write_config(self.cfg, self.redis.port, {d: 1 for d in DOMAINS},
-                     extra="")
+                     extra="smtp:\n  host_penalty: 200ms\n")
         with open(self.cfg, "a") as f:
             f.write("")
         n = 20

@@ -32,6 +32,7 @@ class TLS(unittest.TestCase):
         cfg = self.wd.file("config.yaml", """redis: {port: %d}
 worker: {threads: 1}
 smtp:
+  host_penalty: 200ms
   tls: %s
   tls_ca_file: "%s"
 retry: {delay: 1s, max_attempts: 2}
