@@ -61,7 +61,7 @@ usage(void)
 	fprintf(stderr, "usage: ringmail submit [--config FILE] [--strict] "
 	    "[--id ID] [--batch N]\n"
 	    "       [--start-at TIME] [--priority 0-9] [--rate N/s|N/m|N/h] "
-	    "[--suppress-list NAME]\n"
+	    "[--suppress-list NAME] [--pool NAME]\n"
 	    "       CAMPAIGN.yaml RECIPIENTS.csv\n"
 	    "TIME is ISO 8601 UTC (2026-12-01T09:00:00Z) or unix seconds\n");
 	return 2;
@@ -312,11 +312,13 @@ cmd_submit(int argc, char **argv)
 		{ "priority", required_argument, NULL, 'P' },
 		{ "rate", required_argument, NULL, 'R' },
 		{ "suppress-list", required_argument, NULL, 'L' },
+		{ "pool", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char		*cfgpath = NULL, *id_opt = NULL;
 	const char		*slist = NULL, *state = RM_STATE_SUBMITTING;
+	const char		*pool = NULL;
 	char			 rate[32] = "", prio[8], start[24] = "";
 	int64_t			 start_ms = 0;
 	double			 per_s;
@@ -401,6 +403,9 @@ cmd_submit(int argc, char **argv)
 			}
 			slist = optarg;
 			break;
+		case 'O':
+			pool = optarg;
+			break;
 		default:
 			return usage();
 		}
@@ -410,6 +415,12 @@ cmd_submit(int argc, char **argv)
 	s.csv_path = argv[optind + 1];
 	if ((cfg = cli_config(cfgpath)) == NULL)
 		return 2;
+	if (pool != NULL && config_pool_find(cfg, pool) == NULL) {
+		fprintf(stderr, "ringmail: --pool: config.yaml defines no pool "
+		    "named '%s'\n", pool);
+		config_free(cfg);
+		return 2;
+	}
 	if (campaign_def_load(argv[optind], &def, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		rc = 2;
@@ -506,6 +517,9 @@ cmd_submit(int argc, char **argv)
 		freeReplyObject(r);
 	if (slist && (r = cli_cmd(s.rc, "HSET %s %s %s", k_meta,
 	    RM_META_SUPPRESS_LIST, slist)) != NULL)
+		freeReplyObject(r);
+	if (pool && (r = cli_cmd(s.rc, "HSET %s pool %s", k_meta, pool)) !=
+	    NULL)
 		freeReplyObject(r);
 	if ((r = cli_cmd(s.rc, "ZADD %s %s %s", RM_KEY_CAMPAIGNS, now, id)) ==
 	    NULL)

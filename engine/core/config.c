@@ -89,6 +89,7 @@ enum config_type {
 	CONFIG_T_SECTION,	/* nested mapping: sub */
 	CONFIG_T_ROUTES,
 	CONFIG_T_DKIM,		/* sequence of key mappings */
+	CONFIG_T_POOLS,		/* mapping name -> sequence of sources */
 	CONFIG_T_HNAMES,	/* sequence of header names */
 	CONFIG_T_RESOLVERS,	/* list of IP[:port] */
 };
@@ -139,6 +140,8 @@ static const struct config_key config_timeouts[] = {
 static const struct config_key config_smtp[] = {
 	K("ehlo_name", CONFIG_T_DOMAIN_OPT, ehlo_name, 0, 0),
 	K("pipelining", CONFIG_T_BOOL, pipelining, 0, 0),
+	K("pool", CONFIG_T_DOMAIN_OPT, pool, 0, 0),
+	K("remote_port", CONFIG_T_PORT, remote_port, 1, 65535),
 	K("connection_limit", CONFIG_T_U32, connection_limit, 1, 10000),
 	K("max_deliveries_per_connection", CONFIG_T_U32,
 	    max_deliveries_per_connection, 1, 100000),
@@ -201,6 +204,7 @@ static const struct config_key config_top[] = {
 	{ "dns", CONFIG_T_SECTION, 0, 0, 0, config_dns },
 	{ "log", CONFIG_T_SECTION, 0, 0, 0, config_log },
 	{ "dkim", CONFIG_T_DKIM, 0, 0, 0, NULL },
+	{ "pools", CONFIG_T_POOLS, 0, 0, 0, NULL },
 	K("dkim_dual", CONFIG_T_BOOL, dkim_dual, 0, 0),
 	{ "dkim_headers", CONFIG_T_HNAMES, 0, 0, 0, NULL },
 	{ "verp", CONFIG_T_SECTION, 0, 0, 0, config_verp },
@@ -616,6 +620,7 @@ config_scalar(struct config_ctx *x, struct config *c, const char *path,
 	case CONFIG_T_SECTION:
 	case CONFIG_T_ROUTES:
 	case CONFIG_T_DKIM:
+	case CONFIG_T_POOLS:
 	case CONFIG_T_HNAMES:
 	case CONFIG_T_RESOLVERS:
 		break;
@@ -894,6 +899,145 @@ config_dkim_entry(struct config_ctx *x, struct config_dkim *d, size_t idx,
 	return 0;
 }
 
+/* A pool or list name: 1..64 of [A-Za-z0-9_.-]. */
+static bool
+config_name_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > 64)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' &&
+		    s[i] != '-' && s[i] != '.')
+			return false;
+	return true;
+}
+
+static int
+config_source(struct config_ctx *x, struct config_source *src,
+    const char *path, yaml_node_t *m)
+{
+	yaml_node_pair_t	*b, *e;
+	unsigned char		 a[16];
+	int			 rc;
+
+	if (m->type != YAML_MAPPING_NODE)
+		return config_errf(x, m, "%s: expected {source, ehlo_name}",
+		    path);
+	b = m->data.mapping.pairs.start;
+	e = m->data.mapping.pairs.top;
+	for (yaml_node_pair_t *p = b; p < e; p++) {
+		yaml_node_t	*k, *v;
+		const char	*key, *sv;
+		size_t		 len;
+
+		if ((rc = config_key_check(x, path, b, p, &k)) != 0)
+			return rc;
+		key = config_sval(k);
+		v = yaml_document_get_node(x->doc, p->value);
+		if (v == NULL || v->type != YAML_SCALAR_NODE)
+			return config_errf(x, v != NULL ? v : k,
+			    "%s.%s: expected a scalar value", path, key);
+		sv = config_sval(v);
+		len = v->data.scalar.length;
+		if (strcmp(key, "source") == 0) {
+			if (strlen(sv) != len || (inet_pton(AF_INET, sv, a) != 1 &&
+			    inet_pton(AF_INET6, sv, a) != 1))
+				return config_errf(x, v, "%s.source: expected "
+				    "an IPv4 or IPv6 address", path);
+			if ((rc = config_set_str(&src->addr, sv, len)) != 0)
+				return rc;
+		} else if (strcmp(key, "ehlo_name") == 0) {
+			if (!config_domain_ok(sv, len))
+				return config_errf(x, v, "%s.ehlo_name: "
+				    "expected a domain name", path);
+			if ((rc = config_set_str(&src->ehlo_name, sv, len)) != 0)
+				return rc;
+		} else {
+			return config_errf(x, k, "%s.%s: unknown key", path,
+			    key);
+		}
+	}
+	if (src->addr == NULL)
+		return config_errf(x, m, "%s: source is required", path);
+	return 0;
+}
+
+/* pools: NAME: [{source: IP, ehlo_name: NAME}, ...] */
+static int
+config_pools(struct config_ctx *x, struct config *c, yaml_node_t *m)
+{
+	yaml_node_pair_t	*b, *e;
+	size_t			 n;
+	int			 rc;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_MAPPING_NODE)
+		return config_errf(x, m, "pools: expected a mapping of pool "
+		    "names to lists of {source, ehlo_name}");
+	b = m->data.mapping.pairs.start;
+	e = m->data.mapping.pairs.top;
+	n = (size_t)(e - b);
+	if (n > CONFIG_POOLS_MAX)
+		return config_errf(x, m, "pools: at most %d pools",
+		    CONFIG_POOLS_MAX);
+	if (n == 0)
+		return 0;
+	if ((c->pools = calloc(n, sizeof(*c->pools))) == NULL)
+		return -ENOMEM;
+	for (yaml_node_pair_t *p = b; p < e; p++) {
+		struct config_pool	*pl = &c->pools[c->npools++];
+		yaml_node_t		*k, *v;
+		yaml_node_item_t	*ib, *ie;
+		char			 path[96];
+
+		if ((rc = config_key_check(x, "pools", b, p, &k)) != 0)
+			return rc;
+		if (!config_name_ok(config_sval(k), k->data.scalar.length))
+			return config_errf(x, k, "pools: '%s' is not a pool "
+			    "name (1-64 of A-Z a-z 0-9 _ . -)", config_sval(k));
+		if ((rc = config_set_str(&pl->name, config_sval(k),
+		    k->data.scalar.length)) != 0)
+			return rc;
+		v = yaml_document_get_node(x->doc, p->value);
+		if (v == NULL || v->type != YAML_SEQUENCE_NODE ||
+		    v->data.sequence.items.top == v->data.sequence.items.start)
+			return config_errf(x, v != NULL ? v : k, "pools.%s: "
+			    "expected a non-empty list of {source, ehlo_name}",
+			    pl->name);
+		ib = v->data.sequence.items.start;
+		ie = v->data.sequence.items.top;
+		if ((size_t)(ie - ib) > CONFIG_POOL_SOURCES_MAX)
+			return config_errf(x, v, "pools.%s: at most %d sources",
+			    pl->name, CONFIG_POOL_SOURCES_MAX);
+		if ((pl->src = calloc((size_t)(ie - ib), sizeof(*pl->src))) ==
+		    NULL)
+			return -ENOMEM;
+		for (yaml_node_item_t *it = ib; it < ie; it++) {
+			yaml_node_t	*sn = yaml_document_get_node(x->doc, *it);
+
+			snprintf(path, sizeof(path), "pools.%s[%zu]", pl->name,
+			    pl->nsrc);
+			pl->nsrc++;
+			if (sn == NULL)
+				return config_errf(x, v, "%s: missing", path);
+			if ((rc = config_source(x, &pl->src[pl->nsrc - 1], path,
+			    sn)) != 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+const struct config_pool *
+config_pool_find(const struct config *c, const char *name)
+{
+	for (size_t i = 0; name != NULL && i < c->npools; i++)
+		if (strcmp(c->pools[i].name, name) == 0)
+			return &c->pools[i];
+	return NULL;
+}
+
 static int
 config_dkim_list(struct config_ctx *x, struct config *c, yaml_node_t *m)
 {
@@ -1075,6 +1219,8 @@ config_section(struct config_ctx *x, struct config *c, const char *path,
 			rc = config_resolvers(x, c, v);
 		else if (k->type == CONFIG_T_DKIM)
 			rc = config_dkim_list(x, c, v);
+		else if (k->type == CONFIG_T_POOLS)
+			rc = config_pools(x, c, v);
 		else if (k->type == CONFIG_T_HNAMES)
 			rc = config_hnames(x, c, v);
 		else
@@ -1098,6 +1244,7 @@ config_defaults(struct config *c)
 	c->max_queued = 20000;
 	c->claim_idle_ms = 5 * MS_MIN;
 	c->pipelining = true;
+	c->remote_port = 25;
 	c->tls = CONFIG_TLS_OPPORTUNISTIC;
 	c->tls_ca_file = NULL;		/* system default CA paths */
 	c->chunking = false;
@@ -1161,6 +1308,16 @@ config_fini(struct config *c)
 		free(c->dkim[i].key_file);
 	}
 	free(c->dkim);
+	for (size_t i = 0; i < c->npools; i++) {
+		for (size_t k = 0; k < c->pools[i].nsrc; k++) {
+			free(c->pools[i].src[k].addr);
+			free(c->pools[i].src[k].ehlo_name);
+		}
+		free(c->pools[i].src);
+		free(c->pools[i].name);
+	}
+	free(c->pools);
+	free(c->pool);
 	for (size_t i = 0; i < c->ndkim_headers; i++)
 		free(c->dkim_headers[i]);
 	free(c->dkim_headers);

@@ -36,6 +36,21 @@ enum config_dkim_alg {
  * key file is only read by the worker (mail/dkim.h), which also checks
  * that its type matches `algorithm`.
  */
+/* One local source address of an IP pool and the EHLO name it uses. */
+struct config_source {
+	char		*addr;		/* owns; IPv4 or IPv6 literal */
+	char		*ehlo_name;	/* owns; NULL = smtp.ehlo_name */
+};
+
+/* pools: NAME: [{source, ehlo_name}, ...] */
+struct config_pool {
+	char			*name;	/* owns */
+	struct config_source	*src;	/* owns */
+	size_t			 nsrc;
+};
+#define CONFIG_POOLS_MAX	64
+#define CONFIG_POOL_SOURCES_MAX	256
+
 struct config_dkim {
 	char		*domain;	/* owns; d=, lower-case */
 	char		*selector;	/* owns; s= */
@@ -89,6 +104,10 @@ struct config {
 	/* smtp: */
 	char		*ehlo_name;		/* default: gethostname() */
 	bool		 pipelining;		/* true */
+	char		*pool;			/* default IP pool, NULL = none */
+	struct config_pool *pools;		/* owns */
+	size_t		 npools;
+	uint16_t	 remote_port;		/* port of MX hosts: 25 */
 	uint32_t	 connection_limit;	/* per destination per thread: 10 */
 	uint32_t	 max_deliveries_per_connection; /* 100 */
 	struct config_timeouts timeouts;
@@ -146,6 +165,9 @@ int	config_load_file(const char *path, struct config **out, char *err,
 int	config_load_string(const char *yaml, size_t len, const char *name,
 	    struct config **out, char *err, size_t errlen);
 void	config_free(struct config *c);
+/* The pool named name, or NULL. */
+const struct config_pool *config_pool_find(const struct config *c,
+	    const char *name);
 /* The route for a domain (exact match, then "*"), or NULL. */
 const struct config_route *config_route_find(const struct config *c,
 	    const char *domain, size_t domlen);

@@ -314,6 +314,7 @@ rconn_cmdargv(struct rconn *rc, void (*fn)(struct rconn *, void *, void *),
 		return -ENOTCONN;
 	}
 	rc->npending++;
+	rc->ncmds++;
 	return 0;
 }
 
@@ -337,6 +338,7 @@ rconn_cmd_formatted(struct rconn *rc,
 		return -ENOTCONN;
 	}
 	rc->npending++;
+	rc->ncmds++;
 	return 0;
 }
 
@@ -363,6 +365,7 @@ rconn_cmd(struct rconn *rc, void (*fn)(struct rconn *, void *, void *),
 		return -ENOTCONN;
 	}
 	rc->npending++;
+	rc->ncmds++;
 	return 0;
 }
 

@@ -51,6 +51,7 @@ struct rconn {
 	void			(*on_up)(struct rconn *rc);
 	void			*arg;		/* for the owner */
 	unsigned		 npending;	/* commands sent, replies not yet seen */
+	unsigned long		 ncmds;		/* commands sent in all (metrics) */
 };
 
 /* Start connecting; 0 or -errno. host must be an IP literal. */

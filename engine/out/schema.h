@@ -194,15 +194,16 @@ rm_id_valid(const char *id)
  * ARGV: id, now_ms, events maxlen, nrecords, nacks, then RM_REC_FIELDS per
  *   record: kind (f final, d deferred, q requeue), type, counter, idx,
  *   due_ms, retry member, rcpt, attempt, code, esc, stage, dest, text,
- *   category, suppress reason ("" = none), then the job ids to ack.
+ *   category, suppress reason ("" = none), tls ("" = plain), then the
+ *   job ids to ack.
  */
-#define RM_REC_FIELDS 15
+#define RM_REC_FIELDS 16
 #define RM_LUA_RECORD \
 	"local id, now, maxlen, akey = ARGV[1], ARGV[2], ARGV[3], 7\n" \
 	"local nr, na = tonumber(ARGV[4]), tonumber(ARGV[5])\n" \
 	"local cnt = {}\n" \
 	"for k = 0, nr - 1 do\n" \
-	"  local b = 5 + k * 15\n" \
+	"  local b = 5 + k * 16\n" \
 	"  local kind, typ, counter, idx = ARGV[b+1], ARGV[b+2], ARGV[b+3], ARGV[b+4]\n" \
 	"  local emit = false\n" \
 	"  if kind == 'f' then\n" \
@@ -218,7 +219,7 @@ rm_id_valid(const char *id)
 	"      'type', typ, 'campaign', id, 'rcpt', ARGV[b+7], 'idx', idx, " \
 	"      'attempt', ARGV[b+8], 'code', ARGV[b+9], 'esc', ARGV[b+10], " \
 	"      'stage', ARGV[b+11], 'dest', ARGV[b+12], 'text', ARGV[b+13], " \
-	"      'category', ARGV[b+14], 'ts', now)\n" \
+	"      'category', ARGV[b+14], 'tls', ARGV[b+16], 'ts', now)\n" \
 	"    if ARGV[b+15] ~= '' then\n" \
 	"      local a = string.lower(ARGV[b+7])\n" \
 	"      if redis.call('HSETNX', KEYS[8], a, ARGV[b+15] .. '\\31bounce\\31' .. now) == 1 then\n" \
@@ -229,7 +230,7 @@ rm_id_valid(const char *id)
 	"  end\n" \
 	"end\n" \
 	"for c, n in pairs(cnt) do redis.call('HINCRBY', KEYS[2], c, n) end\n" \
-	"local b = 5 + nr * 15\n" \
+	"local b = 5 + nr * 16\n" \
 	"for k = 1, na do\n" \
 	"  redis.call('XACK', KEYS[3], 'workers', ARGV[b+k])\n" \
 	"  redis.call('XDEL', KEYS[3], ARGV[b+k])\n" \

@@ -24,12 +24,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
 #include "core/config.h"
+#include "core/dns.h"
+#include "core/tls.h"
 #include "core/loop.h"
 #include "core/rconn.h"
 #include "lib/buf.h"
@@ -37,6 +40,8 @@
 #include "lib/mono.h"
 #include "lib/strset.h"
 #include "mail/classify.h"
+#include "mail/dkim.h"
+#include "mail/token.h"
 #include "mail/addr.h"
 #include "mail/msg.h"
 #include "out/outcome.h"
@@ -76,6 +81,7 @@ struct wcamp {
 	double		 tokens;	/* this thread's share of it */
 	mono_us		 refill_at;
 	char		*suppress_list;	/* per-list suppression, NULL = none */
+	const struct config_pool *pool;	/* meta "pool" or smtp.pool */
 	char		 k_supp_list[RM_KEY_MAX + 64];
 	unsigned	 nheld;		/* its recipients in this thread */
 	char		*from, *from_addr, *reply_to, *msgid_domain;
@@ -111,12 +117,37 @@ struct job {
 	struct job	*next;		/* thread's job list */
 };
 
+/*
+ * One host of a destination (an MX host, or a static route's host) with
+ * its addresses and its own failure state: a failing host is skipped for
+ * min(15 s * p^2, 1 h) after p consecutive failures (OpenSMTPD's route
+ * penalty), so connections fail over to the next MX or address.
+ */
+struct dhost {
+	char		 name[256];
+	unsigned	 naddrs;
+	unsigned	 next_addr;	/* round robin over addrs */
+	struct sockaddr_storage addrs[DNS_ADDR_MAX];
+	unsigned	 nfail;
+	mono_us		 down_until;
+	mono_us		 notls_until;	/* STARTTLS failed: plain for a while */
+};
+
+/*
+ * A destination: a site (MX rollup: domains with the same MX host set
+ * share it, its queue, its sessions and its limits) or a static route.
+ */
 struct dest {
-	const struct config_route *route;
-	char		 name[320];	/* "host:port" */
-	struct sockaddr_storage addr;
-	socklen_t	 addrlen;
-	bool		 resolved;
+	char		 name[DNS_SITE_MAX + 80];	/* [pool|]site or host:port */
+	bool		 is_static;
+	const struct config_pool *pool;	/* borrowed; NULL = no source bind */
+	unsigned	*src_nconn;	/* owns: sessions per pool source */
+	unsigned	 src_rr;
+	struct dhost	*hosts;		/* owns; by preference */
+	unsigned	 nhosts;
+	mono_us		 refreshed_at;
+	struct dest	*next;		/* thread's list of destinations */
+	struct dest	*hnext;		/* hash chain */
 	struct dq	*dqs;		/* owns: one FIFO per campaign */
 	unsigned	 nq;		/* recipients in all of them */
 	unsigned	 nconn;		/* sessions open or opening */
@@ -124,6 +155,8 @@ struct dest {
 	unsigned	 nfail;
 	mono_us		 backoff_until;
 };
+
+#define WORKER_DEST_BUCKETS	4096
 
 /*
  * A destination keeps one FIFO per campaign, so dispatch can honour
@@ -156,6 +189,14 @@ struct sconn {
 	unsigned	 ndeliv;
 	char		 why[256];
 	struct sconn	*next;
+	unsigned	 hi;		/* index of the host in d->hosts */
+	int		 si;		/* pool source index, -1 = none */
+	bool		 tls_on;	/* STARTTLS done: bytes go through t */
+	bool		 tls_up;	/* handshake complete */
+	bool		 tls_soft_fail;	/* opportunistic handshake failed */
+	struct tls_conn	 t;		/* owns (when tls_on) */
+	struct buf	 plain;		/* owns: decrypted bytes for smtpc */
+	char		 tlsinfo[96];	/* "TLSv1.3 TLS_AES_..." for events */
 	char		 rbuf[WORKER_RBUF];
 };
 
@@ -168,6 +209,7 @@ struct rec {
 	enum classify_category cat;
 	struct smtpc_result res;
 	const char	*dest;
+	char		 tls[96];	/* protocol and cipher, "" = plain */
 };
 
 /* A record script sent but not yet confirmed: resent after a reconnect. */
@@ -194,8 +236,17 @@ struct wthread {
 	struct wcamp	*camps;
 	struct job	*jobs;
 	unsigned	 nheld;		/* recipients in memory */
-	struct dest	*dests;		/* one per route */
+	struct dest	*dests;		/* one per static route (array) */
 	size_t		 ndests;
+	struct dest	*dall;		/* every destination, static and MX */
+	struct dest	*dhash[WORKER_DEST_BUCKETS];	/* MX sites by key */
+	struct dns	*dns;		/* owns: MX resolution */
+	SSL_CTX		*ssl_ctx;	/* borrowed: one per process */
+	struct tls_session_cache tls_cache; /* resumption, per MX host */
+	struct dkim_key	**dkim;		/* owns: this thread's copies */
+	size_t		 ndkim;
+	struct token_key *verp;		/* owns: this thread's copy, or NULL */
+	char		 verp_local[VERP_LOCAL_BUFSZ + 256];
 	struct sconn	*conns;
 	unsigned	 nconns;
 	struct rec	*recs;
@@ -736,6 +787,7 @@ rec_flush_camp(struct wthread *w, struct rargs *a, size_t from, size_t to)
 		rargs_str(a, x->res.text);
 		rargs_str(a, classify_category_name(x->cat));
 		rargs_str(a, x->suppress ? classify_category_name(x->cat) : "");
+		rargs_str(a, x->tls);
 	}
 	for (i = from; i < to; i++) {
 		struct job	*j = w->recs[i].r->job;
@@ -830,18 +882,36 @@ supp_recent(struct wthread *w, const struct rcpt *r)
 	    strset_has(&w->recent_supp, k, n);
 }
 
-static struct dest *
-dest_for(struct wthread *w, const char *email, size_t len)
-{
-	const struct config_route *rt;
-	const char		*dom;
-	size_t			 domlen;
+static void dest_key(char *out, size_t len, const struct config_pool *pool,
+    const char *name);
+static struct dest *dest_get(struct wthread *w, const char *key,
+    const struct config_pool *pool);
 
-	if ((dom = addr_domain(email, len, &domlen)) == NULL)
+static struct dest *
+dest_for(struct wthread *w, const struct rcpt *r)
+{
+	const struct wcamp	*c = r->job->camp;
+	const struct config_route *rt;
+	const struct dest	*proto;
+	const char		*dom;
+	struct dest		*d;
+	size_t			 domlen;
+	char			 key[sizeof(d->name)];
+
+	if ((dom = addr_domain(r->vals[c->email_col], r->lens[c->email_col],
+	    &domlen)) == NULL)
 		return NULL;
 	if ((rt = config_route_find(w->cfg, dom, domlen)) == NULL)
 		return NULL;
-	return &w->dests[rt - w->cfg->routes];
+	proto = &w->dests[rt - w->cfg->routes];
+	dest_key(key, sizeof(key), c->pool, proto->name);
+	if ((d = dest_get(w, key, c->pool)) != NULL && d->hosts == NULL &&
+	    proto->nhosts > 0 && (d->hosts = malloc(sizeof(*d->hosts))) != NULL) {
+		*d->hosts = *proto->hosts;	/* this pool's own host state */
+		d->nhosts = 1;
+		d->is_static = true;
+	}
+	return d;
 }
 
 static bool
@@ -873,6 +943,131 @@ static bool
 camp_has_token(const struct wcamp *c)
 {
 	return c->rate_per_s <= 0 || c->tokens >= 1.0;
+}
+
+/* First host (by preference) that is not backing off, or -1. */
+static int
+dest_pick_host(const struct dest *d, mono_us now)
+{
+	for (unsigned i = 0; i < d->nhosts; i++)
+		if (d->hosts[i].naddrs > 0 && d->hosts[i].down_until <= now)
+			return (int)i;
+	return -1;
+}
+
+/* When the first host comes back. */
+static mono_us
+dest_next_up(const struct dest *d)
+{
+	mono_us	t = 0;
+
+	for (unsigned i = 0; i < d->nhosts; i++)
+		if (t == 0 || d->hosts[i].down_until < t)
+			t = d->hosts[i].down_until;
+	return t;
+}
+
+static uint64_t
+dest_hash(const char *s)
+{
+	uint64_t	h = 0xcbf29ce484222325ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+/*
+ * The destination for a resolved MX route: its site, created on first
+ * use. Addresses are refreshed from newer answers every 5 minutes; host
+ * failure state is kept across refreshes (matched by name).
+ */
+static void
+dest_key(char *out, size_t len, const struct config_pool *pool,
+    const char *name)
+{
+	if (pool != NULL)
+		snprintf(out, len, "%s|%s", pool->name, name);
+	else
+		snprintf(out, len, "%s", name);
+}
+
+/* The destination named key (created empty on first use). */
+static struct dest *
+dest_get(struct wthread *w, const char *key, const struct config_pool *pool)
+{
+	uint64_t	 b = dest_hash(key) % WORKER_DEST_BUCKETS;
+	struct dest	*d;
+
+	for (d = w->dhash[b]; d != NULL; d = d->hnext)
+		if (strcmp(d->name, key) == 0)
+			return d;
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	snprintf(d->name, sizeof(d->name), "%s", key);
+	d->pool = pool;
+	if (pool != NULL &&
+	    (d->src_nconn = calloc(pool->nsrc, sizeof(*d->src_nconn))) == NULL) {
+		free(d);
+		return NULL;
+	}
+	d->hnext = w->dhash[b];
+	w->dhash[b] = d;
+	d->next = w->dall;
+	w->dall = d;
+	return d;
+}
+
+static struct dest *
+dest_for_route(struct wthread *w, const struct dns_route *rt,
+    const struct config_pool *pool)
+{
+	struct dest	*d;
+	mono_us		 now = mono_now();
+	char		 key[sizeof(d->name)];
+
+	dest_key(key, sizeof(key), pool, rt->site);
+	if ((d = dest_get(w, key, pool)) == NULL)
+		return NULL;
+	if (d->nhosts > 0 && now - d->refreshed_at < 300000000)
+		return d;
+	if (d->nhosts != rt->nhosts) {
+		struct dhost	*nh = calloc(rt->nhosts ? rt->nhosts : 1,
+		    sizeof(*nh));
+
+		if (nh == NULL)
+			return d;
+		for (unsigned i = 0; i < rt->nhosts; i++)
+			for (unsigned k = 0; k < d->nhosts; k++)
+				if (strcmp(d->hosts[k].name,
+				    rt->hosts[i].name) == 0)
+					nh[i] = d->hosts[k];
+		free(d->hosts);
+		d->hosts = nh;
+		d->nhosts = rt->nhosts;
+	}
+	for (unsigned i = 0; i < rt->nhosts; i++) {
+		struct dhost	*h = &d->hosts[i];
+
+		if (strcmp(h->name, rt->hosts[i].name) != 0) {
+			/* Same set, other order: keep each host's state. */
+			for (unsigned k = i + 1; k < d->nhosts; k++)
+				if (strcmp(d->hosts[k].name,
+				    rt->hosts[i].name) == 0) {
+					struct dhost	tmp = *h;
+
+					*h = d->hosts[k];
+					d->hosts[k] = tmp;
+					break;
+				}
+		}
+		snprintf(h->name, sizeof(h->name), "%s", rt->hosts[i].name);
+		h->naddrs = rt->hosts[i].naddrs;
+		memcpy(h->addrs, rt->hosts[i].addrs,
+		    sizeof(h->addrs[0]) * h->naddrs);
+	}
+	d->refreshed_at = now;
+	return d;
 }
 
 static void
@@ -1070,6 +1265,16 @@ sconn_reap(struct sconn *c, struct sconn **pp)
 		close(c->fd);
 	*pp = c->next;
 	w->nconns--;
+	if (c->tls_on) {
+		SSL_SESSION	*sess = c->tls_up ? tls_conn_session_take(&c->t) :
+		    NULL;
+
+		if (sess != NULL)
+			tls_session_cache_put(&w->tls_cache,
+			    c->d->hosts[c->hi].name, sess);
+		tls_conn_fini(&c->t);
+	}
+	buf_free(&c->plain);
 	smtpc_fini(&c->smtp);
 	buf_free(&c->tx);
 	buf_free(&c->wire);
@@ -1105,6 +1310,56 @@ sconn_set_deadline(struct sconn *c)
 	else
 		ms = stage_timeout_ms(c->w->cfg, smtpc_stage(&c->smtp));
 	c->deadline = mono_now() + (mono_us)ms * 1000;
+}
+
+/*
+ * DKIM-sign the built message (w->b_msg) with the keys of the From
+ * domain (the first, or all with dkim_dual) and put the canonical wire
+ * form (signatures first) into wire.
+ */
+static int
+msg_sign_wire(struct wthread *w, const struct wcamp *cp, struct buf *wire)
+{
+	const char	*fd = strrchr(cp->from_addr, '@');
+	int64_t		 now_s = wall_ms() / 1000;
+	bool		 signed_one = false;
+	int		 e;
+
+	if (w->ndkim == 0 || fd == NULL)
+		return smtp_crlf(wire, w->b_msg.data, w->b_msg.len);
+	fd++;
+	buf_reset(&w->b_tmp);
+	for (size_t i = 0; i < w->ndkim; i++) {
+		if (strcasecmp(dkim_key_domain(w->dkim[i]), fd) != 0)
+			continue;
+		if (signed_one && !w->cfg->dkim_dual)
+			break;
+		if ((e = dkim_sign(w->dkim[i], w->b_msg.data, w->b_msg.len,
+		    now_s, &w->b_tmp)) != 0)
+			return e;
+		signed_one = true;
+	}
+	if ((e = buf_append(&w->b_tmp, w->b_msg.data, w->b_msg.len)) != 0)
+		return e;
+	return smtp_crlf(wire, w->b_tmp.data, w->b_tmp.len);
+}
+
+/*
+ * The envelope sender: a VERP address b-<token>@bounce_domain that maps a
+ * bounce back to (campaign, recipient) without a lookup, or the From
+ * address when VERP is off.
+ */
+static const char *
+envelope_from(struct wthread *w, const struct wcamp *cp, const struct rcpt *r)
+{
+	char	local[VERP_LOCAL_BUFSZ];
+
+	if (w->verp == NULL || r->idx > UINT32_MAX ||
+	    verp_encode(w->verp, cp->id, (uint32_t)r->idx, local) != 0)
+		return cp->from_addr;
+	snprintf(w->verp_local, sizeof(w->verp_local), "%s@%s", local,
+	    w->cfg->verp_bounce_domain);
+	return w->verp_local;
 }
 
 /* Take the next recipient of the destination, or go idle / quit. */
@@ -1178,14 +1433,17 @@ sconn_dispatch(struct sconn *c)
 		if (e == 0)
 			e = msg_build(&w->b_msg, &in);
 		if (e == 0)
-			e = smtp_dotstuff(&c->wire, w->b_msg.data, w->b_msg.len);
+			e = msg_sign_wire(w, cp, &c->wire);
 		if (e != 0) {
 			result_set(&res, SMTPC_ST_CONNECT, 0, "5.3.0",
 			    "message could not be built: %s", strerror(-e));
 			rcpt_done(w, r, OUTCOME_FAILED, &res, c->d->name);
 			continue;
 		}
-		e = smtpc_send_msg(&c->smtp, cp->from_addr, in.to,
+		/* Canonical form: smtpc sends it with BDAT when the peer
+		 * offers CHUNKING (and smtp.chunking is on), otherwise with
+		 * DATA, dot-stuffing it on the way. */
+		e = smtpc_send_msg_raw(&c->smtp, envelope_from(w, cp, r), in.to,
 		    c->wire.data, c->wire.len);
 		if (e == -EMSGSIZE) {
 			result_set(&res, SMTPC_ST_MAIL, 552, "5.3.4",
@@ -1217,6 +1475,8 @@ sconn_events(struct sconn *c, unsigned ev)
 		if (c->cur != NULL) {
 			rcpt_done(w, c->cur, outcome_of(&c->smtp.result),
 			    &c->smtp.result, d->name);
+			memcpy(w->recs[w->nrecs - 1].tls, c->tlsinfo,
+			    sizeof(c->tlsinfo));
 			c->cur = NULL;
 		} else if (!c->ready_once) {
 			/* Session failed before any transaction. */
@@ -1229,6 +1489,8 @@ sconn_events(struct sconn *c, unsigned ev)
 		if (!c->ready_once) {
 			c->ready_once = true;
 			d->nfail = 0;
+			d->hosts[c->hi].nfail = 0;
+			d->hosts[c->hi].down_until = 0;
 			if (c->counted_open) {
 				c->counted_open = false;
 				d->nopening--;
@@ -1271,18 +1533,32 @@ sconn_flush(struct sconn *c)
 	if (c->st != SC_OPEN || c->op_send.busy)
 		return;
 	if (buf_unread(&c->tx) == 0) {
-		struct buf	tmp;
+		struct buf	tmp, *src = &c->smtp.out;
 
-		if (buf_unread(&c->smtp.out) == 0)
+		if (c->tls_on) {
+			/* SMTP bytes are encrypted into the TLS output. */
+			if (c->tls_up && buf_unread(&c->smtp.out) > 0) {
+				if (tls_conn_write(&c->t, buf_peek(&c->smtp.out),
+				    buf_unread(&c->smtp.out)) != 0) {
+					sconn_events(c, smtpc_conn_lost(&c->smtp,
+					    c->t.reason));
+					return;
+				}
+				buf_reset(&c->smtp.out);
+			}
+			src = &c->t.net_out;
+		}
+		if (buf_unread(src) == 0)
 			return;
 		/*
 		 * Swap instead of copying: the kernel reads tx while smtpc
-		 * may append to out (a realloc would move memory under it).
+		 * (or TLS) may append to the source (a realloc would move
+		 * memory under it).
 		 */
 		buf_reset(&c->tx);
 		tmp = c->tx;
-		c->tx = c->smtp.out;
-		c->smtp.out = tmp;
+		c->tx = *src;
+		*src = tmp;
 	}
 	if ((sqe = loop_sqe(&c->w->loop, &c->op_send)) == NULL) {
 		sconn_events(c, smtpc_conn_lost(&c->smtp, "io_uring full"));
@@ -1290,6 +1566,84 @@ sconn_flush(struct sconn *c)
 	}
 	io_uring_prep_send(sqe, c->fd, buf_peek(&c->tx), buf_unread(&c->tx),
 	    MSG_NOSIGNAL);
+}
+
+/* RFC 3207: after the 220 to STARTTLS, start the handshake. */
+static unsigned
+sconn_starttls(struct sconn *c)
+{
+	struct wthread	*w = c->w;
+	struct dhost	*h = &c->d->hosts[c->hi];
+	bool		 verify = w->cfg->tls == CONFIG_TLS_VERIFY;
+
+	if (w->ssl_ctx == NULL)
+		return smtpc_tls_failed(&c->smtp, "no TLS context");
+	if (tls_conn_start(&c->t, w->ssl_ctx, h->name, verify,
+	    tls_session_cache_get(&w->tls_cache, h->name)) != 0)
+		return smtpc_tls_failed(&c->smtp, c->t.reason);
+	c->tls_on = true;
+	return 0;
+}
+
+static void
+sconn_plain_input(struct sconn *c, size_t n)
+{
+	unsigned	ev = smtpc_recv(&c->smtp, c->rbuf, n);
+
+	if (ev & SMTPC_EV_STARTTLS) {
+		ev &= ~SMTPC_EV_STARTTLS;
+		ev |= sconn_starttls(c);
+	}
+	sconn_events(c, ev);
+}
+
+static void
+sconn_tls_input(struct sconn *c, size_t n)
+{
+	struct wthread	*w = c->w;
+	struct dhost	*h = &c->d->hosts[c->hi];
+	unsigned	 ev = 0;
+	int		 rc;
+
+	rc = tls_conn_input(&c->t, c->rbuf, n, &c->plain);
+	if (rc != 0) {
+		if (!c->tls_up) {
+			tls_session_cache_remove(&w->tls_cache, h->name);
+			if (w->cfg->tls == CONFIG_TLS_OPPORTUNISTIC) {
+				/*
+				 * RFC 7435: retry this host once in plain
+				 * text rather than not delivering at all.
+				 */
+				c->tls_soft_fail = true;
+				h->notls_until = mono_now() +
+				    (mono_us)3600 * 1000000;
+				log_warn("dest=%s host=%s tls=failed "
+				    "fallback=plaintext reason=\"%s\"",
+				    c->d->name, h->name, c->t.reason);
+			}
+			ev = smtpc_tls_failed(&c->smtp, c->t.reason);
+		} else {
+			ev = smtpc_conn_lost(&c->smtp, c->t.reason);
+		}
+		sconn_events(c, ev);
+		return;
+	}
+	if (!c->tls_up && c->t.handshake_done) {
+		c->tls_up = true;
+		snprintf(c->tlsinfo, sizeof(c->tlsinfo), "%s %s",
+		    tls_conn_protocol(&c->t), tls_conn_cipher(&c->t));
+		log_debug("dest=%s host=%s tls=\"%s\" resumed=%d", c->d->name,
+		    h->name, c->tlsinfo, tls_conn_reused(&c->t));
+		ev |= smtpc_tls_started(&c->smtp);
+	}
+	if (buf_unread(&c->plain) > 0) {
+		ev |= smtpc_recv(&c->smtp, buf_peek(&c->plain),
+		    buf_unread(&c->plain));
+		buf_reset(&c->plain);
+	}
+	if (c->t.peer_closed && c->st == SC_OPEN)
+		ev |= smtpc_conn_lost(&c->smtp, "TLS connection closed by peer");
+	sconn_events(c, ev);
 }
 
 static void
@@ -1306,27 +1660,37 @@ sconn_on_recv(struct loop *l, struct loop_op *op, int res, unsigned flags)
 		    "connection closed by peer" : strerror(-res)));
 		return;
 	}
-	sconn_events(c, smtpc_recv(&c->smtp, c->rbuf, (size_t)res));
+	if (c->tls_on)
+		sconn_tls_input(c, (size_t)res);
+	else
+		sconn_plain_input(c, (size_t)res);
 	sconn_arm_recv(c);
 }
 
 /* Connection-level failure: back off the destination. */
 static void
-dest_failed(struct wthread *w, struct dest *d, const char *why)
+dest_failed(struct wthread *w, struct dest *d, unsigned hi, const char *why)
 {
-	mono_us	delay = 1000000;
+	struct dhost	*h = &d->hosts[hi];
+	mono_us		 now = mono_now(), delay;
 
+	/*
+	 * The host is skipped for 15 s * p^2 (capped at 1 h): the next
+	 * session fails over to the next MX host (or address).
+	 */
+	h->nfail++;
+	delay = (mono_us)15000000 * h->nfail * h->nfail;
+	if (delay > (mono_us)3600 * 1000000)
+		delay = (mono_us)3600 * 1000000;
+	h->down_until = now + delay;
 	d->nfail++;
-	for (unsigned i = 1; i < d->nfail && delay < 60000000; i++)
-		delay *= 2;
-	if (delay > 60000000)
-		delay = 60000000;
-	d->backoff_until = mono_now() + delay;
-	log_warn("dest=%s failure=%u backoff_ms=%lld reason=\"%s\"", d->name,
-	    d->nfail, (long long)(delay / 1000), why);
-	/* Nobody can deliver the queue now: hand it back to Redis. */
-	if (d->nconn == 0)
+	log_warn("dest=%s host=%s failure=%u host_down_ms=%lld reason=\"%s\"",
+	    d->name, h->name, h->nfail, (long long)(delay / 1000), why);
+	/* Every host down and nobody delivering: hand the queue back. */
+	if (d->nconn == 0 && dest_pick_host(d, now) < 0) {
+		d->backoff_until = dest_next_up(d);
 		dest_defer_all(w, d, why);
+	}
 }
 
 static void
@@ -1353,12 +1717,14 @@ sconn_close(struct sconn *c, const char *why)
 		snprintf(c->why, sizeof(c->why), "%s", why);
 	c->st = SC_CLOSING;
 	d->nconn--;
+	if (c->si >= 0)
+		d->src_nconn[c->si]--;
 	if (c->counted_open) {
 		c->counted_open = false;
 		d->nopening--;
 	}
-	if (failed)
-		dest_failed(w, d, c->why[0] ? c->why : "session failed");
+	if (failed && !c->tls_soft_fail)
+		dest_failed(w, d, c->hi, c->why[0] ? c->why : "session failed");
 	if (c->fd >= 0 && (c->op_conn.busy || c->op_recv.busy ||
 	    c->op_send.busy)) {
 		/* Ops still reference the socket: cancel them all first. */
@@ -1400,6 +1766,51 @@ sconn_on_connect(struct loop *l, struct loop_op *op, int res, unsigned flags)
 	sconn_arm_recv(c);
 }
 
+/*
+ * The pool source for a new session: the one with the fewest sessions to
+ * this destination, under smtp.connection_limit each. -1 without a pool,
+ * -2 when every source is at its limit.
+ */
+static int
+dest_pick_source(const struct wthread *w, struct dest *d)
+{
+	int	best = -2;
+
+	if (d->pool == NULL)
+		return -1;
+	for (size_t k = 0; k < d->pool->nsrc; k++) {
+		size_t	i = (d->src_rr + k) % d->pool->nsrc;
+
+		if (d->src_nconn[i] >= w->cfg->connection_limit)
+			continue;
+		if (best < 0 || d->src_nconn[i] < d->src_nconn[best])
+			best = (int)i;
+	}
+	d->src_rr++;
+	return best;
+}
+
+/* Sources are bound before connect (IORING_OP_BIND needs 6.11). */
+static int
+sconn_bind(int fd, const char *addr)
+{
+	struct sockaddr_in	 s4;
+	struct sockaddr_in6	 s6;
+
+	memset(&s4, 0, sizeof(s4));
+	memset(&s6, 0, sizeof(s6));
+	if (inet_pton(AF_INET, addr, &s4.sin_addr) == 1) {
+		s4.sin_family = AF_INET;
+		return bind(fd, (struct sockaddr *)&s4, sizeof(s4));
+	}
+	if (inet_pton(AF_INET6, addr, &s6.sin6_addr) == 1) {
+		s6.sin6_family = AF_INET6;
+		return bind(fd, (struct sockaddr *)&s6, sizeof(s6));
+	}
+	errno = EINVAL;
+	return -1;
+}
+
 static void
 sconn_open(struct wthread *w, struct dest *d)
 {
@@ -1407,12 +1818,67 @@ sconn_open(struct wthread *w, struct dest *d)
 	struct io_uring_sqe	*sqe;
 	int			 one = 1;
 
+	struct dhost		*h;
+	const struct sockaddr_storage *sa;
+	const char		*ehlo = w->cfg->ehlo_name;
+	int			 hi, si;
+
+	if ((hi = dest_pick_host(d, mono_now())) < 0)
+		return;
+	h = &d->hosts[hi];
+	if ((si = dest_pick_source(w, d)) == -2)
+		return;		/* every source at its connection limit */
+	if (si >= 0) {
+		const struct config_source *src = &d->pool->src[si];
+
+		/* An address of the source's family, round robin. */
+		sa = NULL;
+		for (unsigned k = 0; k < h->naddrs; k++) {
+			const struct sockaddr_storage *x =
+			    &h->addrs[(h->next_addr + k) % h->naddrs];
+
+			if ((x->ss_family == AF_INET6) ==
+			    (strchr(src->addr, ':') != NULL)) {
+				sa = x;
+				h->next_addr += k + 1;
+				break;
+			}
+		}
+		if (sa == NULL) {
+			log_warn("dest=%s host=%s has no address of source %s's "
+			    "family", d->name, h->name, src->addr);
+			h->down_until = mono_now() + 60000000;
+			return;
+		}
+		ehlo = src->ehlo_name ? src->ehlo_name : w->cfg->ehlo_name;
+	} else {
+		sa = &h->addrs[h->next_addr++ % h->naddrs];
+	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return;
 	c->w = w;
 	c->d = d;
-	c->fd = socket(d->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	smtpc_init(&c->smtp, w->cfg->ehlo_name, w->cfg->pipelining);
+	c->hi = (unsigned)hi;
+	c->si = si;
+	if (si >= 0)
+		d->src_nconn[si]++;
+	c->fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	smtpc_init(&c->smtp, ehlo, w->cfg->pipelining);
+	smtpc_set_chunking(&c->smtp, w->cfg->chunking);
+	switch (w->cfg->tls) {
+	case CONFIG_TLS_NONE:
+		smtpc_set_tls(&c->smtp, SMTPC_TLS_NONE);
+		break;
+	case CONFIG_TLS_OPPORTUNISTIC:
+		smtpc_set_tls(&c->smtp, h->notls_until > mono_now() ?
+		    SMTPC_TLS_NONE : SMTPC_TLS_OPPORTUNISTIC);
+		break;
+	case CONFIG_TLS_REQUIRED:
+	case CONFIG_TLS_VERIFY:
+		smtpc_set_tls(&c->smtp, SMTPC_TLS_REQUIRED);
+		break;
+	}
+	buf_init(&c->plain);
 	buf_init(&c->tx);
 	buf_init(&c->wire);
 	c->op_conn = (struct loop_op){ .cb = sconn_on_connect, .arg = c };
@@ -1431,13 +1897,22 @@ sconn_open(struct wthread *w, struct dest *d)
 		return;
 	}
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (si >= 0 && sconn_bind(c->fd, d->pool->src[si].addr) != 0) {
+		char	why[128];
+
+		snprintf(why, sizeof(why), "cannot bind source %s: %s",
+		    d->pool->src[si].addr, strerror(errno));
+		sconn_close(c, why);
+		return;
+	}
 	sconn_set_deadline(c);
 	if ((sqe = loop_sqe(&w->loop, &c->op_conn)) == NULL) {
 		sconn_close(c, "io_uring full");
 		return;
 	}
-	io_uring_prep_connect(sqe, c->fd, (struct sockaddr *)&d->addr,
-	    d->addrlen);
+	io_uring_prep_connect(sqe, c->fd, (const struct sockaddr *)sa,
+	    sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in));
 }
 
 /* One scheduling pass: hand queued recipients to idle sessions, open new
@@ -1478,24 +1953,28 @@ sched_pass(struct wthread *w)
 			sconn_events(c, smtpc_timeout(&c->smtp));
 		}
 	}
-	for (size_t i = 0; i < w->ndests; i++) {
-		struct dest	*d = &w->dests[i];
-
+	for (struct dest *d = w->dall; d != NULL; d = d->next) {
 		if (d->nq == 0)
 			continue;
-		if (!d->resolved) {
+		if (d->nhosts == 0) {
 			dest_defer_all(w, d, "route host could not be resolved");
 			continue;
 		}
-		if (now < d->backoff_until) {
+		if (dest_pick_host(d, now) < 0) {
 			if (d->nconn == 0)
-				dest_defer_all(w, d, "destination backing off "
-				    "after connection failures");
+				dest_defer_all(w, d, "every host of the "
+				    "destination is backing off after failures");
 			continue;
 		}
-		while (d->nconn < w->cfg->connection_limit &&
-		    d->nq > d->nopening)
+		while (d->nconn < w->cfg->connection_limit *
+		    (d->pool ? d->pool->nsrc : 1) &&
+		    d->nq > d->nopening && dest_pick_host(d, now) >= 0) {
+			unsigned	before = d->nconn;
+
 			sconn_open(w, d);
+			if (d->nconn == before)
+				break;
+		}
 	}
 }
 
@@ -1610,6 +2089,8 @@ job_unlink_free(struct wthread *w, struct job *j)
 	free(j);
 }
 
+static void rcpt_resolve(struct wthread *w, struct rcpt *r);
+
 /*
  * Every check done: each recipient now gets queued on its destination or
  * an immediate outcome (skipped, malformed, suppressed, cancelled, no
@@ -1650,10 +2131,8 @@ job_enqueue(struct wthread *w, struct job *j)
 			rcpt_done(w, r, OUTCOME_CANCELLED, &res, NULL);
 			continue;
 		}
-		if ((d = dest_for(w, email, r->lens[c->email_col])) == NULL) {
-			result_set(&res, SMTPC_ST_CONNECT, 0, "4.4.4",
-			    "no route for the domain of %s", email);
-			rcpt_done(w, r, OUTCOME_DEFERRED, &res, NULL);
+		if ((d = dest_for(w, r)) == NULL) {
+			rcpt_resolve(w, r);
 			continue;
 		}
 		dest_push(d, r);
@@ -1790,6 +2269,75 @@ job_start(struct wthread *w, struct job *j)
 	if (c->suppress_list != NULL)
 		job_check_supp(w, j, c->k_supp_list);
 	job_check_done(w, j);
+}
+
+/* MX route of a recipient's domain is known (or failed). */
+static void
+on_route(void *arg, const struct dns_route *rt)
+{
+	struct rcpt		*r = arg;
+	struct wcamp		*c = r->job->camp;
+	struct wthread		*w = c->w;
+	struct smtpc_result	 res;
+	struct dest		*d;
+	const char		*email = r->vals[c->email_col];
+
+	switch (rt->status) {
+	case 0:
+		if ((d = dest_for_route(w, rt, c->pool)) != NULL &&
+		    d->nhosts > 0) {
+			dest_push(d, r);
+			return;
+		}
+		result_set(&res, SMTPC_ST_CONNECT, 0, "4.3.0", "%s",
+		    "out of memory for a destination");
+		rcpt_done(w, r, OUTCOME_DEFERRED, &res, NULL);
+		return;
+	case -ENODATA:
+		/* RFC 7505 3: the domain accepts no mail. */
+		result_set(&res, SMTPC_ST_CONNECT, 556, "5.1.10", "%s: %s",
+		    email, rt->why[0] ? rt->why : "domain has a null MX");
+		rcpt_done(w, r, OUTCOME_BOUNCED, &res, NULL);
+		return;
+	case -ENOENT:
+	case -EINVAL:
+		result_set(&res, SMTPC_ST_CONNECT, 550, "5.1.2", "%s: %s",
+		    email, rt->why[0] ? rt->why : "domain not found");
+		rcpt_done(w, r, OUTCOME_BOUNCED, &res, NULL);
+		return;
+	default:
+		result_set(&res, SMTPC_ST_CONNECT, 0, "4.4.3", "%s: %s",
+		    email, rt->why[0] ? rt->why : "DNS lookup failed");
+		rcpt_done(w, r, OUTCOME_DEFERRED, &res, NULL);
+		return;
+	}
+}
+
+/* No static route: find the domain's MX route (c-ares, via the ring). */
+static void
+rcpt_resolve(struct wthread *w, struct rcpt *r)
+{
+	const struct wcamp	*c = r->job->camp;
+	const char		*dom;
+	size_t			 domlen;
+	char			 domain[256];
+	struct smtpc_result	 res;
+
+	dom = addr_domain(r->vals[c->email_col], r->lens[c->email_col],
+	    &domlen);
+	if (dom == NULL || domlen >= sizeof(domain) || w->dns == NULL) {
+		result_set(&res, SMTPC_ST_CONNECT, 0, "4.4.4",
+		    "no route for the domain of %s", r->vals[c->email_col]);
+		rcpt_done(w, r, OUTCOME_DEFERRED, &res, NULL);
+		return;
+	}
+	memcpy(domain, dom, domlen);
+	domain[domlen] = '\0';
+	if (dns_resolve_route(w->dns, domain, on_route, r) != 0) {
+		result_set(&res, SMTPC_ST_CONNECT, 0, "4.3.0", "%s",
+		    "out of memory for a DNS lookup");
+		rcpt_done(w, r, OUTCOME_DEFERRED, &res, NULL);
+	}
 }
 
 static bool
@@ -1956,8 +2504,8 @@ camp_pull_queued(struct wthread *w, struct wcamp *c, enum outcome o,
 	unsigned		 n = 0;
 
 	result_set(&res, SMTPC_ST_CONNECT, 0, "", "%s", why);
-	for (size_t i = 0; i < w->ndests; i++)
-		for (r = dest_take_camp(&w->dests[i], c); r != NULL; r = next) {
+	for (struct dest *d = w->dall; d != NULL; d = d->next)
+		for (r = dest_take_camp(d, c); r != NULL; r = next) {
 			next = r->next;
 			if (requeue)
 				rec_add(w, r, o, true, &res, NULL);
@@ -2009,7 +2557,7 @@ on_camp_poll(struct rconn *rc, void *r, void *priv)
 
 	c->polling = false;
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-	    reply->elements < 7 || (v = rstr(reply, 0)) == NULL)
+	    reply->elements < 8 || (v = rstr(reply, 0)) == NULL)
 		return;
 	cs = camp_state_parse(v, reply->element[0]->len);
 	c->start_ms = 0;
@@ -2029,6 +2577,15 @@ on_camp_poll(struct rconn *rc, void *r, void *priv)
 		c->suppress_list = strdup(v);
 		snprintf(c->k_supp_list, sizeof(c->k_supp_list), "%s%s",
 		    RM_KEY_SUPPRESS_LIST, v);
+	}
+	if ((v = rstr(reply, 7)) != NULL && v[0] != '\0') {
+		if ((c->pool = config_pool_find(w->cfg, v)) == NULL) {
+			log_error("campaign=%s names pool '%s', which config.yaml "
+			    "does not define: not sending it", c->id, v);
+			cs = CS_UNKNOWN;
+		}
+	} else {
+		c->pool = config_pool_find(w->cfg, w->cfg->pool);
 	}
 	if (cs == (int)c->cs)
 		return;
@@ -2234,8 +2791,8 @@ on_active(struct rconn *rc, void *r, void *priv)
 		if (!c->active && !camp_in_use(w, c)) {
 			/* Finished elsewhere and nothing of it held here. */
 			*pp = c->next;
-			for (size_t i = 0; i < w->ndests; i++)
-				dest_drop_camp(&w->dests[i], c);
+			for (struct dest *d = w->dall; d != NULL; d = d->next)
+				dest_drop_camp(d, c);
 			wcamp_free(c);
 			continue;
 		}
@@ -2244,7 +2801,7 @@ on_active(struct rconn *rc, void *r, void *priv)
 			continue;
 		if (!c->polling && rconn_cmd(&w->ctl, on_camp_poll, c,
 		    "HMGET %s state start_ms priority rate_per_s suppress_list "
-		    "submitted_ms created_ms", c->k_meta) == 0)
+		    "submitted_ms created_ms pool", c->k_meta) == 0)
 			c->polling = true;
 		if (c->cs == CS_SCHEDULED)
 			rconn_cmd(&w->ctl, on_ignore, NULL, "EVAL %s 1 %s %s",
@@ -2340,8 +2897,8 @@ begin_drain(struct wthread *w)
 	w->draining = true;
 	/* Queued but not started: straight back to Redis, due now. */
 	result_set(&res, SMTPC_ST_CONNECT, 0, "", "%s", "worker draining");
-	for (size_t i = 0; i < w->ndests; i++)
-		while ((r = dest_pop(&w->dests[i])) != NULL) {
+	for (struct dest *d = w->dall; d != NULL; d = d->next)
+		while ((r = dest_pop(d)) != NULL) {
 			rec_add(w, r, OUTCOME_DEFERRED, true, &res, NULL);
 			n++;
 		}
@@ -2361,6 +2918,20 @@ wthread_main(void *arg)
 		    w->index);
 		w->rc = 1;
 		return NULL;
+	}
+	{
+		struct dns_opts	o = {
+			.servers = cfg->dns_servers,
+			.timeout_ms = cfg->dns_timeout_ms,
+			.tries = cfg->dns_tries,
+			.cache_max = cfg->dns_cache_size,
+			.port = cfg->remote_port,
+		};
+
+		if ((w->dns = dns_new(&w->loop, &o)) == NULL)
+			log_error("dns resolver setup failed thread=%u: domains "
+			    "without a static route will be deferred",
+			    w->index);
 	}
 	w->fetch.on_up = on_fetch_up;
 	w->fetch.arg = w;
@@ -2406,11 +2977,12 @@ wthread_main(void *arg)
 		}
 	}
 	log_info("thread=%u done delivered=%lu bounced=%lu deferred=%lu "
-	    "failed=%lu expired=%lu suppressed=%lu cancelled=%lu", w->index,
+	    "failed=%lu expired=%lu suppressed=%lu cancelled=%lu "
+	    "redis_cmds=%lu", w->index,
 	    w->nout[OUTCOME_DELIVERED], w->nout[OUTCOME_BOUNCED],
 	    w->nout[OUTCOME_DEFERRED], w->nout[OUTCOME_FAILED],
 	    w->nout[OUTCOME_EXPIRED], w->nout[OUTCOME_SUPPRESSED],
-	    w->nout[OUTCOME_CANCELLED]);
+	    w->nout[OUTCOME_CANCELLED], w->fetch.ncmds + w->ctl.ncmds);
 	if (w->ctl.connected) {
 		rconn_cmd(&w->ctl, on_ignore, NULL, "HDEL %s %s",
 		    RM_KEY_WORKERS, w->consumer);
@@ -2419,6 +2991,8 @@ wthread_main(void *arg)
 	}
 	rconn_free(&w->fetch);
 	rconn_free(&w->ctl);
+	dns_free(w->dns);
+	w->dns = NULL;
 	/* Let the cancels complete before the ring goes. */
 	for (int i = 0; i < 100 && w->loop.ninflight > 0; i++)
 		loop_run_once(&w->loop, 10000);
@@ -2451,9 +3025,16 @@ resolve_route(const struct config_route *rt, struct dest *d)
 		    rt->domain, rt->host, gai_strerror(e));
 		return -ENOENT;
 	}
-	memcpy(&d->addr, res->ai_addr, res->ai_addrlen);
-	d->addrlen = res->ai_addrlen;
-	d->resolved = true;
+	if ((d->hosts = calloc(1, sizeof(*d->hosts))) == NULL) {
+		freeaddrinfo(res);
+		return -ENOMEM;
+	}
+	snprintf(d->hosts[0].name, sizeof(d->hosts[0].name), "%s", rt->host);
+	for (struct addrinfo *ai = res; ai != NULL &&
+	    d->hosts[0].naddrs < DNS_ADDR_MAX; ai = ai->ai_next)
+		memcpy(&d->hosts[0].addrs[d->hosts[0].naddrs++], ai->ai_addr,
+		    ai->ai_addrlen);
+	d->nhosts = 1;
 	freeaddrinfo(res);
 	return 0;
 }
@@ -2462,7 +3043,7 @@ int
 worker_run(const struct config *cfg, const struct worker_opts *o)
 {
 	struct wthread	*ws;
-	struct dest	 proto[256];
+	struct dest	*proto;
 	char		 host[64];
 	unsigned	 n = o->threads ? o->threads : cfg->worker_threads;
 	int		 rc = 0;
@@ -2472,13 +3053,64 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 
 		n = nc > 0 ? (unsigned)nc : 1;
 	}
-	if (cfg->nroutes > 256) {
-		log_error("too many routes (%zu > 256)", cfg->nroutes);
+	SSL_CTX		*ssl_ctx = NULL;
+	char		 err[512];
+
+	if (cfg->tls != CONFIG_TLS_NONE &&
+	    (ssl_ctx = tls_client_ctx_new(cfg->tls_ca_file, err,
+	    sizeof(err))) == NULL) {
+		log_error("TLS setup failed: %s", err);
 		return 1;
 	}
-	memset(proto, 0, sizeof(proto));
+	struct dkim_key	**keys = NULL;
+	struct token_key *verp = NULL;
+
+	if (cfg->pool != NULL && config_pool_find(cfg, cfg->pool) == NULL) {
+		log_error("smtp.pool: no pool named '%s' under pools:",
+		    cfg->pool);
+		return 2;
+	}
+
+	if (cfg->ndkim > 0 &&
+	    (keys = calloc(cfg->ndkim, sizeof(*keys))) == NULL)
+		return 1;
+	for (size_t i = 0; i < cfg->ndkim; i++) {
+		const struct config_dkim *cd = &cfg->dkim[i];
+
+		keys[i] = dkim_key_load(cd->key_file, cd->domain, cd->selector,
+		    err, sizeof(err));
+		if (keys[i] == NULL) {
+			log_error("dkim[%zu] domain=%s selector=%s: %s", i,
+			    cd->domain, cd->selector, err);
+			return 2;
+		}
+		if ((cd->algorithm == CONFIG_DKIM_RSA &&
+		    dkim_key_alg(keys[i]) != DKIM_ALG_RSA_SHA256) ||
+		    (cd->algorithm == CONFIG_DKIM_ED25519 &&
+		    dkim_key_alg(keys[i]) != DKIM_ALG_ED25519_SHA256)) {
+			log_error("dkim[%zu] domain=%s selector=%s: %s holds a "
+			    "%s key, not the configured algorithm", i,
+			    cd->domain, cd->selector, cd->key_file,
+			    dkim_alg_name(dkim_key_alg(keys[i])));
+			return 2;
+		}
+		if (cfg->ndkim_headers > 0 && dkim_key_add_headers(keys[i],
+		    (const char *const *)cfg->dkim_headers,
+		    cfg->ndkim_headers, err, sizeof(err)) != 0) {
+			log_error("dkim_headers: %s", err);
+			return 2;
+		}
+	}
+	if (cfg->verp_bounce_domain != NULL &&
+	    (verp = token_key_load(cfg->verp_secret_file, err,
+	    sizeof(err))) == NULL) {
+		log_error("verp.secret_file: %s", err);
+		return 2;
+	}
+	if ((proto = calloc(cfg->nroutes + 1, sizeof(*proto))) == NULL)
+		return 1;
 	for (size_t i = 0; i < cfg->nroutes; i++) {
-		proto[i].route = &cfg->routes[i];
+		proto[i].is_static = true;
 		snprintf(proto[i].name, sizeof(proto[i].name), "%s:%u",
 		    cfg->routes[i].host, cfg->routes[i].port);
 		resolve_route(&cfg->routes[i], &proto[i]);
@@ -2501,6 +3133,17 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		    (int)getpid(), i);
 		snprintf(w->host, sizeof(w->host), "%s", host);
 		strset_init(&w->recent_supp, 1000000);
+		w->ssl_ctx = ssl_ctx;
+		if (cfg->ndkim > 0 &&
+		    (w->dkim = calloc(cfg->ndkim, sizeof(*w->dkim))) == NULL)
+			return 1;
+		for (size_t k = 0; k < cfg->ndkim; k++)
+			if ((w->dkim[k] = dkim_key_dup(keys[k])) == NULL)
+				return 1;
+		w->ndkim = cfg->ndkim;
+		if (verp != NULL && (w->verp = token_key_dup(verp)) == NULL)
+			return 1;
+		tls_session_cache_init(&w->tls_cache, 1024);
 		w->fleet_threads = n;
 		w->ndests = cfg->nroutes;
 		w->dests = calloc(cfg->nroutes ? cfg->nroutes : 1,
@@ -2508,6 +3151,16 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		if (w->dests == NULL)
 			return 1;
 		memcpy(w->dests, proto, cfg->nroutes * sizeof(*w->dests));
+		for (size_t d = 0; d < cfg->nroutes; d++) {
+			struct dest	*dd = &w->dests[d];
+
+			/* Each thread has its own copy of the host state. */
+			if (proto[d].nhosts > 0 && (dd->hosts = malloc(
+			    sizeof(*dd->hosts))) != NULL)
+				*dd->hosts = *proto[d].hosts;
+			else
+				dd->nhosts = 0;
+		}
 		buf_init(&w->b_subj);
 		buf_init(&w->b_text);
 		buf_init(&w->b_html);
@@ -2535,16 +3188,30 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 			w->jobs = j->next;
 			free(j);
 		}
-		for (size_t d = 0; d < w->ndests; d++)
-			while (w->dests[d].dqs != NULL) {
-				struct dq	*q = w->dests[d].dqs;
+		while (w->dall != NULL) {
+			struct dest	*d = w->dall;
 
-				w->dests[d].dqs = q->next;
+			w->dall = d->next;
+			while (d->dqs != NULL) {
+				struct dq	*q = d->dqs;
+
+				d->dqs = q->next;
 				free(q);
 			}
+			free(d->hosts);
+			free(d->src_nconn);
+			free(d);
+		}
+		for (size_t d = 0; d < w->ndests; d++)
+			free(w->dests[d].hosts);
 		free(w->dests);
 		free(w->recs);
 		strset_fini(&w->recent_supp);
+		tls_session_cache_fini(&w->tls_cache);
+		for (size_t k = 0; k < w->ndkim; k++)
+			dkim_key_free(w->dkim[k]);
+		free(w->dkim);
+		token_key_free(w->verp);
 		while (w->resend != NULL || w->unconfirmed != NULL) {
 			struct batch	*b = w->resend ? w->resend :
 			    w->unconfirmed;
@@ -2563,5 +3230,13 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		buf_free(&w->b_tmp);
 	}
 	free(ws);
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		free(proto[i].hosts);
+	free(proto);
+	SSL_CTX_free(ssl_ctx);
+	for (size_t i = 0; i < cfg->ndkim; i++)
+		dkim_key_free(keys[i]);
+	free(keys);
+	token_key_free(verp);
 	return rc;
 }

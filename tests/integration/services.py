@@ -91,11 +91,13 @@ class Redis:
 class Sink:
     """aiosmtpd receiver (tests/integration/sink.py)."""
 
-    def __init__(self, workdir, name="sink", slow=0.0, delay=0.0):
+    def __init__(self, workdir, name="sink", slow=0.0, delay=0.0, tls=None):
         self.port = free_port()
         self.outdir = os.path.join(workdir, name)
         args = [PY, os.path.join(HERE, "sink.py"), "--port", str(self.port),
                 "--outdir", self.outdir, "--slow", str(slow), "--delay", str(delay)]
+        if tls:
+            args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE,
                                      stderr=open(os.path.join(workdir, name + ".log"), "w"),
                                      text=True)
@@ -145,6 +147,17 @@ def ringmail(*args, timeout=120, check=True, env=None, cwd=None):
         raise AssertionError("ringmail %s failed (%d):\n%s\n%s" %
                              (" ".join(args), r.returncode, r.stdout, r.stderr))
     return r
+
+
+def make_cert(workdir, cn="localhost", san="IP:127.0.0.1,DNS:localhost"):
+    """Self-signed certificate made at test time (no keys in git)."""
+    key = os.path.join(workdir, "key.pem")
+    crt = os.path.join(workdir, "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=" + cn,
+                    "-addext", "subjectAltName=" + san],
+                   check=True, capture_output=True)
+    return crt, key
 
 
 class Workdir:

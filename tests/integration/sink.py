@@ -24,6 +24,8 @@ ap.add_argument("--port", type=int, required=True)
 ap.add_argument("--outdir", required=True)
 ap.add_argument("--slow", type=float, default=0.0)
 ap.add_argument("--delay", type=float, default=0.0, help="delay every DATA")
+ap.add_argument("--tls-cert", help="offer STARTTLS with this certificate")
+ap.add_argument("--tls-key")
 args = ap.parse_args()
 os.makedirs(args.outdir, exist_ok=True)
 lock = threading.Lock()
@@ -54,12 +56,31 @@ class Handler:
         with open(base + ".eml", "wb") as f:
             f.write(envelope.original_content or envelope.content)
         with open(base + ".json", "w") as f:
-            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
+            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
+                       "peer": session.peer[0] if session.peer else None,
+                       "helo": session.host_name}, f)
         return "250 2.0.0 Ok: queued as %06d" % n
 
 
-ctl = Controller(Handler(), hostname="127.0.0.1", port=args.port,
-                 server_kwargs={"decode_data": False})
+kw = {"decode_data": False}
+if args.tls_cert:
+    import ssl
+    tctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tctx.load_cert_chain(args.tls_cert, args.tls_key)
+    kw["tls_context"] = tctx
+
+
+class TLSRecorder(Handler):
+    async def handle_DATA(self, server, session, envelope):
+        r = await Handler.handle_DATA(self, server, session, envelope)
+        # Record whether the transaction ran over TLS, next to the message.
+        n = r.split()[-1]
+        with open(os.path.join(args.outdir, n + ".tls"), "w") as f:
+            f.write(str(session.ssl is not None))
+        return r
+
+
+ctl = Controller(TLSRecorder(), hostname="127.0.0.1", port=args.port, server_kwargs=kw)
 ctl.start()
 print("READY %d" % args.port, flush=True)
 stop = threading.Event()

@@ -51,7 +51,8 @@ for i in range(1, 41):
 
 
 class Dnsmasq:
-    def __init__(self, workdir, listen="127.0.0.1"):
+    def __init__(self, workdir, listen="127.0.0.1", records=None):
+        records = RECORDS if records is None else records
         self.log = os.path.join(workdir, "dnsmasq.log")
         for _ in range(5):
             self.port = free_port()
@@ -60,7 +61,7 @@ class Dnsmasq:
                  "--listen-address=%s" % listen, "--bind-interfaces",
                  "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
                  "--pid-file=", "--log-facility=" + self.log,
-                 "--local=/test/", "--local-ttl=60"] + RECORDS,
+                 "--local=/test/", "--local-ttl=60"] + records,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 if listen == "127.0.0.1":

@@ -1,0 +1,2 @@
+build-dev/obj/engine/lib/log.o: engine/lib/log.c engine/lib/log.h
+engine/lib/log.h:
