@@ -44,7 +44,8 @@ Modes (each is what one kind of broken or hostile peer does):
   starttls_split  starttls + split: after the handshake every byte of a
                   reply is a TLS record of its own
 Counters: connections, open, max_open, messages, commands (per verb),
-starttls, tls_ok, stray, pipelining_violations, mail_params.
+starttls, tls_ok, stray, pipelining_violations, mail_params, plain_mail
+(MAIL commands received outside TLS).
 """
 import argparse
 import asyncio
@@ -71,7 +72,8 @@ class Stats:
         self.path = os.path.join(outdir, "stats.json")
         self.d = {"connections": 0, "open": 0, "max_open": 0, "messages": 0,
                   "commands": {}, "starttls": 0, "tls_ok": 0, "stray": 0,
-                  "pipelining_violations": 0, "mail_params": 0}
+                  "pipelining_violations": 0, "mail_params": 0,
+                  "plain_mail": 0}
         self.save()
 
     def inc(self, key, n=1):
@@ -97,8 +99,11 @@ class Closed(Exception):
 
 
 class Session:
-    """One client connection. Reads through our own buffer so that TLS can
-    be layered in place after STARTTLS (asyncio's start_tls)."""
+    """One client connection. All reads go through our own plaintext
+    buffer and TLS runs over memory BIOs, so that bytes the client sends
+    right after our 220 to STARTTLS (its ClientHello) are never lost in a
+    stream buffer, and after the handshake every write of ours is one TLS
+    record (a byte-by-byte writer makes one record per byte)."""
 
     def __init__(self, srv, reader, writer):
         self.srv = srv
@@ -106,18 +111,49 @@ class Session:
         self.r = reader
         self.w = writer
         self.helo = False      # HELO (not EHLO): no ESMTP parameters
-        self.tls = False
+        self.tls = None        # ssl.SSLObject once STARTTLS is done
+        self.rbuf = bytearray()
+
+    # -- transport ------------------------------------------------------
+    async def send(self, data):
+        if self.tls is not None:
+            self.tls.write(data)
+            data = self.bio_out.read()
+        self.w.write(data)
+        await self.w.drain()
+
+    async def fill(self, timeout=IDLE):
+        """Read more from the socket into rbuf (plaintext)."""
+        try:
+            data = await asyncio.wait_for(self.r.read(65536), timeout)
+        except (asyncio.TimeoutError, ConnectionError, OSError):
+            raise Closed()
+        if not data:
+            raise Closed()
+        if self.tls is None:
+            self.rbuf += data
+            return
+        self.bio_in.write(data)
+        while True:
+            try:
+                self.rbuf += self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                break
+            except (ssl.SSLError, ssl.SSLZeroReturnError):
+                raise Closed()
+        out = self.bio_out.read()
+        if out:
+            self.w.write(out)
 
     # -- output ---------------------------------------------------------
     async def raw(self, data):
         if self.mode in ("split", "starttls_split"):
             for i in range(len(data)):
-                self.w.write(data[i:i + 1])
-                await self.w.drain()
-                await asyncio.sleep(0.002)
+                await self.send(data[i:i + 1])
+                if i + 1 < len(data):
+                    await asyncio.sleep(0.002)
         else:
-            self.w.write(data)
-            await self.w.drain()
+            await self.send(data)
 
     async def reply(self, code, *lines):
         eol = b"\n" if self.mode == "bare_lf" else b"\r\n"
@@ -133,20 +169,21 @@ class Session:
         """Continuation lines at 1 byte/s, bounded in time."""
         line = prefix + b"-still thinking\r\n"
         for i in range(seconds):
-            self.w.write(line[i % len(line):i % len(line) + 1])
-            await self.w.drain()
+            await self.send(line[i % len(line):i % len(line) + 1])
             await asyncio.sleep(1.0)
 
     # -- input ----------------------------------------------------------
     async def line(self):
-        try:
-            data = await asyncio.wait_for(self.r.readline(), IDLE)
-        except (asyncio.TimeoutError, ConnectionError, ValueError,
-                asyncio.LimitOverrunError):
-            raise Closed()
-        if not data:
-            raise Closed()
-        return data
+        for _ in range(LINE_MAX):
+            i = self.rbuf.find(b"\n")
+            if i >= 0:
+                out = bytes(self.rbuf[:i + 1])
+                del self.rbuf[:i + 1]
+                return out
+            if len(self.rbuf) > LINE_MAX:
+                raise Closed()
+            await self.fill()
+        raise Closed()
 
     async def check_pipelining(self):
         """No PIPELINING offered: nothing may follow a command before we
@@ -154,7 +191,7 @@ class Session:
         if self.mode != "no_pipelining":
             return
         await asyncio.sleep(0.02)
-        if len(getattr(self.r, "_buffer", b"")) > 0:
+        if self.rbuf or len(getattr(self.r, "_buffer", b"")) > 0:
             self.srv.stats.inc("pipelining_violations")
 
     # -- protocol -------------------------------------------------------
@@ -241,6 +278,8 @@ class Session:
         params = cmd.split(b">", 1)[1].strip() if b">" in cmd else b""
         if params:
             self.srv.stats.inc("mail_params")
+        if self.tls is None:
+            self.srv.stats.inc("plain_mail")
         if self.helo and params:
             await self.reply(555, "5.5.4 MAIL parameters not recognized after HELO")
             return
@@ -292,6 +331,9 @@ class Session:
 
     async def starttls(self):
         self.srv.stats.inc("starttls")
+        if self.rbuf:
+            # Plain text pipelined after STARTTLS (RFC 3207 5): refuse.
+            self.srv.stats.inc("stray")
         await self.reply(220, "2.0.0 Ready to start TLS")
         m = self.mode
         if m == "tls_garbage":
@@ -302,37 +344,46 @@ class Session:
             await self.raw(b"this is not TLS at all\r\n" * 8)
             await asyncio.sleep(0.5)
             return False
-        if m == "tls_half":
-            return await self.tls_half()
-        try:
-            await self.w.start_tls(self.srv.tls_ctx)
-        except (ssl.SSLError, ConnectionError, OSError, AttributeError):
+        if self.srv.tls_ctx is None:
             return False
-        self.tls = True
+        self.bio_in, self.bio_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = self.srv.tls_ctx.wrap_bio(self.bio_in, self.bio_out,
+                                        server_side=True)
+        for _ in range(64):
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                flight = self.bio_out.read()
+                if m == "tls_half" and flight:
+                    # Half of our first flight, then hang up.
+                    self.w.write(flight[:max(1, len(flight) // 2)])
+                    await self.w.drain()
+                    await asyncio.sleep(0.3)
+                    return False
+                if flight:
+                    self.w.write(flight)
+                    await self.w.drain()
+                try:
+                    data = await asyncio.wait_for(self.r.read(65536), 10)
+                except (asyncio.TimeoutError, ConnectionError, OSError):
+                    return False
+                if not data:
+                    return False
+                self.bio_in.write(data)
+            except ssl.SSLError:
+                return False
+        else:
+            return False
+        out = self.bio_out.read()
+        if out:
+            self.w.write(out)
+            await self.w.drain()
+        self.tls = obj
+        self.rbuf.clear()
         self.helo = False
         self.srv.stats.inc("tls_ok")
         return True
-
-    async def tls_half(self):
-        """Real TLS server state machine over memory BIOs: take the
-        ClientHello, send half of our answer, then hang up."""
-        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-        obj = self.srv.tls_ctx.wrap_bio(inc, out, server_side=True)
-        try:
-            hello = await asyncio.wait_for(self.r.read(16384), 10)
-        except (asyncio.TimeoutError, ConnectionError):
-            return False
-        inc.write(hello)
-        try:
-            obj.do_handshake()
-        except ssl.SSLWantReadError:
-            pass
-        except ssl.SSLError:
-            return False
-        flight = out.read()
-        await self.raw(flight[:max(1, len(flight) // 2)])
-        await asyncio.sleep(0.3)
-        return False
 
 
 class Server:

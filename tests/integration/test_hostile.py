@@ -280,6 +280,7 @@ class HostileTLS(HostileBase):
         self.assertGreaterEqual(self.evil.stats()["starttls"], 1)
         self.assert_retried_then_failed(final, evs, st, r"STARTTLS|TLS")
         self.assertEqual(len(self.evil.messages()), 0, "nothing sent in plain text")
+        self.assertEqual(self.evil.stats()["plain_mail"], 0)
 
     def test_tls_half_handshake_opportunistic_retries_plain(self):
         _, final, evs, st, log = self.deliver("tls_half", tls="opportunistic",
@@ -304,9 +305,12 @@ class HostileTLS(HostileBase):
         # TLS path must reassemble records split across reads.
         _, final, evs, st, _ = self.deliver("starttls_split", tls="required", cert=self.cert)
         s = self.evil.stats()
-        self.assertEqual(s["tls_ok"], s["connections"])
+        self.assertGreaterEqual(s["tls_ok"], 1, s)
+        self.assertEqual(s["plain_mail"], 0, "no transaction outside TLS")
         self.assert_all(final, "delivered", r"Ok")
         self.assertEqual(len(self.evil.messages()), N)
+        for e in final.values():
+            self.assertRegex(e.get("tls", ""), r"TLSv1\.[23]", "TLS recorded in the event")
 
 
 if __name__ == "__main__":
