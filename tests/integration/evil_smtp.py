@@ -381,6 +381,15 @@ class Session:
             await self.w.drain()
         self.tls = obj
         self.rbuf.clear()
+        # The client's first command may have come in the same read as its
+        # Finished: it is already in the SSL object.
+        while True:
+            try:
+                self.rbuf += obj.read(65536)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLError:
+                return False
         self.helo = False
         self.srv.stats.inc("tls_ok")
         return True
