@@ -21,6 +21,7 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -87,6 +88,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
     def __init__(self, root, domains, recipients, cert=None):
         self.root = root
+        self.master_pid = None
         self.conf = os.path.join(root, "conf")
         self.mail = os.path.join(root, "mail")
         self.log = os.path.join(root, "postfix.log")
@@ -147,6 +149,9 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         if r.returncode != 0:
             raise RuntimeError("postfix start failed: %s%s\n%s" % (
                 r.stdout, r.stderr, self.read_log()))
+        # master's pid, so stop() works even if the conf dir is gone.
+        with open(os.path.join(root, "q", "pid", "master.pid")) as f:
+            self.master_pid = int(f.read().strip())
         wait_port(self.port, 20)
 
     def read_log(self):
@@ -175,8 +180,24 @@ postlog   unix-dgram n  -       n       -       1       postlogd
             time.sleep(0.2)
 
     def stop(self):
+        """postfix stop, then make sure this instance's master is gone
+        (SIGTERM to its own pid, bounded wait)."""
+        if self.master_pid is None:
+            return
         subprocess.run(["postfix", "-c", self.conf, "stop"], capture_output=True,
                        timeout=60)
+        for _ in range(100):
+            try:
+                os.kill(self.master_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            try:
+                os.kill(self.master_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        self.master_pid = None
 
 
 class InteropBase(unittest.TestCase):
@@ -268,11 +289,19 @@ class InteropBase(unittest.TestCase):
 
 
 class PostfixInterop(InteropBase):
+    def setUp(self):
+        super().setUp()
+        self.pf = None
+
+    def tearDown(self):
+        if self.pf:             # before the workdir (its queue) goes
+            self.pf.stop()
+        super().tearDown()
+
     def start_postfix(self, cert=None):
-        pf = Postfix(os.path.join(self.wd.path, "pf"), self.DOMAINS, self.rcpts,
-                     cert=cert)
-        self.addCleanup(pf.stop)
-        return pf
+        self.pf = Postfix(os.path.join(self.wd.path, "pf"), self.DOMAINS,
+                          self.rcpts, cert=cert)
+        return self.pf
 
     def check_postfix(self, pf, tls):
         pf.wait_delivered(self.N)
@@ -340,10 +369,19 @@ class PostfixInterop(InteropBase):
 
 
 class AiosmtpdInterop(InteropBase):
+    def setUp(self):
+        super().setUp()
+        self.sink = None
+
+    def tearDown(self):
+        if self.sink:
+            self.sink.stop()
+        super().tearDown()
+
     def start_sink(self, cert=None):
-        s = Sink(self.wd.path, name="aio", tls=(cert[1], cert[0]) if cert else None)
-        self.addCleanup(s.stop)
-        return s
+        self.sink = Sink(self.wd.path, name="aio",
+                         tls=(cert[1], cert[0]) if cert else None)
+        return self.sink
 
     def check_sink(self, sink, tls):
         msgs = sink.messages()
