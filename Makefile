@@ -88,7 +88,7 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan \
 	  OPT='-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' \
 	  HARDEN= LDFLAGS='-fsanitize=address,undefined' all build-asan/test_all
-	ASAN_OPTIONS=detect_leaks=1 build-asan/test_all -j2
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp build-asan/test_all -j2
 	RINGMAIL_SANITIZED=1 /usr/bin/python3 tests/integration/run.py --build build-asan
 
 run: deps all
@@ -96,6 +96,9 @@ run: deps all
 
 bench: deps all
 	@bench/run.sh $(BUILD)
+
+bench-render: all
+	@bench/bench_render.sh $(BUILD)
 
 # libFuzzer targets: tests/fuzz/fuzz_<name>.c, each built with clang
 # against the library sources. `make fuzz` builds them; `make fuzz-run`

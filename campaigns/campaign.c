@@ -219,14 +219,13 @@ campaign_mailbox(struct campaign_ctx *x, const char *key, yaml_node_t *v,
 }
 
 /*
- * Read a body file relative to basedir into *out. Errors point at the
- * yaml node naming the file.
+ * Read a file relative to basedir into *out (NUL-terminated, *outlen
+ * bytes), at most max bytes. Errors point at the yaml node naming it.
  */
 static int
-campaign_read_body(struct campaign_ctx *x, const char *key, yaml_node_t *v,
-    char **out)
+campaign_read_file(struct campaign_ctx *x, const char *key, yaml_node_t *v,
+    size_t max, char **out, size_t *outlen, char path[PATH_MAX])
 {
-	char		 path[PATH_MAX];
 	const char	*rel;
 	struct stat	 st;
 	FILE		*f;
@@ -240,10 +239,10 @@ campaign_read_body(struct campaign_ctx *x, const char *key, yaml_node_t *v,
 	if (strlen(rel) != v->data.scalar.length)
 		return campaign_err(x, v, "%s: NUL in file name", key);
 	if (rel[0] == '/' || x->basedir == NULL || x->basedir[0] == '\0')
-		m = snprintf(path, sizeof(path), "%s", rel);
+		m = snprintf(path, PATH_MAX, "%s", rel);
 	else
-		m = snprintf(path, sizeof(path), "%s/%s", x->basedir, rel);
-	if (m < 0 || (size_t)m >= sizeof(path))
+		m = snprintf(path, PATH_MAX, "%s/%s", x->basedir, rel);
+	if (m < 0 || (size_t)m >= PATH_MAX)
 		return campaign_err(x, v, "%s: path too long", key);
 	/*
 	 * O_NONBLOCK so a FIFO named here cannot hang us in open(); only
@@ -260,15 +259,21 @@ campaign_read_body(struct campaign_ctx *x, const char *key, yaml_node_t *v,
 		return campaign_err(x, v, "%s: %s is not a regular file", key,
 		    path);
 	}
+	if ((size_t)st.st_size > max) {
+		close(fd);
+		return campaign_err(x, v, "%s: %s is larger than %zu bytes",
+		    key, path, max);
+	}
 	if ((f = fdopen(fd, "rb")) == NULL) {
 		close(fd);
 		return -ENOMEM;
 	}
-	if ((data = malloc(CAMPAIGN_FILE_MAX + 1)) == NULL) {
+	/* Sized by fstat; one byte more tells a file that grew. */
+	if ((data = malloc((size_t)st.st_size + 2)) == NULL) {
 		fclose(f);
 		return -ENOMEM;
 	}
-	n = fread(data, 1, CAMPAIGN_FILE_MAX + 1, f);
+	n = fread(data, 1, (size_t)st.st_size + 1, f);
 	rc = ferror(f) ? -EIO : 0;
 	fclose(f);
 	if (rc != 0) {
@@ -276,17 +281,34 @@ campaign_read_body(struct campaign_ctx *x, const char *key, yaml_node_t *v,
 		return campaign_errat(x, v->start_mark.line,
 		    v->start_mark.column, rc, "%s: cannot read %s", key, path);
 	}
-	if (n > CAMPAIGN_FILE_MAX) {
+	if (n > (size_t)st.st_size) {
 		free(data);
-		return campaign_err(x, v, "%s: %s is larger than %d bytes", key,
-		    path, CAMPAIGN_FILE_MAX);
+		return campaign_err(x, v, "%s: %s changed while being read",
+		    key, path);
 	}
+	data[n] = '\0';
+	*out = data;
+	*outlen = n;
+	return 0;
+}
+
+/* A body file: as above, and valid UTF-8 text. */
+static int
+campaign_read_body(struct campaign_ctx *x, const char *key, yaml_node_t *v,
+    char **out)
+{
+	char	*data, path[PATH_MAX];
+	size_t	 n;
+	int	 rc;
+
+	if ((rc = campaign_read_file(x, key, v, CAMPAIGN_FILE_MAX, &data,
+	    &n, path)) != 0)
+		return rc;
 	if (!campaign_utf8_ok((unsigned char *)data, n)) {
 		free(data);
 		return campaign_err(x, v, "%s: %s is not valid UTF-8 text", key,
 		    path);
 	}
-	data[n] = '\0';
 	*out = data;
 	return 0;
 }
@@ -303,6 +325,167 @@ campaign_body(struct campaign_ctx *x, const char *key, yaml_node_t *v,
 		return -ENOMEM;
 	return 0;
 }
+
+/* RFC 2045 5.1: token "/" token. */
+static bool
+campaign_ctype_ok(const char *s)
+{
+	size_t	 n, slash = 0;
+
+	for (n = 0; s[n] != '\0'; n++) {
+		if (s[n] == '/') {
+			if (slash++ > 0 || n == 0)
+				return false;
+			continue;
+		}
+		if ((unsigned char)s[n] <= 32 || (unsigned char)s[n] >= 127 ||
+		    strchr("()<>@,;:\\\"[]?=", s[n]) != NULL)
+			return false;
+	}
+	return slash == 1 && s[n - 1] != '/' && n <= 127;
+}
+
+static bool
+campaign_cid_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > CAMPAIGN_CID_MAX || strlen(s) != len)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' &&
+		    s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		    strchr("._@-", s[i]) != NULL))
+			return false;
+	return true;
+}
+
+/* Content type from the file name, for common image types. */
+static const char *
+campaign_guess_ctype(const char *name)
+{
+	static const char *const map[][2] = {
+		{ ".png", "image/png" }, { ".jpg", "image/jpeg" },
+		{ ".jpeg", "image/jpeg" }, { ".gif", "image/gif" },
+		{ ".webp", "image/webp" }, { ".svg", "image/svg+xml" },
+		{ ".pdf", "application/pdf" },
+	};
+	size_t	 n = strlen(name), k;
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		k = strlen(map[i][0]);
+		if (n > k && strcasecmp(name + n - k, map[i][0]) == 0)
+			return map[i][1];
+	}
+	return NULL;
+}
+
+/* attachments: / inline: a sequence of {file, content_type, cid}. */
+static int
+campaign_files(struct campaign_ctx *x, struct campaign_def *d,
+    const char *key, yaml_node_t *seq, bool inl, size_t *total)
+{
+	size_t	 n;
+
+	if (seq->type != YAML_SEQUENCE_NODE)
+		return campaign_err(x, seq, "%s: expected a list of "
+		    "{file: ..., %s}", key, inl ? "cid: ..." :
+		    "content_type: ...");
+	n = (size_t)(seq->data.sequence.items.top -
+	    seq->data.sequence.items.start);
+	if (d->nfiles + n > CAMPAIGN_FILES_MAX)
+		return campaign_err(x, seq, "%s: at most %d attachment and "
+		    "inline files in all", key, CAMPAIGN_FILES_MAX);
+	if (d->files == NULL && (d->files = calloc(CAMPAIGN_FILES_MAX,
+	    sizeof(*d->files))) == NULL)
+		return -ENOMEM;
+	for (yaml_node_item_t *it = seq->data.sequence.items.start;
+	    it < seq->data.sequence.items.top; it++) {
+		yaml_node_t	*m = yaml_document_get_node(x->doc, *it);
+		yaml_node_t	*vfile = NULL, *vct = NULL, *vcid = NULL;
+		struct campaign_file *f = &d->files[d->nfiles];
+		const char	*base, *ct;
+		char		 path[PATH_MAX];
+		int		 rc;
+
+		if (m == NULL || m->type != YAML_MAPPING_NODE)
+			return campaign_err(x, m ? m : seq, "%s: each entry is "
+			    "a mapping", key);
+		for (yaml_node_pair_t *p = m->data.mapping.pairs.start;
+		    p < m->data.mapping.pairs.top; p++) {
+			yaml_node_t *kn = yaml_document_get_node(x->doc,
+			    p->key);
+			yaml_node_t *v = yaml_document_get_node(x->doc,
+			    p->value);
+			const char *k;
+
+			if (kn == NULL || v == NULL ||
+			    kn->type != YAML_SCALAR_NODE)
+				return campaign_err(x, m, "%s: bad entry", key);
+			k = campaign_sval(kn);
+			if (v->type != YAML_SCALAR_NODE)
+				return campaign_err(x, v, "%s.%s: expected a "
+				    "string", key, k);
+			if (strcmp(k, "file") == 0 && vfile == NULL)
+				vfile = v;
+			else if (strcmp(k, "content_type") == 0 && vct == NULL)
+				vct = v;
+			else if (strcmp(k, "cid") == 0 && inl && vcid == NULL)
+				vcid = v;
+			else
+				return campaign_err(x, kn, "%s.%s: unknown or "
+				    "duplicate key", key, k);
+		}
+		if (vfile == NULL)
+			return campaign_err(x, m, "%s: missing file", key);
+		if (inl && vcid == NULL)
+			return campaign_err(x, m, "%s: missing cid", key);
+		base = strrchr(campaign_sval(vfile), '/');
+		base = base ? base + 1 : campaign_sval(vfile);
+		if (*base == '\0' || !campaign_line_ok(base, strlen(base)) ||
+		    strlen(base) > 255)
+			return campaign_err(x, vfile, "%s.file: the file name "
+			    "must be 1..255 bytes of UTF-8 without control "
+			    "characters", key);
+		ct = vct ? campaign_sval(vct) : campaign_guess_ctype(base);
+		if (ct == NULL && !inl)
+			ct = "application/octet-stream";
+		if (ct == NULL)
+			return campaign_err(x, vfile, "%s: content_type "
+			    "required for %s", key, base);
+		if (!campaign_ctype_ok(ct))
+			return campaign_err(x, vct ? vct : vfile, "%s."
+			    "content_type: expected type/subtype", key);
+		if (vcid != NULL) {
+			if (!campaign_cid_ok(campaign_sval(vcid),
+			    vcid->data.scalar.length))
+				return campaign_err(x, vcid, "%s.cid: 1..%d of "
+				    "letters, digits and ._@-", key,
+				    CAMPAIGN_CID_MAX);
+			for (size_t i = 0; i < d->nfiles; i++)
+				if (d->files[i].cid != NULL &&
+				    strcmp(d->files[i].cid,
+				    campaign_sval(vcid)) == 0)
+					return campaign_err(x, vcid, "%s.cid: "
+					    "duplicate cid %s", key,
+					    campaign_sval(vcid));
+		}
+		if ((rc = campaign_read_file(x, key, vfile,
+		    CAMPAIGN_ATTACH_MAX, &f->data, &f->len, path)) != 0)
+			return rc;
+		d->nfiles++;
+		if ((f->filename = strdup(base)) == NULL ||
+		    (f->content_type = strdup(ct)) == NULL ||
+		    (vcid != NULL && (f->cid = strdup(campaign_sval(vcid))) ==
+		    NULL))
+			return -ENOMEM;
+		*total += f->len;
+		if (*total > CAMPAIGN_ATTACH_TOTAL)
+			return campaign_err(x, vfile, "%s: attachment and "
+			    "inline files exceed %d bytes in all", key,
+			    CAMPAIGN_ATTACH_TOTAL);
+	}
+	return 0;
+}
+
 
 /* RFC 5322 2.2 field-name = 1*ftext; ftext = %d33-57 / %d59-126 */
 static bool
@@ -397,12 +580,14 @@ enum campaign_key {
 	CAMPAIGN_K_HTML,
 	CAMPAIGN_K_HTML_FILE,
 	CAMPAIGN_K_HEADERS,
+	CAMPAIGN_K_ATTACHMENTS,
+	CAMPAIGN_K_INLINE,
 	CAMPAIGN_K_COUNT
 };
 
 static const char *const campaign_keys[CAMPAIGN_K_COUNT] = {
 	"name", "from", "reply_to", "subject", "text", "text_file", "html",
-	"html_file", "headers"
+	"html_file", "headers", "attachments", "inline"
 };
 
 static int
@@ -412,7 +597,7 @@ campaign_walk(struct campaign_ctx *x, struct campaign_def *d,
 	yaml_node_t	*seen[CAMPAIGN_K_COUNT] = { NULL };
 	yaml_node_t	*kn, *v;
 	char		*junk = NULL;
-	size_t		 line = 0, col = 0;
+	size_t		 line = 0, col = 0, total = 0;
 	int		 rc;
 
 	if (root != NULL) {
@@ -503,8 +688,21 @@ campaign_walk(struct campaign_ctx *x, struct campaign_def *d,
 		    seen[CAMPAIGN_K_HTML_FILE], &d->html);
 	if (rc != 0)
 		return rc;
-	if (seen[CAMPAIGN_K_HEADERS] != NULL)
-		rc = campaign_headers(x, d, seen[CAMPAIGN_K_HEADERS]);
+	if (seen[CAMPAIGN_K_HEADERS] != NULL &&
+	    (rc = campaign_headers(x, d, seen[CAMPAIGN_K_HEADERS])) != 0)
+		return rc;
+	if (seen[CAMPAIGN_K_ATTACHMENTS] != NULL &&
+	    (rc = campaign_files(x, d, "attachments",
+	    seen[CAMPAIGN_K_ATTACHMENTS], false, &total)) != 0)
+		return rc;
+	if (seen[CAMPAIGN_K_INLINE] != NULL) {
+		if (seen[CAMPAIGN_K_HTML] == NULL &&
+		    seen[CAMPAIGN_K_HTML_FILE] == NULL)
+			return campaign_err(x, seen[CAMPAIGN_K_INLINE],
+			    "inline: images need an html body");
+		rc = campaign_files(x, d, "inline", seen[CAMPAIGN_K_INLINE],
+		    true, &total);
+	}
 	return rc;
 }
 
@@ -525,6 +723,13 @@ campaign_def_free(struct campaign_def *d)
 		free(d->headers[i].value);
 	}
 	free(d->headers);
+	for (size_t i = 0; i < d->nfiles; i++) {
+		free(d->files[i].filename);
+		free(d->files[i].content_type);
+		free(d->files[i].cid);
+		free(d->files[i].data);
+	}
+	free(d->files);
 	free(d);
 }
 

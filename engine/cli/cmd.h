@@ -10,6 +10,7 @@
 int	cmd_submit(int argc, char **argv);
 int	cmd_worker(int argc, char **argv);
 int	cmd_status(int argc, char **argv);
+int	cmd_explain(int argc, char **argv);
 int	cmd_bounce(int argc, char **argv);
 int	cmd_passwd(int argc, char **argv);
 int	cmd_route(int argc, char **argv);
@@ -17,5 +18,9 @@ int	cmd_campaign(int argc, char **argv);
 int	cmd_suppress(int argc, char **argv);
 int	cmd_events(int argc, char **argv);
 int	cmd_dkim(int argc, char **argv);
+int	cmd_inbound(int argc, char **argv);
+int	cmd_unsub_server(int argc, char **argv);
+int	cmd_unsub_token(int argc, char **argv);
+int	cmd_render(int argc, char **argv);
 
 #endif

@@ -321,8 +321,45 @@ status_usage(void)
 {
 	fprintf(stderr, "usage: ringmail status [--config FILE] [--all] "
 	    "[CAMPAIGN]\n"
-	    "       ringmail status [--config FILE] --workers\n");
+	    "       ringmail status [--config FILE] --workers\n"
+	    "       ringmail status [--config FILE] --sites\n");
 	return 2;
+}
+
+/*
+ * --sites: one line per site a worker published (RM_KEY_SITES): queue,
+ * sessions, the binding constraint and the controller's last change.
+ */
+static int
+sites_list(redisContext *rc, int64_t now_ms)
+{
+	redisReply	*r = cli_cmd(rc, "HGETALL %s", RM_KEY_SITES);
+
+	if (r == NULL)
+		return 1;
+	for (size_t i = 0; i + 1 < r->elements; i += 2) {
+		char	*v = strdup(r->element[i + 1]->str), *f[7] = { 0 };
+		char	*p = v;
+		size_t	 n = 0;
+
+		while (p != NULL && n < 7) {
+			char	*fs = strchr(p, RM_FS);
+
+			f[n++] = p;
+			if (fs != NULL)
+				*fs++ = '\0';
+			p = fs;
+		}
+		if (n >= 6)
+			printf("site=%s age=%llds queued=%s sessions=%s bind=%s "
+			    "explain=\"%s\" last=\"%s\" worker=%s\n",
+			    r->element[i]->str, (long long)(now_ms -
+			    strtoll(f[0], NULL, 10)) / 1000, f[2], f[3], f[4],
+			    f[5], n > 6 ? f[6] : "", f[1]);
+		free(v);
+	}
+	freeReplyObject(r);
+	return 0;
 }
 
 int
@@ -332,6 +369,7 @@ cmd_status(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "workers", no_argument, NULL, 'w' },
+		{ "sites", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -340,13 +378,13 @@ cmd_status(int argc, char **argv)
 	redisContext	*rc;
 	redisReply	*ids = NULL, *wk = NULL;
 	struct cstat	 s;
-	bool		 all = false, workers = false;
+	bool		 all = false, workers = false, sites = false;
 	bool		 tty = isatty(STDOUT_FILENO);
 	int64_t		 now_ms;
 	int		 c, ret = 1;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:awh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:awsh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			cfgpath = optarg;
@@ -357,11 +395,15 @@ cmd_status(int argc, char **argv)
 		case 'w':
 			workers = true;
 			break;
+		case 's':
+			sites = true;
+			break;
 		default:
 			return status_usage();
 		}
 	}
-	if (argc - optind > 1 || (workers && (all || argc - optind > 0)))
+	if (argc - optind > 1 || (workers && (all || argc - optind > 0)) ||
+	    (sites && (workers || all || argc - optind > 0)))
 		return status_usage();
 	if ((cfg = cli_config(cfgpath)) == NULL)
 		return 2;
@@ -373,6 +415,10 @@ cmd_status(int argc, char **argv)
 	if (workers) {
 		workers_list(wk, tty, now_ms);
 		ret = 0;
+		goto out;
+	}
+	if (sites) {
+		ret = sites_list(rc, now_ms);
 		goto out;
 	}
 	workers_header(wk, tty, now_ms);

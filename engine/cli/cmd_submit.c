@@ -255,6 +255,41 @@ make_id(char *out, size_t len)
 	    tm.tm_min, tm.tm_sec, rnd & 0xffffff);
 }
 
+/* Attachments into meta (format in out/schema.h). */
+static int
+pack_files(redisContext *rc, const char *k_meta,
+    const struct campaign_def *d)
+{
+	struct buf	 b;
+	redisReply	*r;
+	char		 field[32];
+
+	buf_init(&b);
+	for (size_t i = 0; i < d->nfiles; i++) {
+		const struct campaign_file *f = &d->files[i];
+
+		if (i > 0)
+			buf_putc(&b, RM_RS);
+		buf_printf(&b, "%s%c%s%c%s%c%zu", f->filename, RM_FS,
+		    f->content_type, RM_FS, f->cid ? f->cid : "", RM_FS,
+		    f->len);
+		snprintf(field, sizeof(field), RM_META_ATTACHMENT_PFX "%zu", i);
+		if ((r = cli_cmd(rc, "HSET %s %s %b", k_meta, field,
+		    f->data, f->len)) == NULL) {
+			buf_free(&b);
+			return -EIO;
+		}
+		freeReplyObject(r);
+	}
+	r = cli_cmd(rc, "HSET %s %s %b", k_meta, RM_META_ATTACHMENTS,
+	    b.data, b.len);
+	buf_free(&b);
+	if (r == NULL)
+		return -EIO;
+	freeReplyObject(r);
+	return 0;
+}
+
 static int
 compile_check(const struct campaign_def *d, const struct submit *s,
     const char *camp_path)
@@ -521,6 +556,8 @@ cmd_submit(int argc, char **argv)
 	if (pool && (r = cli_cmd(s.rc, "HSET %s pool %s", k_meta, pool)) !=
 	    NULL)
 		freeReplyObject(r);
+	if (def->nfiles > 0 && pack_files(s.rc, k_meta, def) != 0)
+		goto out;
 	if ((r = cli_cmd(s.rc, "ZADD %s %s %s", RM_KEY_CAMPAIGNS, now, id)) ==
 	    NULL)
 		goto out;

@@ -12,6 +12,7 @@ static const struct {
 	{ "submit", cmd_submit, "queue a campaign: submit CAMPAIGN.yaml RECIPIENTS.csv" },
 	{ "worker", cmd_worker, "run the sending engine" },
 	{ "status", cmd_status, "campaign progress and counters" },
+	{ "explain", cmd_explain, "explain CAMPAIGN|SITE|ADDRESS: what holds mail back" },
 	{ "bounce", cmd_bounce, "bounce parse FILE...: classify bounce messages" },
 	{ "passwd", cmd_passwd, "passwd USER: hash a mailbox password" },
 	{ "route", cmd_route, "route DOMAIN...: MX resolution and site" },
@@ -19,6 +20,10 @@ static const struct {
 	{ "suppress", cmd_suppress, "suppress add|remove|check|import|export: suppression lists" },
 	{ "events", cmd_events, "events [--follow] [--campaign ID]: outcome events as JSON lines" },
 	{ "dkim-sign", cmd_dkim, "dkim-sign --key K --domain D --selector S FILE" },
+	{ "inbound", cmd_inbound, "run the inbound SMTP/IMAP/POP3 server (bounces, replies)" },
+	{ "unsubscribe-server", cmd_unsub_server, "serve one-click unsubscribe (RFC 8058) on unsubscribe.listen" },
+	{ "unsubscribe-token", cmd_unsub_token, "unsubscribe-token [--issued UNIX] CAMPAIGN ADDRESS: debug" },
+	{ "render", cmd_render, "render CAMPAIGN.yaml RECIPIENTS.csv [--row N]: print one message" },
 };
 
 static void

@@ -26,6 +26,17 @@
  *   dkim                           at most CONFIG_DKIM_MAX entries
  *   dkim_headers                   at most CONFIG_DKIM_HEADERS_MAX names
  *   unsubscribe.max_age            0 .. 3650 d   (0 = never expires)
+ *   unsubscribe.listen             "IP:port" or "[IPv6]:port", IP literal,
+ *                                  port 1 .. 65535 ("127.0.0.1:8025"):
+ *                                  where unsubscribe-server listens
+ *   inbound.listen_*               host:port, [v6]:port or "" (off)
+ *   inbound.max_message_size       1KB .. 1GB   (K/M/GB are x1024)
+ *   inbound.max_connections_per_ip 1 .. 100000
+ *   inbound.max_connections        1 .. 100000
+ *   inbound.max_recipients         1 .. 10000
+ *   inbound.{bounce,reply}_domains at most CONFIG_IN_DOMAINS_MAX each,
+ *                                  no domain in both lists
+ *   inbound.tls_cert_file/key_file together; imaps/pop3s need them
  * Cross-field rules: verp.bounce_domain and verp.secret_file go together;
  * unsubscribe.secret_file needs a url or a mailto_domain; dkim_dual needs
  * two keys for every DKIM domain (not both of one explicit algorithm).
@@ -47,6 +58,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -90,8 +102,13 @@ enum config_type {
 	CONFIG_T_ROUTES,
 	CONFIG_T_DKIM,		/* sequence of key mappings */
 	CONFIG_T_POOLS,		/* mapping name -> sequence of sources */
+	CONFIG_T_LISTEN,	/* "host:port" or "" (= NULL) */
+	CONFIG_T_SIZE,		/* bytes: 1000, 64KB, 25MB, 1GB (x1024) */
+	CONFIG_T_USER,		/* mailbox user name */
+	CONFIG_T_DOMAINS,	/* list of domain names */
 	CONFIG_T_HNAMES,	/* sequence of header names */
 	CONFIG_T_RESOLVERS,	/* list of IP[:port] */
+	CONFIG_T_SHAPING,	/* shaping: defaults, sites, sources */
 };
 
 struct config_key {
@@ -191,6 +208,30 @@ static const struct config_key config_unsub[] = {
 	K("mailto_domain", CONFIG_T_DOMAIN_OPT, unsub_mailto_domain, 0, 0),
 	K("secret_file", CONFIG_T_PATH_OPT, unsub_secret_file, 0, 0),
 	K("max_age", CONFIG_T_DURATION_S, unsub_max_age_s, 0, 3650ull * 86400),
+	K("listen", CONFIG_T_STR, unsub_listen, 0, 0),
+	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
+};
+
+static const struct config_key config_inbound[] = {
+	K("listen_smtp", CONFIG_T_LISTEN, in_listen_smtp, 0, 0),
+	K("listen_imap", CONFIG_T_LISTEN, in_listen_imap, 0, 0),
+	K("listen_imaps", CONFIG_T_LISTEN, in_listen_imaps, 0, 0),
+	K("listen_pop3", CONFIG_T_LISTEN, in_listen_pop3, 0, 0),
+	K("listen_pop3s", CONFIG_T_LISTEN, in_listen_pop3s, 0, 0),
+	K("tls_cert_file", CONFIG_T_PATH_OPT, in_tls_cert_file, 0, 0),
+	K("tls_key_file", CONFIG_T_PATH_OPT, in_tls_key_file, 0, 0),
+	K("maildir_root", CONFIG_T_PATH_OPT, in_maildir_root, 0, 0),
+	K("users_file", CONFIG_T_PATH_OPT, in_users_file, 0, 0),
+	K("bounce_domains", CONFIG_T_DOMAINS, in_bounce_domains, 0, 0),
+	K("reply_domains", CONFIG_T_DOMAINS, in_reply_domains, 0, 0),
+	K("bounce_mailbox", CONFIG_T_USER, in_bounce_mailbox, 0, 0),
+	K("reply_mailbox", CONFIG_T_USER, in_reply_mailbox, 0, 0),
+	K("max_message_size", CONFIG_T_SIZE, in_max_message_size, 1024,
+	    1024ull * 1024 * 1024),
+	K("max_connections_per_ip", CONFIG_T_U32, in_max_connections_per_ip,
+	    1, 100000),
+	K("max_connections", CONFIG_T_U32, in_max_connections, 1, 100000),
+	K("max_recipients", CONFIG_T_U32, in_max_recipients, 1, 10000),
 	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
 };
 
@@ -208,7 +249,9 @@ static const struct config_key config_top[] = {
 	K("dkim_dual", CONFIG_T_BOOL, dkim_dual, 0, 0),
 	{ "dkim_headers", CONFIG_T_HNAMES, 0, 0, 0, NULL },
 	{ "verp", CONFIG_T_SECTION, 0, 0, 0, config_verp },
+	{ "inbound", CONFIG_T_SECTION, 0, 0, 0, config_inbound },
 	{ "unsubscribe", CONFIG_T_SECTION, 0, 0, 0, config_unsub },
+	{ "shaping", CONFIG_T_SHAPING, 0, 0, 0, NULL },
 	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
 };
 
@@ -418,6 +461,49 @@ config_parse_hostport(const char *s, size_t len, char **host, uint16_t *port)
 	return 0;
 }
 
+/* "25MB", "64KB", "1GB" (powers of 1024), "1000" (bytes) -> bytes. */
+static int
+config_parse_size(const char *s, size_t len, uint64_t *out)
+{
+	size_t		n = 0;
+	uint64_t	v, mul = 1;
+
+	while (n < len && s[n] >= '0' && s[n] <= '9')
+		n++;
+	if (n == 0 || n > 12 || config_parse_u64(s, n, &v) != 0)
+		return -EINVAL;
+	if (len - n == 2 && s[n + 1] == 'B') {
+		if (s[n] == 'K')
+			mul = 1024;
+		else if (s[n] == 'M')
+			mul = 1024 * 1024;
+		else if (s[n] == 'G')
+			mul = 1024 * 1024 * 1024;
+		else
+			return -EINVAL;
+	} else if (len - n == 1 && s[n] == 'B') {
+		mul = 1;
+	} else if (len != n) {
+		return -EINVAL;
+	}
+	*out = v * mul;
+	return 0;
+}
+
+/* A mailbox user name: the rule of in/auth.h auth_user_valid (core/ may
+ * not include in/). */
+static bool
+config_user_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > 64 || strlen(s) != len || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' &&
+		    s[i] != '_' && s[i] != '@' && s[i] != '+' && s[i] != '-')
+			return false;
+	return true;
+}
+
 /* Scalar text check shared by string kinds: no NUL, no control chars. */
 static bool
 config_text_ok(const char *s, size_t len)
@@ -617,12 +703,44 @@ config_scalar(struct config_ctx *x, struct config *c, const char *path,
 			    (unsigned long long)k->max);
 		*(uint32_t *)dst = (uint32_t)(u / MS_SEC);
 		return 0;
+	case CONFIG_T_LISTEN: {
+		char		*h = NULL;
+		uint16_t	 port;
+
+		if (config_is_null(v) || len == 0)
+			return config_set_str(dst, s, 0);
+		if (strlen(s) != len ||
+		    config_parse_hostport(s, len, &h, &port) != 0)
+			return config_errf(x, v, "%s: expected host:port or "
+			    "[v6]:port (\"\" = off)", path);
+		free(h);
+		return config_set_str(dst, s, len);
+	}
+	case CONFIG_T_SIZE:
+		if (config_parse_size(s, len, &u) != 0)
+			return config_errf(x, v, "%s: expected a size like "
+			    "1000, 64KB, 25MB, 1GB", path);
+		if (u < k->min || u > k->max)
+			return config_errf(x, v, "%s: must be between %llu "
+			    "and %llu bytes", path,
+			    (unsigned long long)k->min,
+			    (unsigned long long)k->max);
+		*(uint64_t *)dst = u;
+		return 0;
+	case CONFIG_T_USER:
+		if (!config_user_ok(s, len))
+			return config_errf(x, v, "%s: expected a user name "
+			    "(1..64 of A-Z a-z 0-9 . _ @ + -, not starting "
+			    "with '.')", path);
+		return config_set_str(dst, s, len);
 	case CONFIG_T_SECTION:
 	case CONFIG_T_ROUTES:
 	case CONFIG_T_DKIM:
 	case CONFIG_T_POOLS:
 	case CONFIG_T_HNAMES:
 	case CONFIG_T_RESOLVERS:
+	case CONFIG_T_SHAPING:
+	case CONFIG_T_DOMAINS:
 		break;
 	}
 	return config_errf(x, v, "%s: internal error", path);
@@ -1141,6 +1259,474 @@ config_hnames(struct config_ctx *x, struct config *c, yaml_node_t *m)
 	return 0;
 }
 
+/*
+ * shaping: (issue 6). Three parts: defaults (one layer), sites and
+ * sources (keyed layers). A layer records which keys it gave in `set`,
+ * so config_shaping_for() can merge layers field by field.
+ */
+#define CONFIG_SITE_KEY_MAX	511	/* dns_route.site without its NUL */
+
+static void
+config_shaping_fini(struct config_shaping *s)
+{
+	for (size_t i = 0; i < s->nthrottle_patterns; i++)
+		free(s->throttle_patterns[i]);
+	free(s->throttle_patterns);
+	s->throttle_patterns = NULL;
+	s->nthrottle_patterns = 0;
+}
+
+int
+config_rate_parse(const char *s, size_t len, struct config_rate *out)
+{
+	uint64_t	 n;
+	size_t		 d = 0;
+	uint32_t	 per;
+
+	if (s == NULL)
+		return -EINVAL;
+	if (len == 9 && memcmp(s, "unlimited", 9) == 0) {
+		out->n = 0;
+		out->per_s = 1;
+		return 0;
+	}
+	while (d < len && s[d] >= '0' && s[d] <= '9')
+		d++;
+	if (d == 0 || d > 10 || len != d + 2 || s[d] != '/' ||
+	    config_parse_u64(s, d, &n) != 0 || n == 0 ||
+	    n > CONFIG_RATE_N_MAX)
+		return -EINVAL;
+	switch (s[d + 1]) {
+	case 's':
+		per = 1;
+		break;
+	case 'm':
+		per = 60;
+		break;
+	case 'h':
+		per = 3600;
+		break;
+	case 'd':
+		per = 86400;
+		break;
+	default:
+		return -EINVAL;
+	}
+	out->n = (uint32_t)n;
+	out->per_s = per;
+	return 0;
+}
+
+char *
+config_rate_format(const struct config_rate *r, char *out, size_t outsz)
+{
+	char u;
+
+	if (outsz == 0)
+		return out;
+	if (r->n == 0) {
+		snprintf(out, outsz, "unlimited");
+		return out;
+	}
+	u = r->per_s == 86400 ? 'd' : r->per_s == 3600 ? 'h' :
+	    r->per_s == 60 ? 'm' : 's';
+	snprintf(out, outsz, "%" PRIu32 "/%c", r->n, u);
+	return out;
+}
+
+/* A site key (MX rollup: names joined by ',', maybe "#digest") or domain. */
+static bool
+config_site_key_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > CONFIG_SITE_KEY_MAX || strlen(s) != len)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!isalnum(c) && strchr(".-_,#:[]", c) == NULL)
+			return false;
+	}
+	return true;
+}
+
+/* An IP address in canonical (inet_ntop) form into out; false if none. */
+static bool
+config_ip_canon(const char *s, char *out, size_t outsz)
+{
+	struct in6_addr a6;
+	struct in_addr	a4;
+
+	if (inet_pton(AF_INET, s, &a4) == 1)
+		return inet_ntop(AF_INET, &a4, out, (socklen_t)outsz) != NULL;
+	if (inet_pton(AF_INET6, s, &a6) == 1)
+		return inet_ntop(AF_INET6, &a6, out, (socklen_t)outsz) !=
+		    NULL;
+	return false;
+}
+
+static int
+config_patterns(struct config_ctx *x, struct config_shaping *s,
+    const char *path, yaml_node_t *m)
+{
+	yaml_node_item_t	*b, *e;
+	size_t			 n;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_SEQUENCE_NODE)
+		return config_errf(x, m, "%s: expected a list of strings",
+		    path);
+	b = m->data.sequence.items.start;
+	e = m->data.sequence.items.top;
+	n = (size_t)(e - b);
+	if (n > CONFIG_PATTERNS_MAX)
+		return config_errf(x, m, "%s: at most %d patterns", path,
+		    CONFIG_PATTERNS_MAX);
+	config_shaping_fini(s);
+	if (n == 0)
+		return 0;
+	if ((s->throttle_patterns = calloc(n, sizeof(char *))) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t	*v = yaml_document_get_node(x->doc, b[i]);
+		const char	*t;
+		size_t		 len;
+
+		if (v == NULL || v->type != YAML_SCALAR_NODE)
+			return config_errf(x, v != NULL ? v : m,
+			    "%s[%zu]: expected a string", path, i);
+		t = config_sval(v);
+		len = v->data.scalar.length;
+		if (len == 0 || len > CONFIG_PATTERN_MAX || strlen(t) != len ||
+		    !config_text_ok(t, len))
+			return config_errf(x, v, "%s[%zu]: expected 1..%d "
+			    "characters without control characters", path, i,
+			    CONFIG_PATTERN_MAX);
+		if ((s->throttle_patterns[i] = strndup(t, len)) == NULL)
+			return -ENOMEM;
+		s->nthrottle_patterns++;
+	}
+	return 0;
+}
+
+/* One layer: the keys of shaping.defaults (also each site and source). */
+static int
+config_shaping_layer(struct config_ctx *x, struct config_shaping *s,
+    const char *path, yaml_node_t *m)
+{
+	yaml_node_pair_t	*b, *e;
+	char			 sub[CONFIG_SITE_KEY_MAX + 64];
+	int			 rc;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_MAPPING_NODE)
+		return config_errf(x, m, "%s: expected a mapping", path);
+	b = m->data.mapping.pairs.start;
+	e = m->data.mapping.pairs.top;
+	for (yaml_node_pair_t *p = b; p < e; p++) {
+		yaml_node_t	*kn, *v;
+		const char	*key, *t;
+		size_t		 len;
+		uint64_t	 u;
+
+		if ((rc = config_key_check(x, path, b, p, &kn)) != 0)
+			return rc;
+		key = config_sval(kn);
+		snprintf(sub, sizeof(sub), "%s.%s", path, key);
+		if ((v = yaml_document_get_node(x->doc, p->value)) == NULL)
+			return config_errf(x, kn, "%s: missing value", sub);
+		if (strcmp(key, "throttle_patterns") == 0) {
+			if ((rc = config_patterns(x, s, sub, v)) != 0)
+				return rc;
+			s->set |= CONFIG_SHAPE_F_PATTERNS;
+			continue;
+		}
+		if (strcmp(key, "connection_limit") != 0 &&
+		    strcmp(key, "max_deliveries_per_connection") != 0 &&
+		    strcmp(key, "max_message_rate") != 0 &&
+		    strcmp(key, "max_connection_rate") != 0 &&
+		    strcmp(key, "adaptive") != 0)
+			return config_errf(x, kn, "%s: unknown key", sub);
+		if (v->type != YAML_SCALAR_NODE)
+			return config_errf(x, v, "%s: expected a scalar value",
+			    sub);
+		t = config_sval(v);
+		len = v->data.scalar.length;
+		if (strcmp(key, "connection_limit") == 0 ||
+		    strcmp(key, "max_deliveries_per_connection") == 0) {
+			bool	 cl = key[0] == 'c';
+			uint64_t max = cl ? 10000 : 100000;
+
+			if (config_parse_u64(t, len, &u) != 0)
+				return config_errf(x, v,
+				    "%s: expected an integer", sub);
+			if (u < 1 || u > max)
+				return config_errf(x, v, "%s: must be between "
+				    "1 and %llu", sub, (unsigned long long)max);
+			if (cl) {
+				s->connection_limit = (uint32_t)u;
+				s->set |= CONFIG_SHAPE_F_CONN_LIMIT;
+			} else {
+				s->max_deliveries_per_connection = (uint32_t)u;
+				s->set |= CONFIG_SHAPE_F_MAX_DELIV;
+			}
+		} else if (strcmp(key, "adaptive") == 0) {
+			if (strcasecmp(t, "true") == 0 ||
+			    strcasecmp(t, "yes") == 0)
+				s->adaptive = true;
+			else if (strcasecmp(t, "false") == 0 ||
+			    strcasecmp(t, "no") == 0)
+				s->adaptive = false;
+			else
+				return config_errf(x, v, "%s: expected true, "
+				    "false, yes or no", sub);
+			s->set |= CONFIG_SHAPE_F_ADAPTIVE;
+		} else {
+			bool msg = strcmp(key, "max_message_rate") == 0;
+
+			if (config_rate_parse(t, len, msg ?
+			    &s->max_message_rate : &s->max_connection_rate) !=
+			    0)
+				return config_errf(x, v, "%s: expected a rate "
+				    "like 100/s, 20/m, 5000/h, 100000/d (N at "
+				    "most %u) or unlimited", sub,
+				    CONFIG_RATE_N_MAX);
+			s->set |= msg ? CONFIG_SHAPE_F_MSG_RATE :
+			    CONFIG_SHAPE_F_CONN_RATE;
+		}
+	}
+	return 0;
+}
+
+/* shaping.sites or shaping.sources: key -> layer. */
+static int
+config_shaping_map(struct config_ctx *x, const char *path, bool sources,
+    yaml_node_t *m, struct config_shaping_entry **outv, size_t *outn)
+{
+	yaml_node_pair_t	*b, *e;
+	size_t			 n;
+	char			 sub[CONFIG_SITE_KEY_MAX + 32];
+	char			 ip[INET6_ADDRSTRLEN];
+	int			 rc;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_MAPPING_NODE)
+		return config_errf(x, m, "%s: expected a mapping", path);
+	b = m->data.mapping.pairs.start;
+	e = m->data.mapping.pairs.top;
+	n = (size_t)(e - b);
+	if (n > CONFIG_SHAPING_MAX)
+		return config_errf(x, m, "%s: at most %d entries", path,
+		    CONFIG_SHAPING_MAX);
+	if (n == 0)
+		return 0;
+	if ((*outv = calloc(n, sizeof(**outv))) == NULL)
+		return -ENOMEM;
+	for (yaml_node_pair_t *p = b; p < e; p++) {
+		struct config_shaping_entry	*en = &(*outv)[*outn];
+		yaml_node_t			*kn, *v;
+		const char			*k;
+		size_t				 klen;
+
+		if ((rc = config_key_check(x, path, b, p, &kn)) != 0)
+			return rc;
+		k = config_sval(kn);
+		klen = kn->data.scalar.length;
+		if (sources) {
+			if (klen >= 64 || strlen(k) != klen ||
+			    !config_ip_canon(k, ip, sizeof(ip)))
+				return config_errf(x, kn, "%s: '%.64s' is not "
+				    "an IP address", path, k);
+			en->key = strdup(ip);
+		} else {
+			if (!config_site_key_ok(k, klen))
+				return config_errf(x, kn, "%s: '%.64s' is not "
+				    "a site key or domain", path, k);
+			en->key = strndup(k, klen);
+		}
+		if (en->key == NULL)
+			return -ENOMEM;
+		for (char *q = en->key; *q; q++)
+			*q = (char)tolower((unsigned char)*q);
+		(*outn)++;	/* so config_fini frees a partial entry */
+		for (size_t i = 0; i + 1 < *outn; i++)
+			if (strcmp((*outv)[i].key, en->key) == 0)
+				return config_errf(x, kn, "%s.%.64s: duplicate "
+				    "key", path, k);
+		en->s.adaptive = true;
+		snprintf(sub, sizeof(sub), "%s.%s", path, en->key);
+		v = yaml_document_get_node(x->doc, p->value);
+		if (v == NULL)
+			return config_errf(x, kn, "%s: missing value", sub);
+		if ((rc = config_shaping_layer(x, &en->s, sub, v)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int
+config_shaping_top(struct config_ctx *x, struct config *c, yaml_node_t *m)
+{
+	yaml_node_pair_t	*b, *e;
+	int			 rc;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_MAPPING_NODE)
+		return config_errf(x, m, "shaping: expected a mapping");
+	b = m->data.mapping.pairs.start;
+	e = m->data.mapping.pairs.top;
+	for (yaml_node_pair_t *p = b; p < e; p++) {
+		yaml_node_t	*kn, *v;
+		const char	*key;
+
+		if ((rc = config_key_check(x, "shaping", b, p, &kn)) != 0)
+			return rc;
+		key = config_sval(kn);
+		if ((v = yaml_document_get_node(x->doc, p->value)) == NULL)
+			return config_errf(x, kn, "shaping.%s: missing value",
+			    key);
+		if (strcmp(key, "defaults") == 0)
+			rc = config_shaping_layer(x, &c->shaping,
+			    "shaping.defaults", v);
+		else if (strcmp(key, "sites") == 0)
+			rc = config_shaping_map(x, "shaping.sites", false, v,
+			    &c->shaping_sites, &c->nshaping_sites);
+		else if (strcmp(key, "sources") == 0)
+			rc = config_shaping_map(x, "shaping.sources", true, v,
+			    &c->shaping_sources, &c->nshaping_sources);
+		else
+			return config_errf(x, kn, "shaping.%s: unknown key",
+			    key);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Copy the fields l sets over out. */
+static void
+config_shaping_apply(struct config_shaping *out,
+    const struct config_shaping *l)
+{
+	if (l->set & CONFIG_SHAPE_F_CONN_LIMIT)
+		out->connection_limit = l->connection_limit;
+	if (l->set & CONFIG_SHAPE_F_MAX_DELIV)
+		out->max_deliveries_per_connection =
+		    l->max_deliveries_per_connection;
+	if (l->set & CONFIG_SHAPE_F_MSG_RATE)
+		out->max_message_rate = l->max_message_rate;
+	if (l->set & CONFIG_SHAPE_F_CONN_RATE)
+		out->max_connection_rate = l->max_connection_rate;
+	if (l->set & CONFIG_SHAPE_F_ADAPTIVE)
+		out->adaptive = l->adaptive;
+	if (l->set & CONFIG_SHAPE_F_PATTERNS) {
+		out->throttle_patterns = l->throttle_patterns;
+		out->nthrottle_patterns = l->nthrottle_patterns;
+	}
+	out->set |= l->set;
+}
+
+static const struct config_shaping *
+config_shaping_find(const struct config_shaping_entry *v, size_t n,
+    const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(v[i].key, key) == 0)
+			return &v[i].s;
+	return NULL;
+}
+
+void
+config_shaping_for(const struct config *c, const char *site,
+    const char *domain, const char *source, struct config_shaping *out)
+{
+	const struct config_shaping	*l;
+	char				 ip[INET6_ADDRSTRLEN];
+
+	memset(out, 0, sizeof(*out));
+	out->connection_limit = c->connection_limit;
+	out->max_deliveries_per_connection = c->max_deliveries_per_connection;
+	out->max_message_rate.per_s = 1;
+	out->max_connection_rate.per_s = 1;
+	out->adaptive = true;
+	config_shaping_apply(out, &c->shaping);
+	if (site != NULL && *site != '\0' && (l = config_shaping_find(
+	    c->shaping_sites, c->nshaping_sites, site)) != NULL)
+		config_shaping_apply(out, l);
+	if (domain != NULL && *domain != '\0' && (l = config_shaping_find(
+	    c->shaping_sites, c->nshaping_sites, domain)) != NULL)
+		config_shaping_apply(out, l);
+	if (source != NULL && *source != '\0' &&
+	    config_ip_canon(source, ip, sizeof(ip)) && (l =
+	    config_shaping_find(c->shaping_sources, c->nshaping_sources,
+	    ip)) != NULL)
+		config_shaping_apply(out, l);
+}
+
+/* inbound.bounce_domains / reply_domains: lower-cased, no repeats. */
+static int
+config_domains(struct config_ctx *x, struct config *c, const char *path,
+    const struct config_key *k, yaml_node_t *m)
+{
+	bool		  bounce = k->off ==
+	    offsetof(struct config, in_bounce_domains);
+	char		***dst = bounce ? &c->in_bounce_domains :
+	    &c->in_reply_domains;
+	size_t		 *np = bounce ? &c->nin_bounce_domains :
+	    &c->nin_reply_domains;
+	yaml_node_item_t *b, *e;
+	size_t		  n;
+
+	for (size_t i = 0; i < *np; i++)
+		free((*dst)[i]);
+	free(*dst);
+	*dst = NULL;
+	*np = 0;
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_SEQUENCE_NODE)
+		return config_errf(x, m, "%s: expected a list of domains",
+		    path);
+	b = m->data.sequence.items.start;
+	e = m->data.sequence.items.top;
+	n = (size_t)(e - b);
+	if (n > CONFIG_IN_DOMAINS_MAX)
+		return config_errf(x, m, "%s: at most %d domains", path,
+		    CONFIG_IN_DOMAINS_MAX);
+	if (n == 0)
+		return 0;
+	if ((*dst = calloc(n, sizeof(char *))) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t	*v = yaml_document_get_node(x->doc, b[i]);
+		const char	*s;
+		size_t		 len;
+		char		*d;
+
+		if (v == NULL || v->type != YAML_SCALAR_NODE)
+			return config_errf(x, v != NULL ? v : m,
+			    "%s[%zu]: expected a domain name", path, i);
+		s = config_sval(v);
+		len = v->data.scalar.length;
+		if (strlen(s) != len || !config_domain_ok(s, len))
+			return config_errf(x, v, "%s[%zu]: expected a domain "
+			    "name", path, i);
+		for (size_t j = 0; j < *np; j++)
+			if (strcasecmp((*dst)[j], s) == 0)
+				return config_errf(x, v, "%s[%zu]: %s is "
+				    "listed twice", path, i, s);
+		if ((d = strndup(s, len)) == NULL)
+			return -ENOMEM;
+		for (char *q = d; *q != '\0'; q++)
+			*q = (char)tolower((unsigned char)*q);
+		(*dst)[(*np)++] = d;
+	}
+	return 0;
+}
+
 /* Rules between keys, checked once their section has been read. */
 static int
 config_cross_check(struct config_ctx *x, struct config *c,
@@ -1155,11 +1741,36 @@ config_cross_check(struct config_ctx *x, struct config *c,
 		    c->verp_secret_file != NULL)
 			return config_errf(x, m, "verp.bounce_domain: required "
 			    "when verp.secret_file is set");
+	} else if (keys == config_inbound) {
+		if ((c->in_tls_cert_file == NULL) !=
+		    (c->in_tls_key_file == NULL))
+			return config_errf(x, m, "inbound: tls_cert_file and "
+			    "tls_key_file go together");
+		if (c->in_tls_cert_file == NULL &&
+		    (c->in_listen_imaps != NULL || c->in_listen_pop3s != NULL))
+			return config_errf(x, m, "inbound: listen_imaps and "
+			    "listen_pop3s need tls_cert_file");
+		for (size_t i = 0; i < c->nin_bounce_domains; i++)
+			for (size_t j = 0; j < c->nin_reply_domains; j++)
+				if (strcmp(c->in_bounce_domains[i],
+				    c->in_reply_domains[j]) == 0)
+					return config_errf(x, m, "inbound: %s "
+					    "is both a bounce and a reply "
+					    "domain", c->in_reply_domains[j]);
 	} else if (keys == config_unsub) {
 		if (c->unsub_secret_file != NULL && c->unsub_url == NULL &&
 		    c->unsub_mailto_domain == NULL)
 			return config_errf(x, m, "unsubscribe: url or "
 			    "mailto_domain required with secret_file");
+		if (c->unsub_listen != NULL) {
+			char		 host[CONFIG_LISTEN_HOST_MAX];
+			uint16_t	 port;
+
+			if (config_listen_parse(c->unsub_listen, host,
+			    &port) != 0)
+				return config_errf(x, m, "unsubscribe.listen: "
+				    "expected IP:port or [IPv6]:port");
+		}
 	} else if (keys == config_top && c->dkim_dual) {
 		for (size_t i = 0; i < c->ndkim; i++) {
 			const struct config_dkim *a = &c->dkim[i], *o = NULL;
@@ -1221,8 +1832,12 @@ config_section(struct config_ctx *x, struct config *c, const char *path,
 			rc = config_dkim_list(x, c, v);
 		else if (k->type == CONFIG_T_POOLS)
 			rc = config_pools(x, c, v);
+		else if (k->type == CONFIG_T_DOMAINS)
+			rc = config_domains(x, c, sub, k, v);
 		else if (k->type == CONFIG_T_HNAMES)
 			rc = config_hnames(x, c, v);
+		else if (k->type == CONFIG_T_SHAPING)
+			rc = config_shaping_top(x, c, v);
 		else
 			rc = config_scalar(x, c, sub, k, v);
 		if (rc != 0)
@@ -1263,11 +1878,27 @@ config_defaults(struct config *c)
 	c->retry_max_delay_ms = 4 * 60 * MS_MIN;
 	c->retry_max_age_ms = 4 * MS_DAY;
 	c->retry_max_attempts = 100;
+	c->in_max_message_size = 25u * 1024 * 1024;
+	c->in_max_connections_per_ip = 20;
+	c->in_max_connections = 1000;
+	c->in_max_recipients = 100;
+	if ((c->in_listen_smtp = strdup("127.0.0.1:2525")) == NULL ||
+	    (c->in_maildir_root = strdup("maildir")) == NULL ||
+	    (c->in_bounce_mailbox = strdup("bounces")) == NULL ||
+	    (c->in_reply_mailbox = strdup("replies")) == NULL) {
+		free(c->in_listen_smtp);
+		free(c->in_maildir_root);
+		free(c->in_bounce_mailbox);
+		c->in_listen_smtp = c->in_maildir_root = NULL;
+		c->in_bounce_mailbox = NULL;
+		return -ENOMEM;
+	}
 	c->dns_timeout_ms = 5 * MS_SEC;
 	c->dns_tries = 2;
 	c->dns_cache_size = 10000;
 	c->log_level = LOG_INFO;
 	c->unsub_max_age_s = 90u * 86400u;
+	c->shaping.adaptive = true;
 	if ((c->redis_host = strdup("127.0.0.1")) == NULL)
 		return -ENOMEM;
 	if ((c->unsub_url = strdup(CONFIG_UNSUB_URL_DEFAULT)) == NULL) {
@@ -1318,6 +1949,23 @@ config_fini(struct config *c)
 	}
 	free(c->pools);
 	free(c->pool);
+	free(c->in_listen_smtp);
+	free(c->in_listen_imap);
+	free(c->in_listen_imaps);
+	free(c->in_listen_pop3);
+	free(c->in_listen_pop3s);
+	free(c->in_tls_cert_file);
+	free(c->in_tls_key_file);
+	free(c->in_maildir_root);
+	free(c->in_users_file);
+	for (size_t i = 0; i < c->nin_bounce_domains; i++)
+		free(c->in_bounce_domains[i]);
+	free(c->in_bounce_domains);
+	for (size_t i = 0; i < c->nin_reply_domains; i++)
+		free(c->in_reply_domains[i]);
+	free(c->in_reply_domains);
+	free(c->in_bounce_mailbox);
+	free(c->in_reply_mailbox);
 	for (size_t i = 0; i < c->ndkim_headers; i++)
 		free(c->dkim_headers[i]);
 	free(c->dkim_headers);
@@ -1326,9 +1974,21 @@ config_fini(struct config *c)
 	free(c->unsub_url);
 	free(c->unsub_mailto_domain);
 	free(c->unsub_secret_file);
+	free(c->unsub_listen);
 	free(c->routes);
 	free(c->dns_servers);
 	free(c->path);
+	config_shaping_fini(&c->shaping);
+	for (size_t i = 0; i < c->nshaping_sites; i++) {
+		free(c->shaping_sites[i].key);
+		config_shaping_fini(&c->shaping_sites[i].s);
+	}
+	free(c->shaping_sites);
+	for (size_t i = 0; i < c->nshaping_sources; i++) {
+		free(c->shaping_sources[i].key);
+		config_shaping_fini(&c->shaping_sources[i].s);
+	}
+	free(c->shaping_sources);
 }
 
 void
@@ -1540,5 +2200,46 @@ config_apply_env(struct config *c, char *err, size_t errlen)
 		if ((rc = config_set_str(&c->redis_password, s, len)) != 0)
 			return rc;
 	}
+	return 0;
+}
+
+int
+config_listen_parse(const char *s, char host[CONFIG_LISTEN_HOST_MAX],
+    uint16_t *port)
+{
+	const char	*colon, *h = s;
+	char		*end;
+	unsigned char	 a[16];
+	size_t		 hl;
+	unsigned long	 p;
+	int		 af = AF_INET;
+
+	if (s == NULL)
+		return -EINVAL;
+	if (s[0] == '[') {
+		if ((colon = strstr(s, "]:")) == NULL)
+			return -EINVAL;
+		h = s + 1;
+		hl = (size_t)(colon - h);
+		colon++;
+		af = AF_INET6;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL)
+			return -EINVAL;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= CONFIG_LISTEN_HOST_MAX)
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (inet_pton(af, host, a) != 1)
+		return -EINVAL;
+	if (colon[1] < '0' || colon[1] > '9')
+		return -EINVAL;
+	errno = 0;
+	p = strtoul(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || p < 1 || p > 65535)
+		return -EINVAL;
+	*port = (uint16_t)p;
 	return 0;
 }

@@ -22,6 +22,8 @@
 #define CONFIG_HNAME_MAX	64	/* one header name */
 #define CONFIG_URL_MAX		512	/* unsubscribe.url */
 #define CONFIG_UNSUB_URL_DEFAULT "https://unsub.example/u/"
+#define CONFIG_UNSUB_LISTEN_DEFAULT "127.0.0.1:8025"
+#define CONFIG_LISTEN_HOST_MAX	64	/* IP literal, NUL included */
 
 /* dkim[].algorithm: what the key file must hold. */
 enum config_dkim_alg {
@@ -90,6 +92,56 @@ enum config_tls_mode {
 	CONFIG_TLS_NONE			/* never STARTTLS */
 };
 
+/*
+ * shaping: (issue 6). A rate is "N/s", "N/m", "N/h" or "N/d" (N messages
+ * or connections per second/minute/hour/day); n == 0 means unlimited
+ * (written "unlimited"). The limiter itself is out/shape.h.
+ */
+struct config_rate {
+	uint32_t	 n;		/* 0 = unlimited */
+	uint32_t	 per_s;		/* 1, 60, 3600 or 86400 */
+};
+#define CONFIG_RATE_N_MAX	1000000000u
+#define CONFIG_RATE_STR_MAX	24	/* "1000000000/d" + NUL, rounded */
+#define CONFIG_SHAPING_MAX	4096	/* entries under sites:, sources: */
+#define CONFIG_PATTERNS_MAX	64	/* throttle_patterns per layer */
+#define CONFIG_PATTERN_MAX	200	/* bytes in one pattern */
+
+/* Which fields a layer of shaping settings gives (config_shaping.set). */
+#define CONFIG_SHAPE_F_CONN_LIMIT	0x01u	/* connection_limit */
+#define CONFIG_SHAPE_F_MAX_DELIV	0x02u	/* max_deliveries_per_conn. */
+#define CONFIG_SHAPE_F_MSG_RATE		0x04u	/* max_message_rate */
+#define CONFIG_SHAPE_F_CONN_RATE	0x08u	/* max_connection_rate */
+#define CONFIG_SHAPE_F_ADAPTIVE		0x10u	/* adaptive */
+#define CONFIG_SHAPE_F_PATTERNS		0x20u	/* throttle_patterns */
+
+/*
+ * One layer of shaping settings (shaping.defaults, one site, one source),
+ * or the merged result of config_shaping_for(). Only fields whose bit is
+ * in `set` were given in a layer; a merged result has every field filled.
+ */
+struct config_shaping {
+	unsigned	 set;			/* CONFIG_SHAPE_F_* */
+	uint32_t	 connection_limit;	/* 1..10000 */
+	uint32_t	 max_deliveries_per_connection; /* 1..100000 */
+	struct config_rate max_message_rate;	/* unlimited */
+	struct config_rate max_connection_rate;	/* unlimited */
+	bool		 adaptive;		/* true */
+	char		**throttle_patterns;	/* owns in a layer; borrows
+						   (from the config) in a
+						   merged result */
+	size_t		 nthrottle_patterns;
+};
+
+#define CONFIG_IN_DOMAINS_MAX	64	/* entries per inbound domain list */
+
+/* shaping.sites / shaping.sources entry. */
+struct config_shaping_entry {
+	char		*key;	/* owns; lower-case site key or domain, or
+				   the source IP in inet_ntop() form */
+	struct config_shaping s;
+};
+
 struct config {
 	/* redis: */
 	char		*redis_host;		/* "127.0.0.1" */
@@ -149,8 +201,40 @@ struct config {
 	char		*unsub_mailto_domain;	/* NULL = no mailto: link */
 	char		*unsub_secret_file;	/* NULL */
 	uint32_t	 unsub_max_age_s;	/* 90 days; 0 = never expires */
+	char		*unsub_listen;		/* unsubscribe.listen: "IP:port"
+						   or "[IPv6]:port"; NULL =
+						   CONFIG_UNSUB_LISTEN_DEFAULT */
 	/* Where it came from, for messages. */
 	char		*path;
+	/* shaping: (issue 6; see config_shaping_for for the precedence) */
+	struct config_shaping shaping;		/* shaping.defaults */
+	struct config_shaping_entry *shaping_sites;	/* owns */
+	size_t		 nshaping_sites;
+	struct config_shaping_entry *shaping_sources;	/* owns */
+	size_t		 nshaping_sources;
+	/* inbound: (issue 7; `ringmail inbound`). Listen addresses are
+	 * "host:port" or "[v6]:port"; NULL = that listener is off. */
+	char		*in_listen_smtp;	/* "127.0.0.1:2525" */
+	char		*in_listen_imap;	/* NULL */
+	char		*in_listen_imaps;	/* NULL */
+	char		*in_listen_pop3;	/* NULL */
+	char		*in_listen_pop3s;	/* NULL */
+	char		*in_tls_cert_file;	/* NULL = no TLS (no STARTTLS,
+						   no imaps/pop3s) */
+	char		*in_tls_key_file;	/* NULL; required with cert */
+	char		*in_maildir_root;	/* "maildir" */
+	char		*in_users_file;		/* NULL = IMAP/POP3 logins off */
+	char		**in_bounce_domains;	/* owns; lower-case; default:
+						   verp.bounce_domain if set */
+	size_t		 nin_bounce_domains;
+	char		**in_reply_domains;	/* owns; lower-case */
+	size_t		 nin_reply_domains;
+	char		*in_bounce_mailbox;	/* "bounces" (a user name) */
+	char		*in_reply_mailbox;	/* "replies" (a user name) */
+	uint64_t	 in_max_message_size;	/* bytes: 25 MiB */
+	uint32_t	 in_max_connections_per_ip; /* 20 */
+	uint32_t	 in_max_connections;	/* all listeners: 1000 */
+	uint32_t	 in_max_recipients;	/* per message: 100 */
 };
 
 /* Fill c with defaults (allocates the default strings). 0 or -ENOMEM. */
@@ -165,6 +249,13 @@ int	config_load_file(const char *path, struct config **out, char *err,
 int	config_load_string(const char *yaml, size_t len, const char *name,
 	    struct config **out, char *err, size_t errlen);
 void	config_free(struct config *c);
+/*
+ * Split a listen address "A.B.C.D:PORT" or "[IPv6]:PORT" (IP literals
+ * only, port 1..65535) into host (NUL-terminated, without brackets) and
+ * port. 0 or -EINVAL.
+ */
+int	config_listen_parse(const char *s, char host[CONFIG_LISTEN_HOST_MAX],
+	    uint16_t *port);
 /* The pool named name, or NULL. */
 const struct config_pool *config_pool_find(const struct config *c,
 	    const char *name);
@@ -176,5 +267,34 @@ const struct config_route *config_route_find(const struct config *c,
  * environment. 0, or -EINVAL with a message in err.
  */
 int	config_apply_env(struct config *c, char *err, size_t errlen);
+
+/*
+ * Parse a rate: "N/s", "N/m", "N/h", "N/d" with N in 1..CONFIG_RATE_N_MAX
+ * (decimal digits only, no spaces), or "unlimited" (n = 0). s need not be
+ * NUL-terminated. 0 or -EINVAL (*out untouched).
+ */
+int	config_rate_parse(const char *s, size_t len, struct config_rate *out);
+/*
+ * Write r as config_rate_parse reads it ("100/s", "unlimited") into out
+ * (outsz >= CONFIG_RATE_STR_MAX always suffices). Returns out.
+ */
+char	*config_rate_format(const struct config_rate *r, char *out,
+	    size_t outsz);
+/*
+ * The shaping settings for one delivery: every field filled, merged in
+ * this order, each later layer overriding the fields it sets:
+ *   smtp.connection_limit and smtp.max_deliveries_per_connection (the
+ *   fallback), built-in defaults (unlimited rates, adaptive, no
+ *   patterns) < shaping.defaults < shaping.sites[site] <
+ *   shaping.sites[domain] < shaping.sources[source].
+ * site (MX rollup key, dns_route.site), domain (recipient domain) and
+ * source (local IP as text) may each be NULL or "" to skip that layer;
+ * keys match case-insensitively, sources by address (so "::1" equals
+ * "0::1"). out borrows the pattern strings from c. Linear in the number
+ * of entries: call it once per site and cache, not per message.
+ */
+void	config_shaping_for(const struct config *c, const char *site,
+	    const char *domain, const char *source,
+	    struct config_shaping *out);
 
 #endif

@@ -464,6 +464,39 @@ msg_put_date(struct buf *b, int64_t date_ms)
 	    tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+/* Index of the first CR or LF in s[i..n), or n: memchr beats a byte loop. */
+static size_t
+msg_eol(const char *s, size_t i, size_t n)
+{
+	const char	*lf, *cr;
+	size_t		 e;
+
+	lf = memchr(s + i, '\n', n - i);
+	e = lf != NULL ? (size_t)(lf - s) : n;
+	cr = memchr(s + i, '\r', e - i);
+	return cr != NULL ? (size_t)(cr - s) : e;
+}
+
+/* QP: printable ASCII other than '=' and space, copied as it is. */
+static const unsigned char msg_qp_plain[256] = {
+	['!'] = 1, ['"'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1,
+	['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1,
+	['-'] = 1, ['.'] = 1, ['/'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1,
+	['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1,
+	['9'] = 1, [':'] = 1, [';'] = 1, ['<'] = 1, ['>'] = 1, ['?'] = 1,
+	['@'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,
+	['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1,
+	['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1,
+	['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1,
+	['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['['] = 1, ['\\'] = 1, [']'] = 1,
+	['^'] = 1, ['_'] = 1, ['`'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,
+	['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+	['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1,
+	['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+	['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['{'] = 1,
+	['|'] = 1, ['}'] = 1, ['~'] = 1,
+};
+
 /*
  * 7bit (RFC 2045 2.7) when the part is ASCII without NUL and every line is
  * at most 998 octets. Bare LF and bare CR are allowed here: they are hard
@@ -474,18 +507,24 @@ msg_put_date(struct buf *b, int64_t date_ms)
 static int
 msg_is_7bit(const char *s, size_t n)
 {
-	size_t	 i, line = 0;
+	const uint64_t	 lo = 0x0101010101010101ULL;
+	const uint64_t	 hi = 0x8080808080808080ULL;
+	uint64_t	 w;
+	size_t		 i = 0, e;
 
-	for (i = 0; i < n; i++) {
-		unsigned char	 c = (unsigned char)s[i];
-
-		if (c == 0 || c >= 0x80)
+	/* Eight bytes at a time: any byte >= 0x80 or == 0 fails. */
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		if ((w & hi) != 0 || ((w - lo) & ~w & hi) != 0)
 			return 0;
-		if (c == '\r' || c == '\n') {
-			line = 0;
-			continue;
-		}
-		if (++line > MSG_LINE_HARD)
+	}
+	for (; i < n; i++)
+		if (s[i] == 0 || (unsigned char)s[i] >= 0x80)
+			return 0;
+	/* Line lengths, CR and LF both ending a line. */
+	for (i = 0; i < n; i = e + 1) {
+		e = msg_eol(s, i, n);
+		if (e - i > MSG_LINE_HARD)
 			return 0;
 	}
 	return 1;
@@ -499,8 +538,7 @@ msg_put_7bit(struct buf *b, const char *s, size_t n)
 	int	 r;
 
 	while (i < n) {
-		for (e = i; e < n && s[e] != '\r' && s[e] != '\n'; e++)
-			;
+		e = msg_eol(s, i, n);
 		if ((r = buf_append(b, s + i, e - i)) != 0)
 			return r;
 		if (e == n)
@@ -523,13 +561,22 @@ static int
 msg_put_qp(struct buf *b, const char *s, size_t n)
 {
 	size_t	 i, e, next, linelen, tok;
-	char	 enc[3];
+	char	*o;
 	int	 r;
 
+	/*
+	 * Written straight into reserved room: this is the hottest loop of
+	 * a message with non-ASCII merge data. Worst case per input byte:
+	 * an escape (3) after a soft break (3); a line end is 1..2 -> 2.
+	 */
+	if (n > (SIZE_MAX - 16) / 6)
+		return -ENOMEM;
+	if ((r = buf_reserve(b, 6 * n + 16)) != 0)
+		return r;
+	o = b->data + b->len;
 	i = 0;
 	while (i < n) {
-		for (e = i; e < n && s[e] != '\r' && s[e] != '\n'; e++)
-			;
+		e = msg_eol(s, i, n);
 		next = e;
 		if (next < n)
 			next += (s[next] == '\r' && next + 1 < n &&
@@ -538,32 +585,59 @@ msg_put_qp(struct buf *b, const char *s, size_t n)
 		for (; i < e; i++) {
 			unsigned char	 c = (unsigned char)s[i];
 			int		 lit;
+			size_t		 j, room;
+
+			/*
+			 * Fast path: a run of printable characters other
+			 * than '=' and space is copied a chunk at a time,
+			 * never up to the line's last octet (the slow path
+			 * decides that one: it may take the 76th column).
+			 */
+			if (msg_qp_plain[c] && linelen < MSG_QP_LINE - 1) {
+				room = MSG_QP_LINE - 1 - linelen;
+				if (room > e - i)
+					room = e - i;
+				for (j = i; j < i + room &&
+				    msg_qp_plain[(unsigned char)s[j]]; j++)
+					;
+				if (j == e)
+					j--;	/* the line's last octet */
+				if (j > i) {
+					memcpy(o, s + i, j - i);
+					o += j - i;
+					linelen += j - i;
+					i = j - 1;
+					continue;
+				}
+			}
 
 			lit = (c >= 33 && c <= 126 && c != '=') ||
 			    ((c == ' ' || c == '\t') && i + 1 < e);
 			tok = lit ? 1 : 3;
 			if (linelen + tok > (i + 1 < e ? MSG_QP_LINE - 1 :
 			    MSG_QP_LINE)) {
-				if ((r = buf_append(b, "=\r\n", 3)) != 0)
-					return r;
+				*o++ = '=';
+				*o++ = '\r';
+				*o++ = '\n';
 				linelen = 0;
 			}
 			if (lit)
-				r = buf_append(b, &s[i], 1);
+				*o++ = (char)c;
 			else {
-				enc[0] = '=';
-				enc[1] = msg_hex[c >> 4];
-				enc[2] = msg_hex[c & 15];
-				r = buf_append(b, enc, 3);
+				*o++ = '=';
+				*o++ = msg_hex[c >> 4];
+				*o++ = msg_hex[c & 15];
 			}
-			if (r != 0)
-				return r;
 			linelen += tok;
 		}
-		if (next > e && (r = buf_append(b, "\r\n", 2)) != 0)
-			return r;
+		if (next > e) {
+			*o++ = '\r';
+			*o++ = '\n';
+		}
 		i = next;
 	}
+	b->len = (size_t)(o - b->data);
+	b->data[b->len] = '\0';
 	return 0;
 }
 
@@ -635,6 +709,416 @@ msg_ends_crlf(const struct buf *b)
 	    b->data[b->len - 1] == '\n';
 }
 
+/* ------------------------------------------------------------------ */
+/* Issue 5: List-Unsubscribe, Feedback-ID, attachments.                */
+
+#define MSG_B64_LINE	76	/* RFC 2045 6.8 */
+#define MSG_FNAME_MAX	255
+#define MSG_CID_MAX	200
+#define MSG_FBID_MAX	200
+#define MSG_CTYPE_MAX	127
+
+/* Printable ASCII without space or the listed characters, 1..max. */
+static int
+msg_valid_printable(const char *s, const char *bad, size_t max)
+{
+	size_t	 n;
+
+	if (s == NULL || *s == '\0')
+		return 0;
+	for (n = 0; s[n] != '\0'; n++)
+		if ((unsigned char)s[n] <= 32 || (unsigned char)s[n] >= 127 ||
+		    strchr(bad, s[n]) != NULL)
+			return 0;
+	return n <= max;
+}
+
+/* RFC 2045 5.1 token "/" token. */
+static int
+msg_valid_ctype(const char *s)
+{
+	size_t	 n, slash = 0;
+
+	if (s == NULL)
+		return 0;
+	for (n = 0; s[n] != '\0'; n++) {
+		if (s[n] == '/') {
+			if (slash++ > 0 || n == 0)
+				return 0;
+			continue;
+		}
+		if ((unsigned char)s[n] <= 32 || (unsigned char)s[n] >= 127 ||
+		    strchr("()<>@,;:\\\"[]?=", s[n]) != NULL)
+			return 0;
+	}
+	return slash == 1 && n > 0 && s[n - 1] != '/' && n <= MSG_CTYPE_MAX;
+}
+
+static int
+msg_valid_fname(const char *s)
+{
+	size_t	 n;
+
+	if (s == NULL || *s == '\0')
+		return 0;
+	for (n = 0; s[n] != '\0'; n++)
+		if (msg_isctl((unsigned char)s[n]))
+			return 0;
+	return n <= MSG_FNAME_MAX;
+}
+
+static int
+msg_valid_extras(const struct msg_input *in)
+{
+	size_t	 i;
+
+	if (in->unsub_url != NULL &&
+	    (strncasecmp(in->unsub_url, "https://", 8) != 0 ||
+	    !msg_valid_printable(in->unsub_url, "<>\",", MSG_URI_MAX)))
+		return 0;
+	if (in->unsub_mailto != NULL &&
+	    !msg_valid_printable(in->unsub_mailto, "<>\",", MSG_URI_MAX - 7))
+		return 0;
+	if (in->feedback_id != NULL &&
+	    !msg_valid_printable(in->feedback_id, "", MSG_FBID_MAX))
+		return 0;
+	if (in->nattachments > MSG_ATTACH_MAX ||
+	    (in->nattachments > 0 && in->attachments == NULL))
+		return 0;
+	for (i = 0; i < in->nattachments; i++) {
+		const struct msg_attachment *a = &in->attachments[i];
+
+		if (!msg_valid_fname(a->filename) ||
+		    !msg_valid_ctype(a->content_type) ||
+		    (a->data == NULL && a->len > 0) ||
+		    (a->content_id != NULL &&
+		    !msg_valid_printable(a->content_id, "<>\"()[]\\,;:",
+		    MSG_CID_MAX)))
+			return 0;
+	}
+	return 1;
+}
+
+/* Is this extra header one msg_build writes itself this time? */
+static int
+msg_extra_shadowed(const struct msg_input *in, const char *name)
+{
+	if ((in->unsub_url != NULL || in->unsub_mailto != NULL) &&
+	    (strcasecmp(name, "List-Unsubscribe") == 0 ||
+	    strcasecmp(name, "List-Unsubscribe-Post") == 0))
+		return 1;
+	return in->feedback_id != NULL && strcasecmp(name, "Feedback-ID") == 0;
+}
+
+/* One "<uri>" element of a list header, folded before it when needed. */
+static int
+msg_put_uri(struct msg_hdr *h, const char *prefix, const char *uri,
+    int first)
+{
+	size_t	 n = strlen(prefix) + strlen(uri) + 2;
+	int	 r;
+
+	if (!first && (r = msg_put(h, ",", 1)) != 0)
+		return r;
+	if (!first && h->linelen + 1 + n > MSG_LINE_SOFT &&
+	    (r = msg_fold(h)) != 0)
+		return r;
+	if ((r = msg_put(h, " <", 2)) != 0 ||
+	    (r = msg_put(h, prefix, strlen(prefix))) != 0 ||
+	    (r = msg_put(h, uri, strlen(uri))) != 0)
+		return r;
+	return msg_put(h, ">", 1);
+}
+
+/* RFC 2369 3.2 and RFC 8058 3.1. */
+static int
+msg_put_list_unsub(struct msg_hdr *h, const struct msg_input *in)
+{
+	const char	*m = in->unsub_mailto;
+	int		 r, first = 1;
+
+	if (in->unsub_url == NULL && m == NULL)
+		return 0;
+	if ((r = msg_hdr_begin(h, "List-Unsubscribe")) != 0)
+		return r;
+	if (in->unsub_url != NULL) {
+		if ((r = msg_put_uri(h, "", in->unsub_url, 1)) != 0)
+			return r;
+		first = 0;
+	}
+	if (m != NULL && (r = msg_put_uri(h,
+	    strncasecmp(m, "mailto:", 7) == 0 ? "" : "mailto:", m,
+	    first)) != 0)
+		return r;
+	if ((r = msg_hdr_end(h)) != 0)
+		return r;
+	if (in->unsub_url != NULL)
+		return buf_puts(h->b, "List-Unsubscribe-Post: "
+		    "List-Unsubscribe=One-Click\r\n");
+	return 0;
+}
+
+/* RFC 2045 6.8, CRLF every MSG_B64_LINE characters. */
+static int
+msg_put_base64(struct buf *b, const unsigned char *s, size_t n)
+{
+	char		 line[MSG_B64_LINE + 2];
+	size_t		 i, k, o;
+	uint32_t	 v;
+	int		 r;
+
+	for (i = 0; i < n;) {
+		o = 0;
+		for (k = 0; k < MSG_B64_LINE / 4 && i < n; k++, i += 3) {
+			size_t	 left = n - i;
+
+			v = (uint32_t)s[i] << 16;
+			if (left > 1)
+				v |= (uint32_t)s[i + 1] << 8;
+			if (left > 2)
+				v |= s[i + 2];
+			line[o++] = msg_b64[(v >> 18) & 63];
+			line[o++] = msg_b64[(v >> 12) & 63];
+			line[o++] = left > 1 ? msg_b64[(v >> 6) & 63] : '=';
+			line[o++] = left > 2 ? msg_b64[v & 63] : '=';
+			if (left < 3)
+				i = n - 3;	/* i += 3 below ends it */
+		}
+		line[o++] = '\r';
+		line[o++] = '\n';
+		if ((r = buf_append(b, line, o)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+msg_is_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 0;
+	return 1;
+}
+
+/*
+ * A file name parameter. ASCII: a quoted-string (RFC 2045 5.1, with
+ * quoted-pairs). Otherwise RFC 2231 3 and 4: name*0*=utf-8''%XX...;
+ * name*1*=... each segment on its own folded line.
+ */
+static int
+msg_put_fname_param(struct buf *b, const char *param, const char *fname)
+{
+	const unsigned char	*s = (const unsigned char *)fname;
+	size_t			 i, seg = 0, linelen;
+	int			 r;
+
+	if (msg_is_ascii(fname)) {
+		if ((r = buf_printf(b, ";\r\n %s=\"", param)) != 0)
+			return r;
+		for (i = 0; s[i] != '\0'; i++) {
+			if ((s[i] == '"' || s[i] == '\\') &&
+			    (r = buf_putc(b, '\\')) != 0)
+				return r;
+			if ((r = buf_putc(b, (char)s[i])) != 0)
+				return r;
+		}
+		return buf_putc(b, '"');
+	}
+	linelen = MSG_LINE_SOFT;	/* start a segment at once */
+	for (i = 0; s[i] != '\0'; i++) {
+		if (linelen + 3 > MSG_LINE_SOFT - 2) {
+			if ((r = buf_printf(b, ";\r\n %s*%zu*=%s", param, seg,
+			    seg == 0 ? "utf-8''" : "")) != 0)
+				return r;
+			linelen = 1 + strlen(param) + 6 + (seg == 0 ? 7 : 0);
+			seg++;
+		}
+		/* RFC 2231 7: attribute-char, else %XX. */
+		if ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' &&
+		    s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		    strchr("!#$&+-.^_`|~", s[i]) != NULL) {
+			r = buf_putc(b, (char)s[i]);
+			linelen++;
+		} else {
+			r = buf_printf(b, "%%%c%c", msg_hex[s[i] >> 4],
+			    msg_hex[s[i] & 15]);
+			linelen += 3;
+		}
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+msg_put_attachment(struct buf *b, const char *bnd, char sfx,
+    const struct msg_attachment *a, int inline_part)
+{
+	int	 r;
+
+	if ((r = buf_printf(b, "--%s%c\r\nContent-Type: %s", bnd, sfx,
+	    a->content_type)) != 0 ||
+	    (r = msg_put_fname_param(b, "name", a->filename)) != 0 ||
+	    (r = buf_printf(b, "\r\nContent-Disposition: %s",
+	    inline_part ? "inline" : "attachment")) != 0 ||
+	    (r = msg_put_fname_param(b, "filename", a->filename)) != 0 ||
+	    (r = buf_puts(b, "\r\nContent-Transfer-Encoding: base64\r\n")) != 0)
+		return r;
+	if (a->content_id != NULL &&
+	    (r = buf_printf(b, "Content-ID: <%s>\r\n", a->content_id)) != 0)
+		return r;
+	if ((r = buf_puts(b, "\r\n")) != 0 ||
+	    (r = msg_put_base64(b, (const unsigned char *)a->data, a->len)) != 0)
+		return r;
+	/* An empty file has no body line; the delimiter's CRLF follows. */
+	return buf_puts(b, "\r\n");
+}
+
+/* A text part inside a multipart: headers, body, the delimiter's CRLF. */
+static int
+msg_put_text_part(struct buf *b, const char *bnd, char sfx,
+    const struct msg_part *p)
+{
+	int	 r;
+
+	if ((r = buf_printf(b, "--%s%c\r\n", bnd, sfx)) != 0 ||
+	    (r = msg_put_part_headers(b, p)) != 0 ||
+	    (r = msg_put_part_body(b, p)) != 0)
+		return r;
+	/* RFC 2046 5.1.1: the CRLF before "--" belongs to the delimiter. */
+	return buf_puts(b, "\r\n");
+}
+
+/* html, alone or in multipart/related with the inline parts. */
+static int
+msg_put_html_block(struct buf *b, const char *bnd, char sfx,
+    const struct msg_part *html, const struct msg_input *in, size_t ninl,
+    int nested)
+{
+	size_t	 i;
+	int	 r;
+
+	if (ninl == 0) {
+		if (nested)
+			return msg_put_text_part(b, bnd, sfx, html);
+		if ((r = msg_put_part_headers(b, html)) != 0)
+			return r;
+		return msg_put_part_body(b, html);
+	}
+	if (nested && (r = buf_printf(b, "--%s%c\r\n", bnd, sfx)) != 0)
+		return r;
+	if ((r = buf_printf(b, "Content-Type: multipart/related;"
+	    "\r\n type=\"text/html\";\r\n boundary=\"%sr\"\r\n\r\n",
+	    bnd)) != 0 ||
+	    (r = msg_put_text_part(b, bnd, 'r', html)) != 0)
+		return r;
+	for (i = 0; i < in->nattachments; i++)
+		if (in->attachments[i].content_id != NULL &&
+		    (r = msg_put_attachment(b, bnd, 'r', &in->attachments[i],
+		    1)) != 0)
+			return r;
+	if ((r = buf_printf(b, "--%sr--\r\n", bnd)) != 0)
+		return r;
+	return nested ? buf_puts(b, "\r\n") : 0;
+}
+
+/*
+ * Body with attachments (see msg.h for the tree). Boundaries are a base
+ * plus one letter per level (m, a, r). Base64 and QP output cannot hold
+ * "=_", so only 7bit parts are checked for the base; after
+ * MSG_BOUNDARY_TRIES clashes every text part becomes QP.
+ */
+static int
+msg_put_body_attach(struct buf *b, const struct msg_input *in,
+    struct msg_part *parts, size_t np)
+{
+	struct msg_part	*text = NULL, *html = NULL;
+	char		 bnd[40];
+	size_t		 i, ninl = 0, natt = 0;
+	unsigned	 attempt;
+	int		 r, clash, mixed;
+
+	for (i = 0; i < np; i++) {
+		if (strcmp(parts[i].type, "text/html") == 0)
+			html = &parts[i];
+		else
+			text = &parts[i];
+	}
+	for (i = 0; i < in->nattachments; i++) {
+		if (in->attachments[i].content_id != NULL && html != NULL)
+			ninl++;
+		else
+			natt++;
+	}
+	for (attempt = 0;; attempt++) {
+		msg_boundary(bnd, in, attempt);
+		clash = 0;
+		for (i = 0; i < np; i++)
+			if (!parts[i].qp && memmem(parts[i].s, parts[i].n,
+			    bnd, strlen(bnd)) != NULL)
+				clash = 1;
+		/*
+		 * Not a real clash (never at a line start), but keep it out
+		 * of part headers too. "=" only occurs in an RFC 2231 name
+		 * as "*=" before a segment, so the name is checked for the
+		 * boundary without its "=".
+		 */
+		for (i = 0; i < in->nattachments; i++)
+			if (strstr(in->attachments[i].filename, bnd + 1) !=
+			    NULL ||
+			    (in->attachments[i].content_id != NULL &&
+			    strstr(in->attachments[i].content_id, bnd) != NULL))
+				clash = 1;
+		if (!clash)
+			break;
+		if (attempt + 1 == MSG_BOUNDARY_TRIES) {
+			for (i = 0; i < np; i++)
+				parts[i].qp = 1;
+			msg_boundary(bnd, in, attempt + 1);
+			break;
+		}
+	}
+	mixed = natt > 0;
+	if (mixed && (r = buf_printf(b, "Content-Type: multipart/mixed;"
+	    "\r\n boundary=\"%sm\"\r\n\r\n--%sm\r\n", bnd, bnd)) != 0)
+		return r;
+	if (text != NULL && html != NULL) {
+		if ((r = buf_printf(b, "Content-Type: multipart/alternative;"
+		    "\r\n boundary=\"%sa\"\r\n\r\n", bnd)) != 0 ||
+		    (r = msg_put_text_part(b, bnd, 'a', text)) != 0 ||
+		    (r = msg_put_html_block(b, bnd, 'a', html, in, ninl,
+		    1)) != 0 ||
+		    (r = buf_printf(b, "--%sa--\r\n", bnd)) != 0)
+			return r;
+	} else if (html != NULL) {
+		if ((r = msg_put_html_block(b, bnd, 'a', html, in, ninl,
+		    0)) != 0)
+			return r;
+	} else {
+		struct msg_part	 empty = { "text/plain", "", 0, 0 };
+		const struct msg_part *t = text != NULL ? text : &empty;
+
+		if ((r = msg_put_part_headers(b, t)) != 0 ||
+		    (r = msg_put_part_body(b, t)) != 0)
+			return r;
+	}
+	if (!mixed)
+		return msg_ends_crlf(b) ? 0 : buf_puts(b, "\r\n");
+	if ((r = buf_puts(b, "\r\n")) != 0)
+		return r;
+	for (i = 0; i < in->nattachments; i++) {
+		const struct msg_attachment *a = &in->attachments[i];
+
+		if (a->content_id != NULL && html != NULL)
+			continue;
+		if ((r = msg_put_attachment(b, bnd, 'm', a,
+		    a->content_id != NULL)) != 0)
+			return r;
+	}
+	return buf_printf(b, "--%sm--\r\n", bnd);
+}
+
 static int
 msg_put_body(struct buf *b, const struct msg_input *in)
 {
@@ -650,6 +1134,8 @@ msg_put_body(struct buf *b, const struct msg_input *in)
 	if (in->html != NULL)
 		parts[np++] = (struct msg_part){ "text/html", in->html,
 		    in->htmllen, !msg_is_7bit(in->html, in->htmllen) };
+	if (in->nattachments > 0)
+		return msg_put_body_attach(b, in, parts, np);
 	if (np == 0)
 		parts[np++] = (struct msg_part){ "text/plain", "", 0, 0 };
 
@@ -715,6 +1201,8 @@ msg_build(struct buf *out, const struct msg_input *in)
 	for (i = 0; i < in->nheaders; i++)
 		if (!msg_valid_name(in->headers[i].name))
 			return -EINVAL;
+	if (!msg_valid_extras(in))
+		return -EINVAL;
 
 	if ((r = msg_put_date(out, in->date_ms)) != 0 ||
 	    (r = buf_printf(out, "Message-ID: <%s@%s>\r\n", in->msgid_local,
@@ -726,8 +1214,14 @@ msg_build(struct buf *out, const struct msg_input *in)
 	if (in->reply_to != NULL &&
 	    (r = msg_put_mailbox(&h, "Reply-To", in->reply_to)) != 0)
 		goto fail;
+	if ((r = msg_put_list_unsub(&h, in)) != 0)
+		goto fail;
+	if (in->feedback_id != NULL && (r = buf_printf(out,
+	    "Feedback-ID: %s\r\n", in->feedback_id)) != 0)
+		goto fail;
 	for (i = 0; i < in->nheaders; i++)
-		if ((r = msg_put_unstructured(&h, in->headers[i].name,
+		if (!msg_extra_shadowed(in, in->headers[i].name) &&
+		    (r = msg_put_unstructured(&h, in->headers[i].name,
 		    in->headers[i].value, 0)) != 0)
 			goto fail;
 	if ((r = buf_puts(out, "MIME-Version: 1.0\r\n")) != 0 ||

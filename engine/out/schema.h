@@ -20,6 +20,13 @@
 #define RM_KEY_ACTIVE		"rm:active"	/* set of ids with work */
 #define RM_KEY_EVENTS		"rm:events"	/* stream of outcomes */
 #define RM_GROUP		"workers"	/* consumer group on jobs */
+/*
+ * hash: site (destination key) -> "ts_ms FS consumer FS queued FS sessions
+ * FS bind FS explain text FS last controller change", written by the
+ * worker thread serving the site every second while it has work; read
+ * by `ringmail explain` and `ringmail status --sites`.
+ */
+#define RM_KEY_SITES		"rm:sites"
 
 /* Per-campaign key suffixes: rm:{ID}:<suffix>. */
 #define RM_SFX_META		"meta"		/* hash: definition + state */
@@ -70,6 +77,21 @@
 #define RM_META_PAUSED_MS	"paused_ms"	/* set while paused */
 #define RM_META_RESUMED_MS	"resumed_ms"	/* last resume */
 #define RM_META_CANCEL_MS	"cancel_ms"	/* cancel requested */
+/*
+ * Attachments and inline images (issue 5), written by submit only when
+ * the campaign has any:
+ *   attachments	records separated by RM_RS, one per file in
+ *			campaign order, each
+ *			  filename FS content_type FS cid FS length
+ *			(cid empty = attachment, else inline image for
+ *			Content-ID: <cid>; length in decimal bytes)
+ *   attachment.N	the raw bytes of file N (0-based, same order)
+ * Files are at most CAMPAIGN_ATTACH_MAX bytes each and
+ * CAMPAIGN_ATTACH_TOTAL together (campaigns/campaign.h).
+ */
+#define RM_META_ATTACHMENTS	"attachments"
+#define RM_META_ATTACHMENT_PFX	"attachment."	/* + N */
+
 #define RM_PRIORITY_MIN		0
 #define RM_PRIORITY_MAX		9
 #define RM_PRIORITY_DEFAULT	5
@@ -194,16 +216,16 @@ rm_id_valid(const char *id)
  * ARGV: id, now_ms, events maxlen, nrecords, nacks, then RM_REC_FIELDS per
  *   record: kind (f final, d deferred, q requeue), type, counter, idx,
  *   due_ms, retry member, rcpt, attempt, code, esc, stage, dest, text,
- *   category, suppress reason ("" = none), tls ("" = plain), then the
- *   job ids to ack.
+ *   category, suppress reason ("" = none), tls ("" = plain), mx host
+ *   ("" = none), then the job ids to ack.
  */
-#define RM_REC_FIELDS 16
+#define RM_REC_FIELDS 17
 #define RM_LUA_RECORD \
 	"local id, now, maxlen, akey = ARGV[1], ARGV[2], ARGV[3], 7\n" \
 	"local nr, na = tonumber(ARGV[4]), tonumber(ARGV[5])\n" \
 	"local cnt = {}\n" \
 	"for k = 0, nr - 1 do\n" \
-	"  local b = 5 + k * 16\n" \
+	"  local b = 5 + k * 17\n" \
 	"  local kind, typ, counter, idx = ARGV[b+1], ARGV[b+2], ARGV[b+3], ARGV[b+4]\n" \
 	"  local emit = false\n" \
 	"  if kind == 'f' then\n" \
@@ -219,7 +241,7 @@ rm_id_valid(const char *id)
 	"      'type', typ, 'campaign', id, 'rcpt', ARGV[b+7], 'idx', idx, " \
 	"      'attempt', ARGV[b+8], 'code', ARGV[b+9], 'esc', ARGV[b+10], " \
 	"      'stage', ARGV[b+11], 'dest', ARGV[b+12], 'text', ARGV[b+13], " \
-	"      'category', ARGV[b+14], 'tls', ARGV[b+16], 'ts', now)\n" \
+	"      'category', ARGV[b+14], 'tls', ARGV[b+16], 'mx', ARGV[b+17], 'ts', now)\n" \
 	"    if ARGV[b+15] ~= '' then\n" \
 	"      local a = string.lower(ARGV[b+7])\n" \
 	"      if redis.call('HSETNX', KEYS[8], a, ARGV[b+15] .. '\\31bounce\\31' .. now) == 1 then\n" \
@@ -230,7 +252,7 @@ rm_id_valid(const char *id)
 	"  end\n" \
 	"end\n" \
 	"for c, n in pairs(cnt) do redis.call('HINCRBY', KEYS[2], c, n) end\n" \
-	"local b = 5 + nr * 16\n" \
+	"local b = 5 + nr * 17\n" \
 	"for k = 1, na do\n" \
 	"  redis.call('XACK', KEYS[3], 'workers', ARGV[b+k])\n" \
 	"  redis.call('XDEL', KEYS[3], ARGV[b+k])\n" \
@@ -304,5 +326,114 @@ rm_id_valid(const char *id)
 	"if tonumber(m[2] or '0') > tonumber(ARGV[1]) then return 0 end\n" \
 	"redis.call('HSET', KEYS[1], 'state', m[3] and 'active' or 'submitting')\n" \
 	"return 1\n"
+
+/*
+ * Fleet-wide shaping (issue 6, out/lease.h formats the calls). Per site
+ * (dns_route.site, the MX rollup key), all with the hash tag {SITE}:
+ *   rm:shape:{SITE}:tokens	string: the site's GCRA theoretical arrival
+ *				time, wall microseconds (may hold a fraction)
+ *   rm:shape:{SITE}:slots	zset: holder -> lease expiry (wall ms)
+ *   rm:shape:{SITE}:held	hash: holder -> connection slots it holds
+ * Keys expire on their own once nobody uses the site.
+ */
+#define RM_KEY_SHAPE_PFX	"rm:shape:"
+#define RM_SFX_SHAPE_TOKENS	"tokens"
+#define RM_SFX_SHAPE_SLOTS	"slots"
+#define RM_SFX_SHAPE_HELD	"held"
+
+/*
+ * Shared message bucket of a site, handed out in leases so a worker asks
+ * Redis once per lease (e.g. 50 messages or 1 s), not per message.
+ * GCRA: over any window of W ms the fleet is granted at most
+ * burst + W * 1000 / interval_us tokens, however many workers ask.
+ * KEYS: tokens. ARGV: now_ms (0 = the Redis server's clock, which avoids
+ *   skew between workers), want (>= 1), interval_ns (one message every
+ *   this many ns: 1e9 / rate per second), burst (>= 1), lease_ms.
+ * Returns {n, t}: n >= 1 tokens granted, to be used before t = now +
+ * lease_ms (wall ms; unused ones are simply lost, which errs on the safe
+ * side); or {0, t} when none is free, t = when the next one will be.
+ */
+#define RM_LUA_SHAPE_LEASE \
+	"local now = tonumber(ARGV[1])\n" \
+	"if now == 0 then\n" \
+	"  local tm = redis.call('TIME')\n" \
+	"  now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)\n" \
+	"end\n" \
+	"local want, t = tonumber(ARGV[2]), tonumber(ARGV[3]) / 1000\n" \
+	"local burst, lease = tonumber(ARGV[4]), tonumber(ARGV[5])\n" \
+	"local nowus = now * 1000\n" \
+	"local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0\n" \
+	"if tat < nowus then tat = nowus end\n" \
+	"local n = math.floor((nowus + burst * t - tat) / t + 1e-9)\n" \
+	"if n > want then n = want end\n" \
+	"if n < 1 then\n" \
+	"  return {0, math.ceil((tat - burst * t + t) / 1000)}\n" \
+	"end\n" \
+	"tat = tat + n * t\n" \
+	"redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', " \
+	"  math.floor((tat - nowus) / 1000) + 60000)\n" \
+	"return {n, now + lease}\n"
+
+/*
+ * Connection slots of a site, capped across the fleet: each holder (one
+ * worker thread, "consumer/thread") holds some slots under one lease
+ * that it renews; a holder that stops renewing loses all of them once
+ * the lease expires (they are reclaimed by the next call of anyone).
+ * KEYS: slots, held. ARGV: op (acquire|renew|release), now_ms (0 = Redis
+ *   clock), holder, n, cap, ttl_ms.
+ *   acquire: up to n more slots while the total stays <= cap; renews.
+ *   renew:   extends the holder's lease (n, cap ignored).
+ *   release: gives back up to n slots.
+ * Returns {changed, held, total}: slots granted/released (renew: held),
+ * what the holder holds afterwards (0 after a renew = lease lost), and
+ * the site's total.
+ */
+#define RM_LUA_SHAPE_SLOTS \
+	"local op, now, h = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n" \
+	"local n, cap, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), " \
+	"  tonumber(ARGV[6])\n" \
+	"if now == 0 then\n" \
+	"  local tm = redis.call('TIME')\n" \
+	"  now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)\n" \
+	"end\n" \
+	"local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)\n" \
+	"for _, d in ipairs(dead) do redis.call('HDEL', KEYS[2], d) end\n" \
+	"if #dead > 0 then\n" \
+	"  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n" \
+	"end\n" \
+	"local total = 0\n" \
+	"for _, v in ipairs(redis.call('HVALS', KEYS[2])) do\n" \
+	"  total = total + tonumber(v)\n" \
+	"end\n" \
+	"local mine = tonumber(redis.call('HGET', KEYS[2], h) or '0')\n" \
+	"local c = 0\n" \
+	"if op == 'acquire' then\n" \
+	"  c = cap - total\n" \
+	"  if c > n then c = n end\n" \
+	"  if c < 0 then c = 0 end\n" \
+	"  mine = mine + c\n" \
+	"  total = total + c\n" \
+	"elseif op == 'renew' then\n" \
+	"  c = mine\n" \
+	"elseif op == 'release' then\n" \
+	"  c = n\n" \
+	"  if c > mine then c = mine end\n" \
+	"  mine = mine - c\n" \
+	"  total = total - c\n" \
+	"else\n" \
+	"  return redis.error_reply('bad op')\n" \
+	"end\n" \
+	"if mine > 0 then\n" \
+	"  redis.call('HSET', KEYS[2], h, mine)\n" \
+	"  redis.call('ZADD', KEYS[1], now + ttl, h)\n" \
+	"else\n" \
+	"  redis.call('HDEL', KEYS[2], h)\n" \
+	"  redis.call('ZREM', KEYS[1], h)\n" \
+	"end\n" \
+	"if total > 0 then\n" \
+	"  redis.call('PEXPIRE', KEYS[1], ttl + 60000)\n" \
+	"  redis.call('PEXPIRE', KEYS[2], ttl + 60000)\n" \
+	"end\n" \
+	"return {c, mine, total}\n"
 
 #endif

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -14,6 +15,8 @@
 
 /* RFC 5321 4.5.3.1.3: a path is at most 256 octets with the brackets. */
 #define SMTPC_ADDR_MAX	254
+
+static bool smtpc_has_8bit(const char *s, size_t n);
 
 static const char *const smtpc_state_names[] = {
 	[SMTPC_BANNER] = "banner", [SMTPC_EHLO] = "ehlo",
@@ -733,16 +736,20 @@ smtpc_send_msg_raw(struct smtpc *c, const char *from, const char *rcpt,
 	if (len > 0 && (len < 2 || msg[len - 2] != '\r' ||
 	    msg[len - 1] != '\n'))
 		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		unsigned char u = (unsigned char)msg[i];
+	/* Every line ends in CRLF: the only CR of a line is just before
+	 * its LF. memchr keeps this check off the profile. */
+	for (i = 0; i < len;) {
+		const char	*nl = memchr(msg + i, '\n', len - i);
+		const char	*cr;
 
-		if (u == '\r' && (i + 1 == len || msg[i + 1] != '\n'))
+		if (nl == NULL)
 			return -EINVAL;
-		if (u == '\n' && (i == 0 || msg[i - 1] != '\r'))
+		cr = memchr(msg + i, '\r', (size_t)(nl - (msg + i)));
+		if (cr == NULL || cr != nl - 1)
 			return -EINVAL;
-		if (u >= 0x80)
-			eight = true;
+		i = (size_t)(nl - msg) + 1;
 	}
+	eight = smtpc_has_8bit(msg, len);
 	if (utf8 && !(c->caps & SMTPC_CAP_SMTPUTF8))
 		return -EPROTONOSUPPORT;
 	if ((c->caps & SMTPC_CAP_SIZE) && c->size_max > 0 &&
@@ -905,6 +912,36 @@ smtpc_tls_failed(struct smtpc *c, const char *why)
 }
 
 /* smtp_dotstuff and smtp_crlf: one pass, stuffing optional. */
+/* Index of the next CR or LF at or after i, or n (memchr-fast). */
+static size_t
+smtpc_scan_eol(const char *s, size_t i, size_t n)
+{
+	const char	*nl = memchr(s + i, '\n', n - i);
+	size_t		 end = nl ? (size_t)(nl - s) : n;
+	const char	*cr = memchr(s + i, '\r', end - i);
+
+	return cr ? (size_t)(cr - s) : end;
+}
+
+/* Any byte >= 0x80? Eight at a time. */
+static bool
+smtpc_has_8bit(const char *s, size_t n)
+{
+	size_t	i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t	w;
+
+		memcpy(&w, s + i, 8);
+		if (w & 0x8080808080808080ULL)
+			return true;
+	}
+	for (; i < n; i++)
+		if ((unsigned char)s[i] & 0x80)
+			return true;
+	return false;
+}
+
 static int
 smtp_canon(struct buf *out, const char *msg, size_t len, bool stuff)
 {
@@ -918,8 +955,7 @@ smtp_canon(struct buf *out, const char *msg, size_t len, bool stuff)
 		    (r = buf_putc(out, '.')) != 0)
 			break;
 		start = i;
-		while (i < len && msg[i] != '\r' && msg[i] != '\n')
-			i++;
+		i = smtpc_scan_eol(msg, i, len);
 		if (i == len) {
 			r = buf_append(out, msg + start, i - start);
 			bol = false;

@@ -46,6 +46,8 @@
 #include "mail/msg.h"
 #include "out/outcome.h"
 #include "out/retry.h"
+#include "out/shape.h"
+#include "out/lease.h"
 #include "out/schema.h"
 #include "out/smtpc.h"
 #include "out/worker.h"
@@ -81,6 +83,10 @@ struct wcamp {
 	double		 tokens;	/* this thread's share of it */
 	mono_us		 refill_at;
 	char		*suppress_list;	/* per-list suppression, NULL = none */
+	struct msg_attachment *att;	/* owns array; strings in att_store */
+	size_t		 natt;
+	char		*att_store;	/* owns: names, types, cids, bytes */
+	char		 feedback_id[RM_ID_MAX + 16];
 	const struct config_pool *pool;	/* meta "pool" or smtp.pool */
 	char		 k_supp_list[RM_KEY_MAX + 64];
 	unsigned	 nheld;		/* its recipients in this thread */
@@ -143,6 +149,23 @@ struct dest {
 	const struct config_pool *pool;	/* borrowed; NULL = no source bind */
 	unsigned	*src_nconn;	/* owns: sessions per pool source */
 	unsigned	 src_rr;
+	/*
+	 * Traffic shaping (out/shape): the merged limits for this site and
+	 * the adaptive controller that finds its acceptable pace.
+	 */
+	struct config_shaping cs;
+	struct shape_ctl ctl;
+	mono_us		 park_until;	/* no message before (rate, hint) */
+	/* Fleet-wide message rate: tokens leased from Redis (out/lease). */
+	uint32_t	 fleet_tokens;
+	int64_t		 fleet_until_ms;	/* wall: use them before */
+	int64_t		 fleet_retry_ms;	/* wall: none free until */
+	bool		 lease_inflight;
+	struct wthread	*w;
+	mono_us		 conn_park_until; /* no new session before */
+	bool		 published;	/* state changed since last publish */
+	unsigned	 nidle;		/* scratch: idle sessions (publish) */
+	char		 last_event[SHAPE_TEXT_MAX];
 	struct dhost	*hosts;		/* owns; by preference */
 	unsigned	 nhosts;
 	mono_us		 refreshed_at;
@@ -210,6 +233,7 @@ struct rec {
 	struct smtpc_result res;
 	const char	*dest;
 	char		 tls[96];	/* protocol and cipher, "" = plain */
+	char		 mx[256];	/* host the session talked to */
 };
 
 /* A record script sent but not yet confirmed: resent after a reconnect. */
@@ -218,6 +242,17 @@ struct batch {
 	size_t		 len;
 	struct wthread	*w;
 	struct batch	*next;
+};
+
+/*
+ * Argument storage for one record script: the strings are built in one
+ * buffer (offsets first, pointers after, since the buffer may move).
+ */
+struct rargs {
+	struct buf	 store;
+	size_t		*off, *len;
+	const char	**argv;
+	size_t		 n, cap;
 };
 
 struct wthread {
@@ -241,16 +276,21 @@ struct wthread {
 	struct dest	*dall;		/* every destination, static and MX */
 	struct dest	*dhash[WORKER_DEST_BUCKETS];	/* MX sites by key */
 	struct dns	*dns;		/* owns: MX resolution */
+	mono_us		 wake;		/* earliest parked site/slot, 0 = none */
 	SSL_CTX		*ssl_ctx;	/* borrowed: one per process */
 	struct tls_session_cache tls_cache; /* resumption, per MX host */
 	struct dkim_key	**dkim;		/* owns: this thread's copies */
 	size_t		 ndkim;
 	struct token_key *verp;		/* owns: this thread's copy, or NULL */
+	struct token_key *unsub;	/* owns: this thread's copy, or NULL */
+	char		 unsub_url[CONFIG_URL_MAX + UNSUB_TOKEN_BUFSZ];
+	char		 unsub_mailto[320 + UNSUB_TOKEN_BUFSZ];
 	char		 verp_local[VERP_LOCAL_BUFSZ + 256];
 	struct sconn	*conns;
 	unsigned	 nconns;
 	struct rec	*recs;
 	size_t		 nrecs, caprecs;
+	struct rargs	 rargs;		/* owns: record script arguments */
 	struct batch	*unconfirmed;	/* sent, reply pending (FIFO) */
 	struct batch	*resend;	/* lost with a connection (FIFO) */
 	struct loop_timer t_refresh;
@@ -291,6 +331,8 @@ wcamp_free(struct wcamp *c)
 	free(c->hdrs);
 	free(c->hdr_store);
 	free(c->suppress_list);
+	free(c->att);
+	free(c->att_store);
 	free(c);
 }
 
@@ -350,6 +392,67 @@ split_fs(char *s, size_t len, char **out, size_t max)
 		p = q + 1;
 	}
 	return n;
+}
+
+/*
+ * Attachments from meta (RM_META_ATTACHMENTS: per file "name FS type FS
+ * cid FS length", joined by RS; bytes in RM_META_ATTACHMENT_PFX N), copied
+ * once per campaign into one block.
+ */
+static int
+wcamp_attachments(struct wcamp *c, const redisReply *meta)
+{
+	const redisReply	*v = hash_get(meta, RM_META_ATTACHMENTS);
+	size_t			 n = 1, total, off;
+	char			*list, *p;
+
+	if (v == NULL || v->len == 0)
+		return 0;
+	for (size_t i = 0; i < v->len; i++)
+		if (v->str[i] == RM_RS)
+			n++;
+	total = v->len + 1;
+	for (size_t i = 0; i < n; i++) {
+		char			 f[32];
+		const redisReply	*d;
+
+		snprintf(f, sizeof(f), RM_META_ATTACHMENT_PFX "%zu", i);
+		if ((d = hash_get(meta, f)) == NULL)
+			return -EINVAL;
+		total += d->len + 1;
+	}
+	if ((c->att = calloc(n, sizeof(*c->att))) == NULL ||
+	    (c->att_store = malloc(total)) == NULL)
+		return -ENOMEM;
+	memcpy(c->att_store, v->str, v->len);
+	c->att_store[v->len] = '\0';
+	off = v->len + 1;
+	list = c->att_store;
+	for (size_t i = 0; i < n; i++) {
+		char			*rs = strchr(list, RM_RS), *fld[4], f[32];
+		const redisReply	*d;
+
+		if (rs != NULL)
+			*rs = '\0';
+		if (split_fs(list, strlen(list), fld, 4) != 4)
+			return -EINVAL;
+		snprintf(f, sizeof(f), RM_META_ATTACHMENT_PFX "%zu", i);
+		d = hash_get(meta, f);
+		if (d == NULL || strtoull(fld[3], NULL, 10) != d->len)
+			return -EINVAL;
+		p = c->att_store + off;
+		memcpy(p, d->str, d->len);
+		p[d->len] = '\0';
+		off += d->len + 1;
+		c->att[i].filename = fld[0];
+		c->att[i].content_type = fld[1];
+		c->att[i].content_id = fld[2][0] ? fld[2] : NULL;
+		c->att[i].data = p;
+		c->att[i].len = d->len;
+		list = rs ? rs + 1 : list + strlen(list);
+	}
+	c->natt = n;
+	return 0;
 }
 
 static int
@@ -441,6 +544,12 @@ wcamp_compile(struct wcamp *c, const redisReply *meta)
 			p = rs ? rs + 1 : NULL;
 		}
 	}
+	if (wcamp_attachments(c, meta) != 0) {
+		log_error("campaign=%s attachments record is malformed", c->id);
+		goto out;
+	}
+	/* Feedback-ID (Gmail FBL): campaign id : sender id. */
+	snprintf(c->feedback_id, sizeof(c->feedback_id), "%s:ringmail", c->id);
 	rc = 0;
 out:
 	free(cols);
@@ -669,16 +778,6 @@ row_pack(struct buf *b, const struct rcpt *r, size_t ncols)
 	}
 }
 
-/*
- * Argument storage for one record script: the strings are built in one
- * buffer (offsets first, pointers after, since the buffer may move).
- */
-struct rargs {
-	struct buf	 store;
-	size_t		*off, *len;
-	const char	**argv;
-	size_t		 n, cap;
-};
 
 static void
 rargs_add(struct rargs *a, const char *s, size_t n)
@@ -788,6 +887,7 @@ rec_flush_camp(struct wthread *w, struct rargs *a, size_t from, size_t to)
 		rargs_str(a, classify_category_name(x->cat));
 		rargs_str(a, x->suppress ? classify_category_name(x->cat) : "");
 		rargs_str(a, x->tls);
+		rargs_str(a, x->mx);
 	}
 	for (i = from; i < to; i++) {
 		struct job	*j = w->recs[i].r->job;
@@ -811,8 +911,7 @@ rec_flush_camp(struct wthread *w, struct rargs *a, size_t from, size_t to)
 static void
 rec_flush(struct wthread *w)
 {
-	static __thread struct rargs	 a;
-	size_t				 i, start;
+	size_t	i, start;
 
 	batches_resend(w);
 	if (w->nrecs == 0)
@@ -824,7 +923,7 @@ rec_flush(struct wthread *w)
 	for (start = 0, i = 1; i <= w->nrecs; i++) {
 		if (i == w->nrecs || i - start >= 500 ||
 		    w->recs[i].r->job->camp != w->recs[start].r->job->camp) {
-			rec_flush_camp(w, &a, start, i);
+			rec_flush_camp(w, &w->rargs, start, i);
 			start = i;
 		}
 	}
@@ -885,7 +984,7 @@ supp_recent(struct wthread *w, const struct rcpt *r)
 static void dest_key(char *out, size_t len, const struct config_pool *pool,
     const char *name);
 static struct dest *dest_get(struct wthread *w, const char *key,
-    const struct config_pool *pool);
+    const struct config_pool *pool, const char *site, const char *domain);
 
 static struct dest *
 dest_for(struct wthread *w, const struct rcpt *r)
@@ -904,8 +1003,14 @@ dest_for(struct wthread *w, const struct rcpt *r)
 	if ((rt = config_route_find(w->cfg, dom, domlen)) == NULL)
 		return NULL;
 	proto = &w->dests[rt - w->cfg->routes];
-	dest_key(key, sizeof(key), c->pool, proto->name);
-	if ((d = dest_get(w, key, c->pool)) != NULL && d->hosts == NULL &&
+	{
+		char	dbuf[256];
+
+		snprintf(dbuf, sizeof(dbuf), "%.*s", (int)domlen, dom);
+		dest_key(key, sizeof(key), c->pool, proto->name);
+		d = dest_get(w, key, c->pool, proto->name, dbuf);
+	}
+	if (d != NULL && d->hosts == NULL &&
 	    proto->nhosts > 0 && (d->hosts = malloc(sizeof(*d->hosts))) != NULL) {
 		*d->hosts = *proto->hosts;	/* this pool's own host state */
 		d->nhosts = 1;
@@ -943,6 +1048,33 @@ static bool
 camp_has_token(const struct wcamp *c)
 {
 	return c->rate_per_s <= 0 || c->tokens >= 1.0;
+}
+
+/* Make the loop wake up by t (a rate slot or the end of a hint). */
+static void
+wake_at(struct wthread *w, mono_us t)
+{
+	if (t > 0 && t != SHAPE_NEVER && (w->wake == 0 || t < w->wake))
+		w->wake = t;
+}
+
+/* Report one signal to the site's controller; log and publish changes. */
+static void
+dest_feedback(struct wthread *w, struct dest *d, enum shape_signal sig,
+    uint32_t hint_s)
+{
+	struct shape_event	ev;
+	mono_us			now = mono_now();
+
+	if (sig == SHAPE_NONE)
+		return;
+	if (shape_ctl_feedback(&d->ctl, now, sig, hint_s, &ev) == 1) {
+		shape_event_format(&ev, now, d->last_event,
+		    sizeof(d->last_event));
+		log_info("shape dest=%s thread=%u %s", d->name, w->index,
+		    d->last_event);
+		d->published = false;
+	}
 }
 
 /* First host (by preference) that is not backing off, or -1. */
@@ -994,8 +1126,10 @@ dest_key(char *out, size_t len, const struct config_pool *pool,
 
 /* The destination named key (created empty on first use). */
 static struct dest *
-dest_get(struct wthread *w, const char *key, const struct config_pool *pool)
+dest_get(struct wthread *w, const char *key, const struct config_pool *pool,
+    const char *site, const char *domain)
 {
+	struct shape_ctl_conf	 conf;
 	uint64_t	 b = dest_hash(key) % WORKER_DEST_BUCKETS;
 	struct dest	*d;
 
@@ -1006,6 +1140,11 @@ dest_get(struct wthread *w, const char *key, const struct config_pool *pool)
 		return NULL;
 	snprintf(d->name, sizeof(d->name), "%s", key);
 	d->pool = pool;
+	d->w = w;
+	config_shaping_for(w->cfg, site, domain, NULL, &d->cs);
+	shape_ctl_conf_from(&conf, &d->cs);
+	if (shape_ctl_init(&d->ctl, &conf, mono_now()) != 0)
+		log_warn("dest=%s shaping limits inconsistent: clamped", key);
 	if (pool != NULL &&
 	    (d->src_nconn = calloc(pool->nsrc, sizeof(*d->src_nconn))) == NULL) {
 		free(d);
@@ -1020,14 +1159,14 @@ dest_get(struct wthread *w, const char *key, const struct config_pool *pool)
 
 static struct dest *
 dest_for_route(struct wthread *w, const struct dns_route *rt,
-    const struct config_pool *pool)
+    const struct config_pool *pool, const char *domain)
 {
 	struct dest	*d;
 	mono_us		 now = mono_now();
 	char		 key[sizeof(d->name)];
 
 	dest_key(key, sizeof(key), pool, rt->site);
-	if ((d = dest_get(w, key, pool)) == NULL)
+	if ((d = dest_get(w, key, pool, rt->site, domain)) == NULL)
 		return NULL;
 	if (d->nhosts > 0 && now - d->refreshed_at < 300000000)
 		return d;
@@ -1312,6 +1451,95 @@ sconn_set_deadline(struct sconn *c)
 	c->deadline = mono_now() + (mono_us)ms * 1000;
 }
 
+static void
+on_lease(struct rconn *rc, void *r, void *priv)
+{
+	struct dest		*d = priv;
+	struct lease_tokens	 lt;
+
+	(void)rc;
+	d->lease_inflight = false;
+	d->park_until = 0;		/* let the sessions look again */
+	if (r == NULL || lease_tokens_parse(r, &lt) != 0) {
+		/* Redis unreachable or an error: try again in a second. */
+		d->fleet_retry_ms = wall_ms() + 1000;
+		return;
+	}
+	if (lt.n > 0) {
+		d->fleet_tokens = lt.n;
+		d->fleet_until_ms = lt.until_ms;
+	} else {
+		d->fleet_retry_ms = lt.until_ms;
+	}
+}
+
+/*
+ * A token of the site's fleet-wide message rate (shaping
+ * max_message_rate), leased from Redis in batches so no worker asks per
+ * message. Returns 0 with a token taken, or the wall time to look again.
+ */
+static int64_t
+fleet_take(struct wthread *w, struct dest *d)
+{
+	const struct config_rate *cr = &d->cs.max_message_rate;
+	int64_t			 now = wall_ms();
+	struct lease_cmd	 cmd;
+	uint64_t		 mpd, per_s;
+	uint32_t		 want;
+	const char		*site;
+
+	if (cr->n == 0 || cr->per_s == 0)
+		return 0;
+	if (d->fleet_tokens > 0 && now < d->fleet_until_ms) {
+		d->fleet_tokens--;
+		return 0;
+	}
+	d->fleet_tokens = 0;
+	if (d->lease_inflight)
+		return now + 1000;
+	if (now < d->fleet_retry_ms)
+		return d->fleet_retry_ms;
+	mpd = (uint64_t)cr->n * SHAPE_MPD_PER_S / cr->per_s;
+	per_s = cr->n / cr->per_s;
+	want = per_s < 1 ? 1 : per_s > 50 ? 50 : (uint32_t)per_s;
+	site = strchr(d->name, '|') ? strchr(d->name, '|') + 1 : d->name;
+	if (lease_tokens_cmd(&cmd, site, want, 0, mpd,
+	    per_s < 1 ? 1 : (uint32_t)(per_s > 1000 ? 1000 : per_s), 1000) != 0)
+		return 0;	/* a site name Redis cannot key: local limits only */
+	if (rconn_cmdargv(&w->ctl, on_lease, d, cmd.argc, cmd.argv,
+	    cmd.argvlen) != 0)
+		return now + 1000;
+	d->lease_inflight = true;
+	return now + 1000;
+}
+
+/*
+ * RFC 8058 one-click unsubscribe: an https URL and (optionally) a mailto,
+ * both carrying a signed token with campaign and address, so the
+ * unsubscribe server needs no lookup.
+ */
+static void
+unsub_links(struct wthread *w, const struct wcamp *cp, const char *to,
+    int64_t now_s, struct msg_input *in)
+{
+	char	tok[UNSUB_TOKEN_BUFSZ];
+
+	if (w->unsub == NULL ||
+	    unsub_token_make(w->unsub, cp->id, to, now_s, tok) != 0)
+		return;
+	if (w->cfg->unsub_url != NULL) {
+		snprintf(w->unsub_url, sizeof(w->unsub_url), "%s%s",
+		    w->cfg->unsub_url, tok);
+		in->unsub_url = w->unsub_url;
+	}
+	if (w->cfg->unsub_mailto_domain != NULL) {
+		snprintf(w->unsub_mailto, sizeof(w->unsub_mailto),
+		    "mailto:unsubscribe@%s?subject=unsubscribe-%s",
+		    w->cfg->unsub_mailto_domain, tok);
+		in->unsub_mailto = w->unsub_mailto;
+	}
+}
+
 /*
  * DKIM-sign the built message (w->b_msg) with the keys of the From
  * domain (the first, or all with dkim_dual) and put the canonical wire
@@ -1376,11 +1604,34 @@ sconn_dispatch(struct sconn *c)
 	int			 e;
 
 	while (c->cur == NULL && c->smtp.state == SMTPC_READY) {
-		if (c->ndeliv >= w->cfg->max_deliveries_per_connection ||
+		if (c->ndeliv >= c->d->cs.max_deliveries_per_connection ||
 		    (w->draining && c->d->nq == 0)) {
 			c->idle = false;
 			sconn_events(c, smtpc_quit(&c->smtp));
 			return;
+		}
+		if (c->d->nq > 0) {
+			/* The site's pace: a token per message, or park. */
+			mono_us	now = mono_now(), t;
+
+			int64_t	ft;
+
+			t = now < c->d->park_until ? c->d->park_until : 0;
+			if (t == 0 && (ft = fleet_take(w, c->d)) != 0)
+				t = now + (ft - wall_ms()) * 1000;
+			else if (t == 0 &&
+			    (t = shape_ctl_take(&c->d->ctl, now, 1)) != 0 &&
+			    c->d->cs.max_message_rate.n > 0)
+				c->d->fleet_tokens++;	/* give it back */
+			if (t != 0) {
+				c->d->park_until = t;
+				wake_at(w, t);
+				if (!c->idle) {
+					c->idle = true;
+					sconn_set_deadline(c);
+				}
+				return;
+			}
 		}
 		if ((r = dest_pop_ready(c->d)) == NULL) {
 			if (!c->idle) {
@@ -1418,6 +1669,10 @@ sconn_dispatch(struct sconn *c)
 		in.msgid_domain = cp->msgid_domain;
 		in.msgid_local = local;
 		in.date_ms = wall_ms();
+		in.feedback_id = cp->feedback_id;
+		in.attachments = cp->att;
+		in.nattachments = cp->natt;
+		unsub_links(w, cp, in.to, in.date_ms / 1000, &in);
 		e = tpl_render(cp->t_subject, &row, &w->b_subj);
 		if (e == 0 && cp->t_text) {
 			e = tpl_render(cp->t_text, &row, &w->b_text);
@@ -1473,10 +1728,27 @@ sconn_events(struct sconn *c, unsigned ev)
 
 	if (ev & SMTPC_EV_RESULT) {
 		if (c->cur != NULL) {
+			const struct smtpc_result *sr = &c->smtp.result;
+			struct classify_result	 cr;
+			uint32_t		 hint = 0;
+			enum shape_signal	 sig;
+
+			if (sr->code >= 200 && sr->code < 300)
+				cr.actions = 0, cr.retry_after_s = 0,
+				cr.category = CLASSIFY_DELIVERED, cr.rule_line = 0;
+			else
+				classify_reply(sr->code, sr->esc, sr->text, &cr);
+			sig = shape_signal_of(sr->code, sr->esc, sr->text, &cr,
+			    &d->cs, &hint);
+			dest_feedback(w, d, sig, 0);
+			if (hint > 0)
+				dest_feedback(w, d, SHAPE_HINT, hint);
 			rcpt_done(w, c->cur, outcome_of(&c->smtp.result),
 			    &c->smtp.result, d->name);
 			memcpy(w->recs[w->nrecs - 1].tls, c->tlsinfo,
 			    sizeof(c->tlsinfo));
+			snprintf(w->recs[w->nrecs - 1].mx,
+			    sizeof(w->recs[0].mx), "%s", d->hosts[c->hi].name);
 			c->cur = NULL;
 		} else if (!c->ready_once) {
 			/* Session failed before any transaction. */
@@ -1488,6 +1760,7 @@ sconn_events(struct sconn *c, unsigned ev)
 	if ((ev & SMTPC_EV_READY) && c->st == SC_OPEN) {
 		if (!c->ready_once) {
 			c->ready_once = true;
+			dest_feedback(w, d, SHAPE_CONN_OK, 0);
 			d->nfail = 0;
 			d->hosts[c->hi].nfail = 0;
 			d->hosts[c->hi].down_until = 0;
@@ -1723,8 +1996,10 @@ sconn_close(struct sconn *c, const char *why)
 		c->counted_open = false;
 		d->nopening--;
 	}
-	if (failed && !c->tls_soft_fail)
+	if (failed && !c->tls_soft_fail) {
+		dest_feedback(w, d, SHAPE_CONN_FAIL, 0);
 		dest_failed(w, d, c->hi, c->why[0] ? c->why : "session failed");
+	}
 	if (c->fd >= 0 && (c->op_conn.busy || c->op_recv.busy ||
 	    c->op_send.busy)) {
 		/* Ops still reference the socket: cancel them all first. */
@@ -1776,12 +2051,13 @@ dest_pick_source(const struct wthread *w, struct dest *d)
 {
 	int	best = -2;
 
+	(void)w;
 	if (d->pool == NULL)
 		return -1;
 	for (size_t k = 0; k < d->pool->nsrc; k++) {
 		size_t	i = (d->src_rr + k) % d->pool->nsrc;
 
-		if (d->src_nconn[i] >= w->cfg->connection_limit)
+		if (d->src_nconn[i] >= d->cs.connection_limit)
 			continue;
 		if (best < 0 || d->src_nconn[i] < d->src_nconn[best])
 			best = (int)i;
@@ -1933,7 +2209,8 @@ sched_pass(struct wthread *w)
 		next = c->next;
 		if (c->st == SC_CLOSING)
 			continue;
-		if (c->idle && (c->d->nq > 0 || w->draining)) {
+		if (c->idle && ((c->d->nq > 0 && now >= c->d->park_until) ||
+		    w->draining)) {
 			sconn_dispatch(c);
 			sconn_flush(c);
 			continue;
@@ -1966,10 +2243,24 @@ sched_pass(struct wthread *w)
 				    "destination is backing off after failures");
 			continue;
 		}
-		while (d->nconn < w->cfg->connection_limit *
+		if (now < d->conn_park_until)
+			continue;
+		while (d->nconn < d->cs.connection_limit *
 		    (d->pool ? d->pool->nsrc : 1) &&
 		    d->nq > d->nopening && dest_pick_host(d, now) >= 0) {
 			unsigned	before = d->nconn;
+			mono_us		until = 0;
+			int		k;
+
+			/* The controller's concurrency and connection rate. */
+			k = shape_ctl_conn_take(&d->ctl, now, d->nconn, &until);
+			if (k == -EAGAIN) {
+				d->conn_park_until = until;
+				wake_at(w, until);
+				break;
+			}
+			if (k != 0)
+				break;
 
 			sconn_open(w, d);
 			if (d->nconn == before)
@@ -2283,12 +2574,17 @@ on_route(void *arg, const struct dns_route *rt)
 	const char		*email = r->vals[c->email_col];
 
 	switch (rt->status) {
-	case 0:
-		if ((d = dest_for_route(w, rt, c->pool)) != NULL &&
+	case 0: {
+		char		 dbuf[256];
+		const char	*at = memchr(email, '@', r->lens[c->email_col]);
+
+		snprintf(dbuf, sizeof(dbuf), "%s", at ? at + 1 : "");
+		if ((d = dest_for_route(w, rt, c->pool, dbuf)) != NULL &&
 		    d->nhosts > 0) {
 			dest_push(d, r);
 			return;
 		}
+	}
 		result_set(&res, SMTPC_ST_CONNECT, 0, "4.3.0", "%s",
 		    "out of memory for a destination");
 		rcpt_done(w, r, OUTCOME_DEFERRED, &res, NULL);
@@ -2735,6 +3031,72 @@ jobs_touch(struct wthread *w)
 	}
 }
 
+/*
+ * Publish each busy site's state and binding constraint (RM_KEY_SITES)
+ * for `ringmail explain` and `status --sites`: one HSET per refresh.
+ */
+static void
+sites_publish(struct wthread *w, const char *ms)
+{
+	struct rargs	 a;
+	mono_us		 now = mono_now();
+	size_t		 nd = 0;
+
+	for (struct dest *d = w->dall; d != NULL; d = d->next)
+		d->nidle = 0;
+	for (struct sconn *c = w->conns; c != NULL; c = c->next)
+		if (c->st != SC_CLOSING && (c->idle || c->st == SC_CONNECTING))
+			c->d->nidle++;
+	memset(&a, 0, sizeof(a));
+	buf_init(&a.store);
+	rargs_str(&a, "HSET");
+	rargs_str(&a, RM_KEY_SITES);
+	for (struct dest *d = w->dall; d != NULL && nd < 1000; d = d->next) {
+		struct shape_explain	ex;
+		char			text[SHAPE_TEXT_MAX];
+		const char		*bind;
+
+		if (d->nq == 0 && d->nconn == 0 && d->published)
+			continue;
+		d->published = (d->nq == 0 && d->nconn == 0);
+		bind = shape_bind_name(shape_explain(&d->ctl, now,
+		    d->nconn - d->nidle, &ex, text, sizeof(text)));
+		if (d->nq > 0 && d->park_until > now &&
+		    d->cs.max_message_rate.n > 0 && d->fleet_tokens == 0) {
+			char	r[CONFIG_RATE_STR_MAX];
+
+			bind = "rate";
+			config_rate_format(&d->cs.max_message_rate, r, sizeof(r));
+			snprintf(text, sizeof(text), "rate: fleet-wide %s shared "
+			    "by every worker holds the next message for %.3f s",
+			    r, (double)(d->park_until - now) / 1e6);
+		}
+		if (d->nq > 0 && dest_pick_host(d, now) < 0) {
+			bind = "backoff";
+			snprintf(text, sizeof(text), "backoff: every host of the "
+			    "site failed; next try in %.1f s",
+			    (double)(dest_next_up(d) - now) / 1e6);
+		}
+		rargs_str(&a, d->name);
+		buf_reset(&w->b_tmp);
+		buf_printf(&w->b_tmp, "%s%c%s%c%u%c%u%c%s%c%s%c%s", ms, RM_FS,
+		    w->consumer, RM_FS, d->nq, RM_FS, d->nconn, RM_FS, bind,
+		    RM_FS, text, RM_FS, d->last_event);
+		rargs_add(&a, w->b_tmp.data, w->b_tmp.len);
+		nd++;
+	}
+	if (nd > 0) {
+		for (size_t i = 0; i < a.n; i++)
+			a.argv[i] = a.store.data + a.off[i];
+		rconn_cmdargv(&w->ctl, on_ignore, NULL, (int)a.n, a.argv,
+		    a.len);
+	}
+	buf_free(&a.store);
+	free(a.off);
+	free(a.len);
+	free(a.argv);
+}
+
 static bool
 camp_in_use(const struct wthread *w, const struct wcamp *c)
 {
@@ -2820,6 +3182,7 @@ on_active(struct rconn *rc, void *r, void *priv)
 	}
 	if (reclaim)
 		w->next_reclaim = now + WORKER_RECLAIM_US;
+	sites_publish(w, ms);
 	/* Heartbeat: ts FS threads FS host FS pid FS delivered FS held. */
 	snprintf(hb, sizeof(hb), "%s%c1%c%s%c%d%c%lu%c%u", ms, RM_FS, RM_FS,
 	    w->host, RM_FS, (int)getpid(), RM_FS,
@@ -2945,7 +3308,15 @@ wthread_main(void *arg)
 	w->t_refresh.arg = w;
 	loop_timer_at(&w->loop, &w->t_refresh, mono_now() + WORKER_REFRESH_US);
 	for (;;) {
-		if ((r = loop_run_once(&w->loop, WORKER_TICK_US)) < 0) {
+		mono_us	wait = WORKER_TICK_US, now = mono_now();
+
+		if (w->wake != 0) {
+			wait = w->wake <= now ? 0 : w->wake - now;
+			if (wait > WORKER_TICK_US)
+				wait = WORKER_TICK_US;
+			w->wake = 0;
+		}
+		if ((r = loop_run_once(&w->loop, wait)) < 0) {
 			log_msgc(LOG_ERROR, -r, "io_uring wait failed");
 			w->rc = 1;
 			break;
@@ -3107,6 +3478,14 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		log_error("verp.secret_file: %s", err);
 		return 2;
 	}
+	struct token_key *unsub = NULL;
+
+	if (cfg->unsub_secret_file != NULL &&
+	    (unsub = token_key_load(cfg->unsub_secret_file, err,
+	    sizeof(err))) == NULL) {
+		log_error("unsubscribe.secret_file: %s", err);
+		return 2;
+	}
 	if ((proto = calloc(cfg->nroutes + 1, sizeof(*proto))) == NULL)
 		return 1;
 	for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -3142,6 +3521,8 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 				return 1;
 		w->ndkim = cfg->ndkim;
 		if (verp != NULL && (w->verp = token_key_dup(verp)) == NULL)
+			return 1;
+		if (unsub != NULL && (w->unsub = token_key_dup(unsub)) == NULL)
 			return 1;
 		tls_session_cache_init(&w->tls_cache, 1024);
 		w->fleet_threads = n;
@@ -3208,10 +3589,15 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		free(w->recs);
 		strset_fini(&w->recent_supp);
 		tls_session_cache_fini(&w->tls_cache);
+		buf_free(&w->rargs.store);
+		free(w->rargs.off);
+		free(w->rargs.len);
+		free(w->rargs.argv);
 		for (size_t k = 0; k < w->ndkim; k++)
 			dkim_key_free(w->dkim[k]);
 		free(w->dkim);
 		token_key_free(w->verp);
+		token_key_free(w->unsub);
 		while (w->resend != NULL || w->unconfirmed != NULL) {
 			struct batch	*b = w->resend ? w->resend :
 			    w->unconfirmed;
@@ -3238,5 +3624,6 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		dkim_key_free(keys[i]);
 	free(keys);
 	token_key_free(verp);
+	token_key_free(unsub);
 	return rc;
 }

@@ -129,6 +129,41 @@ class Sink:
                 self.proc.wait()
 
 
+class ThrottleSink:
+    """Receiver that answers 421 above a rate (throttle_sink.py) and counts
+    concurrent connections; stats() reads its JSON stats file."""
+
+    def __init__(self, workdir, rate, fraction=1.0, at="mail", close=False,
+                 name="throttle"):
+        self.port = free_port()
+        self.statsfile = os.path.join(workdir, name + ".json")
+        args = [PY, os.path.join(HERE, "throttle_sink.py"), "--port", str(self.port),
+                "--rate", str(rate), "--fraction", str(fraction), "--at", at,
+                "--stats", self.statsfile]
+        if close:
+            args.append("--close")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE,
+                                     stderr=open(os.path.join(workdir, name + ".log"), "w"),
+                                     text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY"):
+            raise RuntimeError("throttle sink did not start")
+
+    def stats(self):
+        import json
+        with open(self.statsfile) as f:
+            return json.load(f)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 def write_config(path, redis_port, routes, extra=""):
     lines = ["redis:", "  host: 127.0.0.1", "  port: %d" % redis_port,
              "worker:", "  threads: 2",
@@ -174,3 +209,91 @@ class Workdir:
     def cleanup(self):
         if os.environ.get("RINGMAIL_KEEP") != "1":
             shutil.rmtree(self.path, ignore_errors=True)
+
+
+class Inbound:
+    """`ringmail inbound` on free loopback ports with a self-signed
+    certificate (made by `openssl req` now), a VERP secret and a users file
+    made with `ringmail passwd`. users: {name: password}."""
+
+    BOUNCE = "bounce.test"
+    REPLY = "reply.test"
+
+    def __init__(self, workdir, redis_port, users, extra_env=None):
+        self.dir = workdir
+        self.ports = {p: free_port() for p in
+                      ("smtp", "imap", "imaps", "pop3", "pop3s")}
+        self.cert = os.path.join(workdir, "cert.pem")
+        self.key = os.path.join(workdir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                        "-nodes", "-keyout", self.key, "-out", self.cert,
+                        "-days", "2", "-subj", "/CN=localhost"],
+                       check=True, capture_output=True)
+        self.secret = os.path.join(workdir, "verp.secret")
+        with open(self.secret, "w") as f:
+            f.write(os.urandom(16).hex() + "\n")
+        os.chmod(self.secret, 0o600)
+        self.users = os.path.join(workdir, "users")
+        with open(self.users, "w") as f:
+            for u, pw in users.items():
+                r = subprocess.run([BIN, "passwd", u], input=pw + "\n",
+                                   capture_output=True, text=True, check=True)
+                f.write(r.stdout)
+        self.root = os.path.join(workdir, "maildir")
+        self.config = os.path.join(workdir, "inbound.yaml")
+        lines = ["redis: {host: 127.0.0.1, port: %d}" % redis_port,
+                 "log: {level: info}",
+                 "smtp: {ehlo_name: mx.test}",
+                 "verp: {bounce_domain: %s, secret_file: %s}" % (
+                     self.BOUNCE, self.secret),
+                 "inbound:"]
+        for p, port in self.ports.items():
+            lines.append("  listen_%s: \"127.0.0.1:%d\"" % (p, port))
+        lines += ["  tls_cert_file: %s" % self.cert,
+                  "  tls_key_file: %s" % self.key,
+                  "  maildir_root: %s" % self.root,
+                  "  users_file: %s" % self.users,
+                  "  bounce_domains: [%s]" % self.BOUNCE,
+                  "  reply_domains: [%s]" % self.REPLY,
+                  "  max_message_size: 1MB",
+                  "  max_connections_per_ip: 60"]
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        env = dict(os.environ)
+        env["RINGMAIL_INBOUND_IDLE_POLL_MS"] = "300"
+        env.update(extra_env or {})
+        self.log = os.path.join(workdir, "inbound.log")
+        self.logf = open(self.log, "w")
+        self.proc = subprocess.Popen([BIN, "inbound", "--config", self.config],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=self.logf, env=env)
+        for port in self.ports.values():
+            wait_port(port)
+
+    def verp(self, campaign, index):
+        r = ringmail("inbound", "--config", self.config, "--verp-encode",
+                     campaign, str(index))
+        return r.stdout.strip()
+
+    def mailbox_files(self, user):
+        out = []
+        for sub in ("new", "cur"):
+            d = os.path.join(self.root, user, sub)
+            if os.path.isdir(d):
+                out += [os.path.join(d, f) for f in sorted(os.listdir(d))]
+        return out
+
+    def logtext(self):
+        with open(self.log) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+        return self.proc.returncode

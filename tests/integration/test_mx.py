@@ -73,6 +73,7 @@ retry:
         ev = self.redis.raw("XRANGE", "rm:events", "-", "+")
         # One site for both shops, named by its MX set.
         self.assertIn("mxdown.hosts.test,mxup.hosts.test", ev)
+        self.assertIn("\nmx\nmxup.hosts.test\n", ev, "the MX host is in the event")
         self.assertIn("5.1.10", ev)          # null MX, RFC 7505
         self.assertIn("5.1.2", ev)           # NXDOMAIN
         # The dead preferred MX was tried and skipped.

@@ -12,6 +12,8 @@ import dkim
 from services import Redis, Sink, Workdir, ringmail
 
 CAMP = """name: signed
+attachments:
+  - {file: terms.txt, content_type: text/plain}
 from: "Zoë Shop <news@shop.test>"
 subject: "Grüße, {{name}}"
 text: |
@@ -47,6 +49,8 @@ class Signed(unittest.TestCase):
                     "ed1._domainkey.shop.test.": record(self.ed, "ed25519")}
         self.redis = Redis(w)
         self.sink = Sink(w)
+        from services import free_port
+        self.unsub_port = free_port()
         self.cfg = self.wd.file("config.yaml", """redis: {port: %d}
 worker: {threads: 1}
 dkim:
@@ -54,9 +58,14 @@ dkim:
   - {domain: shop.test, selector: ed1, key_file: %s}
 dkim_dual: true
 verp: {bounce_domain: bounces.shop.test, secret_file: %s}
+unsubscribe:
+  url: "https://unsub.shop.test/u/"
+  mailto_domain: shop.test
+  secret_file: %s
+  listen: "127.0.0.1:%d"
 routes:
   example.test: 127.0.0.1:%d
-""" % (self.redis.port, self.rsa, self.ed, secret, self.sink.port))
+""" % (self.redis.port, self.rsa, self.ed, secret, secret, self.unsub_port, self.sink.port))
 
     def tearDown(self):
         self.sink.stop()
@@ -67,6 +76,7 @@ routes:
         return self.txt.get(name.decode() if isinstance(name, bytes) else name)
 
     def test_dual_signed_and_verp(self):
+        self.wd.file("terms.txt", "Terms and conditions\n")
         camp = self.wd.file("c.yaml", CAMP)
         rows = ["email,name"] + ["u%d@example.test,Jürgen %d" % (i, i) for i in range(10)]
         csv = self.wd.file("r.csv", "\n".join(rows) + "\n")
@@ -89,6 +99,37 @@ routes:
             bad = raw.replace(b"Hello", b"Hallo", 1)
             self.assertFalse(dkim.verify(bad, dnsfunc=self.dns))
         self.assertEqual(len(senders), 10, "one VERP address per recipient")
+        # RFC 8058 headers, signed; Feedback-ID; the attachment.
+        import email
+        import email.policy
+        raw = msgs[0]["data"]
+        msg = email.message_from_bytes(raw, policy=email.policy.strict)
+        lu = msg["List-Unsubscribe"]
+        self.assertRegex(lu, r"^<https://unsub\.shop\.test/u/[A-Za-z0-9_-]+>, "
+                             r"<mailto:unsubscribe@shop\.test\?subject=unsubscribe-")
+        self.assertEqual(msg["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click")
+        self.assertTrue(msg["Feedback-ID"].endswith(":ringmail"))
+        self.assertIn(b"list-unsubscribe-post", raw.lower().split(b"dkim-signature")[1])
+        atts = [p for p in msg.iter_attachments()]
+        self.assertEqual([a.get_filename() for a in atts], ["terms.txt"])
+        self.assertEqual(atts[0].get_content(), "Terms and conditions\n")
+        # One click, end to end: POST the link to the unsubscribe server.
+        token = re.search(r"/u/([A-Za-z0-9_-]+)>", lu).group(1)
+        rcpt = msgs[0]["rcpt_tos"][0]
+        srv = subprocess.Popen([os.environ["RINGMAIL_BIN"], "unsubscribe-server", "--config",
+                                self.cfg], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            from services import wait_port
+            wait_port(self.unsub_port)
+            r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST",
+                                "-d", "List-Unsubscribe=One-Click",
+                                "http://127.0.0.1:%d/u/%s" % (self.unsub_port, token)],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.stdout, "200")
+        finally:
+            srv.terminate()
+            srv.wait(10)
+        self.assertIn("unsubscribe", self.redis.hget("rm:suppress", rcpt.lower()))
 
     def test_wrong_key_type_is_a_startup_error(self):
         cfg = open(self.cfg).read().replace("key_file: %s}" % self.ed,

@@ -334,3 +334,79 @@ Test(campaign, shipped_example_loads)
 	cr_assert_eq(d->nheaders, 2);
 	campaign_def_free(d);
 }
+
+Test(campaign, attachments_and_inline)
+{
+	struct campaign_def	*d;
+	const char		*yaml = HEAD "html: \"<img src='cid:logo'>\"\n"
+	    "attachments:\n"
+	    "  - { file: terms.pdf, content_type: application/pdf }\n"
+	    "  - { file: \"Gr\xc3\xbc\xc3\x9f""e.bin\" }\n"
+	    "inline:\n"
+	    "  - { file: img/logo.png, cid: logo }\n";
+	char			 sub[512];
+
+	mk_tdir();
+	write_file("terms.pdf", "%PDF\0\1", 6);
+	write_file("Gr\xc3\xbc\xc3\x9f""e.bin", "\xff\xfe", 2);
+	snprintf(sub, sizeof(sub), "%s/img", tdir);
+	cr_assert_eq(mkdir(sub, 0700), 0);
+	write_file("img/logo.png", "\x89PNG", 4);
+	d = load_ok(yaml, tdir);
+	cr_assert_eq(d->nfiles, 3);
+	cr_assert_str_eq(d->files[0].filename, "terms.pdf");
+	cr_assert_str_eq(d->files[0].content_type, "application/pdf");
+	cr_assert_null(d->files[0].cid);
+	cr_assert_eq(d->files[0].len, 6);
+	cr_assert(memcmp(d->files[0].data, "%PDF\0\1", 6) == 0);
+	cr_assert_str_eq(d->files[1].content_type,
+	    "application/octet-stream");
+	cr_assert_str_eq(d->files[2].filename, "logo.png");
+	cr_assert_str_eq(d->files[2].content_type, "image/png");
+	cr_assert_str_eq(d->files[2].cid, "logo");
+	campaign_def_free(d);
+	rm_tdir();
+}
+
+Test(campaign, attachment_errors)
+{
+	struct campaign_def	*d = NULL;
+	char			 err[256] = "";
+	static const struct {
+		const char	*yaml;
+		const char	*want;
+	} cases[] = {
+		{ HEAD "html: x\ninline:\n  - { file: a.png }\n", "missing cid" },
+		{ HEAD "text: x\ninline:\n  - { file: a.png, cid: a }\n",
+		  "need an html body" },
+		{ HEAD "html: x\ninline:\n  - { file: a.dat, cid: a }\n",
+		  "content_type required" },
+		{ HEAD "html: x\ninline:\n  - { file: a.png, cid: \"a b\" }\n",
+		  "inline.cid" },
+		{ HEAD "html: x\ninline:\n  - { file: a.png, cid: a }\n"
+		  "  - { file: a.png, cid: a }\n", "duplicate cid" },
+		{ HEAD "text: x\nattachments:\n  - { file: a.png, "
+		  "content_type: \"text/plain\\r\\nX: y\" }\n", "type/subtype" },
+		{ HEAD "text: x\nattachments:\n  - { file: nope.pdf }\n",
+		  "cannot open" },
+		{ HEAD "text: x\nattachments:\n  - { file: a.png, size: 1 }\n",
+		  "unknown or duplicate key" },
+		{ HEAD "text: x\nattachments: a.png\n", "expected a list" },
+		{ HEAD "text: x\nattachments:\n  - { file: /dev/zero }\n",
+		  "not a regular file" },
+	};
+
+	mk_tdir();
+	write_file("a.png", "png", 3);
+	write_file("a.dat", "dat", 3);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert_eq(campaign_def_load_string(cases[i].yaml,
+		    strlen(cases[i].yaml), "c.yaml", tdir, &d, err,
+		    sizeof(err)), i == 6 ? -ENOENT : -EINVAL, "case %zu: %s",
+		    i, err);
+		cr_assert_not_null(strstr(err, cases[i].want), "case %zu: %s",
+		    i, err);
+		cr_assert_null(d);
+	}
+	rm_tdir();
+}

@@ -802,3 +802,407 @@ Test(config, verp_unsubscribe_errors)
 		}
 	}
 }
+
+Test(config, rate_strings)
+{
+	static const struct {
+		const char	*s;
+		int		 rc;
+		uint32_t	 n, per_s;
+	} t[] = {
+		{ "100/s", 0, 100, 1 },
+		{ "20/m", 0, 20, 60 },
+		{ "5000/h", 0, 5000, 3600 },
+		{ "100000/d", 0, 100000, 86400 },
+		{ "1000000000/d", 0, 1000000000, 86400 },
+		{ "unlimited", 0, 0, 1 },
+		{ "1000000001/s", -EINVAL, 0, 0 },
+		{ "99999999999/s", -EINVAL, 0, 0 },
+		{ "0/s", -EINVAL, 0, 0 },
+		{ "100", -EINVAL, 0, 0 },
+		{ "100/", -EINVAL, 0, 0 },
+		{ "100/w", -EINVAL, 0, 0 },
+		{ "100/sec", -EINVAL, 0, 0 },
+		{ "/s", -EINVAL, 0, 0 },
+		{ "-1/s", -EINVAL, 0, 0 },
+		{ " 1/s", -EINVAL, 0, 0 },
+		{ "1.5/s", -EINVAL, 0, 0 },
+		{ "Unlimited", -EINVAL, 0, 0 },
+		{ "", -EINVAL, 0, 0 },
+	};
+	char buf[CONFIG_RATE_STR_MAX];
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct config_rate r = { 7, 7 };
+
+		cr_assert_eq(config_rate_parse(t[i].s, strlen(t[i].s), &r),
+		    t[i].rc, "%s", t[i].s);
+		if (t[i].rc != 0) {
+			cr_assert_eq(r.n, 7, "%s: touched on error", t[i].s);
+			continue;
+		}
+		cr_assert_eq(r.n, t[i].n, "%s", t[i].s);
+		cr_assert_eq(r.per_s, t[i].per_s, "%s", t[i].s);
+		cr_assert_str_eq(config_rate_format(&r, buf, sizeof(buf)),
+		    t[i].s);
+	}
+	/* Not NUL-terminated: only len bytes count. */
+	{
+		struct config_rate r;
+
+		cr_assert_eq(config_rate_parse("12/mX", 4, &r), 0);
+		cr_assert_eq(r.n, 12);
+		cr_assert_eq(r.per_s, 60);
+		cr_assert_eq(config_rate_parse(NULL, 0, &r), -EINVAL);
+	}
+}
+
+Test(config, shaping_defaults_fall_back_to_smtp)
+{
+	struct config		*c;
+	struct config_shaping	 s;
+
+	c = load_ok("smtp:\n  connection_limit: 7\n"
+	    "  max_deliveries_per_connection: 9\n");
+	config_shaping_for(c, "mx.a.test", "a.test", "192.0.2.1", &s);
+	cr_assert_eq(s.connection_limit, 7);
+	cr_assert_eq(s.max_deliveries_per_connection, 9);
+	cr_assert_eq(s.max_message_rate.n, 0);
+	cr_assert_eq(s.max_connection_rate.n, 0);
+	cr_assert(s.adaptive);
+	cr_assert_eq(s.nthrottle_patterns, 0);
+	config_free(c);
+	/* shaping.defaults wins over smtp.* for the keys it gives. */
+	c = load_ok("smtp:\n  connection_limit: 7\n"
+	    "shaping:\n  defaults:\n    connection_limit: 3\n"
+	    "    max_message_rate: 50/s\n");
+	config_shaping_for(c, NULL, NULL, NULL, &s);
+	cr_assert_eq(s.connection_limit, 3);
+	cr_assert_eq(s.max_deliveries_per_connection, 100);
+	cr_assert_eq(s.max_message_rate.n, 50);
+	cr_assert_eq(s.max_message_rate.per_s, 1);
+	config_free(c);
+}
+
+Test(config, shaping_merge_order)
+{
+	static const char yaml[] =
+	    "shaping:\n"
+	    "  defaults:\n"
+	    "    max_message_rate: 50/s\n"
+	    "    max_connection_rate: 30/m\n"
+	    "    throttle_patterns: [\"try again later\"]\n"
+	    "  sites:\n"
+	    "    \"MX1.B.test,mx2.b.test\":\n"
+	    "      connection_limit: 20\n"
+	    "      max_message_rate: 3000/m\n"
+	    "    b.test:\n"
+	    "      max_message_rate: 100000/h\n"
+	    "      adaptive: false\n"
+	    "      throttle_patterns: [deferred, \"slow down\"]\n"
+	    "  sources:\n"
+	    "    \"0::1\": {max_message_rate: 10000/d}\n"
+	    "    192.0.2.10:\n"
+	    "      max_deliveries_per_connection: 5\n";
+	static const struct {
+		const char	*site, *domain, *src;
+		uint32_t	 conn, deliv, n, per;
+		bool		 adaptive;
+		size_t		 npat;
+	} t[] = {
+		/* defaults only */
+		{ "mx.other", "other.test", "192.0.2.1", 10, 100, 50, 1, true,
+		    1 },
+		/* site < domain */
+		{ "mx1.b.test,mx2.b.test", NULL, NULL, 20, 100, 3000, 60, true,
+		    1 },
+		{ "mx1.b.test,mx2.b.test", "B.TEST", NULL, 20, 100, 100000,
+		    3600, false, 2 },
+		{ NULL, "b.test", NULL, 10, 100, 100000, 3600, false, 2 },
+		/* < source, matched by address */
+		{ "mx1.b.test,mx2.b.test", "b.test", "::1", 20, 100, 10000,
+		    86400, false, 2 },
+		{ "", "", "192.0.2.10", 10, 5, 50, 1, true, 1 },
+		{ NULL, NULL, "not an ip", 10, 100, 50, 1, true, 1 },
+	};
+	struct config		*c = load_ok(yaml);
+	struct config_shaping	 s;
+
+	cr_assert_eq(c->nshaping_sites, 2);
+	cr_assert_str_eq(c->shaping_sites[0].key, "mx1.b.test,mx2.b.test");
+	cr_assert_eq(c->nshaping_sources, 2);
+	cr_assert_str_eq(c->shaping_sources[0].key, "::1");
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		config_shaping_for(c, t[i].site, t[i].domain, t[i].src, &s);
+		cr_assert_eq(s.connection_limit, t[i].conn, "row %zu", i);
+		cr_assert_eq(s.max_deliveries_per_connection, t[i].deliv,
+		    "row %zu", i);
+		cr_assert_eq(s.max_message_rate.n, t[i].n, "row %zu", i);
+		cr_assert_eq(s.max_message_rate.per_s, t[i].per, "row %zu", i);
+		cr_assert_eq(s.max_connection_rate.n, 30, "row %zu", i);
+		cr_assert_eq(s.adaptive, t[i].adaptive, "row %zu", i);
+		cr_assert_eq(s.nthrottle_patterns, t[i].npat, "row %zu", i);
+	}
+	config_shaping_for(c, NULL, "b.test", NULL, &s);
+	cr_assert_str_eq(s.throttle_patterns[1], "slow down");
+	config_free(c);
+}
+
+Test(config, shaping_errors)
+{
+	static const struct {
+		const char *yaml, *want;
+	} t[] = {
+		{ "shaping: 5\n", "t.yaml:1:10: shaping: expected a mapping" },
+		{ "shaping: {bogus: 1}\n",
+		    "t.yaml:1:11: shaping.bogus: unknown key" },
+		{ "shaping: {defaults: {rate: 1/s}}\n",
+		    "t.yaml:1:22: shaping.defaults.rate: unknown key" },
+		{ "shaping: {defaults: {max_message_rate: 100/w}}\n",
+		    "t.yaml:1:40: shaping.defaults.max_message_rate: expected "
+		    "a rate like 100/s, 20/m, 5000/h, 100000/d (N at most "
+		    "1000000000) or unlimited" },
+		{ "shaping: {defaults: {max_connection_rate: [1]}}\n",
+		    "t.yaml:1:43: shaping.defaults.max_connection_rate: "
+		    "expected a scalar value" },
+		{ "shaping: {defaults: {connection_limit: 0}}\n",
+		    "t.yaml:1:40: shaping.defaults.connection_limit: must be "
+		    "between 1 and 10000" },
+		{ "shaping: {defaults: {max_deliveries_per_connection: "
+		    "100001}}\n", "t.yaml:1:53: shaping.defaults."
+		    "max_deliveries_per_connection: must be between 1 and "
+		    "100000" },
+		{ "shaping: {defaults: {connection_limit: x}}\n",
+		    "t.yaml:1:40: shaping.defaults.connection_limit: expected "
+		    "an integer" },
+		{ "shaping: {defaults: {adaptive: maybe}}\n",
+		    "t.yaml:1:32: shaping.defaults.adaptive: expected true, "
+		    "false, yes or no" },
+		{ "shaping: {defaults: {throttle_patterns: x}}\n",
+		    "t.yaml:1:41: shaping.defaults.throttle_patterns: expected "
+		    "a list of strings" },
+		{ "shaping: {defaults: {throttle_patterns: [\"\"]}}\n",
+		    "t.yaml:1:42: shaping.defaults.throttle_patterns[0]: "
+		    "expected 1..200 characters without control characters" },
+		{ "shaping: {defaults: {throttle_patterns: [\"a\\nb\"]}}\n",
+		    "t.yaml:1:42: shaping.defaults.throttle_patterns[0]: "
+		    "expected 1..200 characters without control characters" },
+		{ "shaping: {defaults: {throttle_patterns: [[a]]}}\n",
+		    "t.yaml:1:42: shaping.defaults.throttle_patterns[0]: "
+		    "expected a string" },
+		{ "shaping: {sites: [a]}\n",
+		    "t.yaml:1:18: shaping.sites: expected a mapping" },
+		{ "shaping: {sites: {\"a b\": {}}}\n",
+		    "t.yaml:1:19: shaping.sites: 'a b' is not a site key or "
+		    "domain" },
+		{ "shaping: {sites: {\"a{x}\": {}}}\n",
+		    "t.yaml:1:19: shaping.sites: 'a{x}' is not a site key or "
+		    "domain" },
+		{ "shaping: {sites: {a.test: {}, A.TEST: {}}}\n",
+		    "t.yaml:1:31: shaping.sites.A.TEST: duplicate key" },
+		{ "shaping: {sites: {a.test: 5}}\n",
+		    "t.yaml:1:27: shaping.sites.a.test: expected a mapping" },
+		{ "shaping: {sites: {a.test: {adaptive: 2}}}\n",
+		    "t.yaml:1:38: shaping.sites.a.test.adaptive: expected "
+		    "true, false, yes or no" },
+		{ "shaping: {sources: {mx.test: {}}}\n",
+		    "t.yaml:1:21: shaping.sources: 'mx.test' is not an IP "
+		    "address" },
+		{ "shaping: {sources: {\"::1\": {}, \"0:0::1\": {}}}\n",
+		    "t.yaml:1:32: shaping.sources.0:0::1: duplicate key" },
+		{ "shaping: {defaults: {}, defaults: {}}\n",
+		    "t.yaml:1:25: shaping.defaults: duplicate key" },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		load_err(t[i].yaml, t[i].want);
+}
+
+Test(config, shaping_limits)
+{
+	char	*y;
+	size_t	 cap = 16 + (CONFIG_SHAPING_MAX + 1) * 32, n;
+
+	y = malloc(cap);
+	cr_assert_not_null(y);
+	n = (size_t)snprintf(y, cap, "shaping:\n  sites:\n");
+	for (int i = 0; i <= CONFIG_SHAPING_MAX; i++)
+		n += (size_t)snprintf(y + n, cap - n, "    d%d.test: {}\n", i);
+	load_err(y, "t.yaml:3:5: shaping.sites: at most 4096 entries");
+	free(y);
+	{
+		char	 big[4096];
+		size_t	 m = (size_t)snprintf(big, sizeof(big), "shaping: "
+		    "{defaults: {throttle_patterns: [");
+
+		for (int i = 0; i <= CONFIG_PATTERNS_MAX; i++)
+			m += (size_t)snprintf(big + m, sizeof(big) - m, "%sp%d",
+			    i ? "," : "", i);
+		snprintf(big + m, sizeof(big) - m, "]}}\n");
+		load_err(big, "t.yaml:1:41: shaping.defaults.throttle_patterns:"
+		    " at most 64 patterns");
+	}
+}
+
+Test(config, shipped_shaping_is_default)
+{
+	struct config		*c = NULL, *d = NULL;
+	struct config_shaping	 a, b;
+	char			 err[256] = "";
+	int			 rc;
+
+	rc = config_load_file("config.yaml", &c, err, sizeof(err));
+	if (rc == -ENOENT)
+		rc = config_load_file("../../config.yaml", &c, err,
+		    sizeof(err));
+	cr_assert_eq(rc, 0, "%s", err);
+	d = load_ok("");
+	config_shaping_for(c, "x", "y", "::1", &a);
+	config_shaping_for(d, "x", "y", "::1", &b);
+	cr_assert_eq(a.connection_limit, b.connection_limit);
+	cr_assert_eq(a.max_deliveries_per_connection,
+	    b.max_deliveries_per_connection);
+	cr_assert_eq(a.max_message_rate.n, 0);
+	cr_assert_eq(b.max_message_rate.n, 0);
+	cr_assert_eq(a.max_connection_rate.n, 0);
+	cr_assert_eq(a.adaptive, b.adaptive);
+	cr_assert_eq(a.nthrottle_patterns, 0);
+	cr_assert_eq(c->nshaping_sites, 0);
+	cr_assert_eq(c->nshaping_sources, 0);
+	/* The fallback comment is honest: smtp.* still decides. */
+	cr_assert_eq(c->shaping.set & (CONFIG_SHAPE_F_CONN_LIMIT |
+	    CONFIG_SHAPE_F_MAX_DELIV), 0);
+	config_free(c);
+	config_free(d);
+}
+
+Test(config, inbound_defaults_and_values)
+{
+	struct config *c = load_ok("");
+
+	cr_assert_str_eq(c->in_listen_smtp, "127.0.0.1:2525");
+	cr_assert_null(c->in_listen_imap);
+	cr_assert_null(c->in_listen_imaps);
+	cr_assert_null(c->in_tls_cert_file);
+	cr_assert_str_eq(c->in_maildir_root, "maildir");
+	cr_assert_str_eq(c->in_bounce_mailbox, "bounces");
+	cr_assert_str_eq(c->in_reply_mailbox, "replies");
+	cr_assert_eq(c->in_max_message_size, 25u * 1024 * 1024);
+	cr_assert_eq(c->in_max_connections_per_ip, 20);
+	cr_assert_eq(c->nin_bounce_domains, 0);
+	config_free(c);
+
+	c = load_ok("inbound:\n"
+	    "  listen_smtp: \"\"\n"
+	    "  listen_imap: \"[::1]:143\"\n"
+	    "  listen_imaps: 0.0.0.0:993\n"
+	    "  listen_pop3s: localhost:995\n"
+	    "  tls_cert_file: /etc/rm/cert.pem\n"
+	    "  tls_key_file: /etc/rm/key.pem\n"
+	    "  maildir_root: /var/mail/rm\n"
+	    "  users_file: /etc/rm/users\n"
+	    "  bounce_domains: [Bounce.Example, b2.example]\n"
+	    "  reply_domains: [reply.example]\n"
+	    "  bounce_mailbox: bnc\n"
+	    "  reply_mailbox: human+replies\n"
+	    "  max_message_size: 10MB\n"
+	    "  max_connections_per_ip: 5\n"
+	    "  max_connections: 50\n"
+	    "  max_recipients: 7\n");
+	cr_assert_null(c->in_listen_smtp);
+	cr_assert_str_eq(c->in_listen_imap, "[::1]:143");
+	cr_assert_str_eq(c->in_listen_imaps, "0.0.0.0:993");
+	cr_assert_null(c->in_listen_pop3);
+	cr_assert_str_eq(c->in_listen_pop3s, "localhost:995");
+	cr_assert_str_eq(c->in_users_file, "/etc/rm/users");
+	cr_assert_eq(c->nin_bounce_domains, 2);
+	cr_assert_str_eq(c->in_bounce_domains[0], "bounce.example");
+	cr_assert_str_eq(c->in_bounce_domains[1], "b2.example");
+	cr_assert_eq(c->nin_reply_domains, 1);
+	cr_assert_str_eq(c->in_reply_mailbox, "human+replies");
+	cr_assert_eq(c->in_max_message_size, 10u * 1024 * 1024);
+	cr_assert_eq(c->in_max_connections_per_ip, 5);
+	cr_assert_eq(c->in_max_connections, 50);
+	cr_assert_eq(c->in_max_recipients, 7);
+	config_free(c);
+}
+
+Test(config, inbound_errors)
+{
+	static const struct {
+		const char *yaml, *want;
+	} t[] = {
+		{ "inbound: {listen_smtp: 2525}\n", "t.yaml:1:24: "
+		  "inbound.listen_smtp: expected host:port or [v6]:port "
+		  "(\"\" = off)" },
+		{ "inbound: {listen_imap: \"::1:143\"}\n", "t.yaml:1:24: "
+		  "inbound.listen_imap: expected host:port or [v6]:port "
+		  "(\"\" = off)" },
+		{ "inbound: {listen_pop3: \"h:0\"}\n", "t.yaml:1:24: "
+		  "inbound.listen_pop3: expected host:port or [v6]:port "
+		  "(\"\" = off)" },
+		{ "inbound: {max_message_size: 25XB}\n", "t.yaml:1:29: "
+		  "inbound.max_message_size: expected a size like 1000, "
+		  "64KB, 25MB, 1GB" },
+		{ "inbound: {max_message_size: 2GB}\n", "t.yaml:1:29: "
+		  "inbound.max_message_size: must be between 1024 and "
+		  "1073741824 bytes" },
+		{ "inbound: {max_connections_per_ip: 0}\n", "t.yaml:1:35: "
+		  "inbound.max_connections_per_ip: must be between 1 and "
+		  "100000" },
+		{ "inbound: {bounce_domains: b.example}\n", "t.yaml:1:27: "
+		  "inbound.bounce_domains: expected a list of domains" },
+		{ "inbound: {bounce_domains: [\"a b\"]}\n", "t.yaml:1:28: "
+		  "inbound.bounce_domains[0]: expected a domain name" },
+		{ "inbound: {reply_domains: [r.example, R.example]}\n",
+		  "t.yaml:1:38: inbound.reply_domains[1]: R.example is "
+		  "listed twice" },
+		{ "inbound: {bounce_domains: [x.example], "
+		  "reply_domains: [x.example]}\n", "t.yaml:1:10: inbound: "
+		  "x.example is both a bounce and a reply domain" },
+		{ "inbound: {tls_cert_file: /c}\n", "t.yaml:1:10: inbound: "
+		  "tls_cert_file and tls_key_file go together" },
+		{ "inbound: {listen_imaps: \"127.0.0.1:993\"}\n", "t.yaml:1:10: "
+		  "inbound: listen_imaps and listen_pop3s need "
+		  "tls_cert_file" },
+		{ "inbound: {reply_mailbox: ../etc}\n", "t.yaml:1:26: "
+		  "inbound.reply_mailbox: expected a user name (1..64 of "
+		  "A-Z a-z 0-9 . _ @ + -, not starting with '.')" },
+		{ "inbound: {bounce_mailbox: \"a/b\"}\n", "t.yaml:1:27: "
+		  "inbound.bounce_mailbox: expected a user name (1..64 of "
+		  "A-Z a-z 0-9 . _ @ + -, not starting with '.')" },
+		{ "inbound: {listen: x}\n", "t.yaml:1:11: "
+		  "inbound.listen: unknown key" },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		load_err(t[i].yaml, t[i].want);
+}
+
+Test(config, unsubscribe_listen)
+{
+	struct config	*c = NULL;
+	char		 err[256], host[CONFIG_LISTEN_HOST_MAX];
+	uint16_t	 port = 0;
+	const char	*ok = "unsubscribe:\n  listen: \"[::1]:8080\"\n";
+	const char	*bad = "unsubscribe:\n  listen: \"localhost:80\"\n";
+
+	cr_assert_eq(config_load_string(ok, strlen(ok), "t.yaml", &c, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(c->unsub_listen, "[::1]:8080");
+	cr_assert_eq(config_listen_parse(c->unsub_listen, host, &port), 0);
+	cr_assert_str_eq(host, "::1");
+	cr_assert_eq(port, 8080);
+	config_free(c);
+	cr_assert_eq(config_load_string(bad, strlen(bad), "t.yaml", &c, err,
+	    sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "unsubscribe.listen"), "%s", err);
+	cr_assert_eq(config_listen_parse(CONFIG_UNSUB_LISTEN_DEFAULT, host,
+	    &port), 0);
+	cr_assert_eq(port, 8025);
+	cr_assert_eq(config_listen_parse("127.0.0.1:0", host, &port), -EINVAL);
+	cr_assert_eq(config_listen_parse("127.0.0.1:65536", host, &port),
+	    -EINVAL);
+	cr_assert_eq(config_listen_parse("127.0.0.1", host, &port), -EINVAL);
+	cr_assert_eq(config_listen_parse("[::1]8080", host, &port), -EINVAL);
+}

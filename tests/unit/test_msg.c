@@ -863,3 +863,268 @@ Test(msg, unfoldable_mailbox_refused)
 	msg_test_check_lines(&b, 78);
 	buf_free(&b);
 }
+
+/* ---- issue 5: List-Unsubscribe, Feedback-ID, attachments ---- */
+
+Test(msg, list_unsubscribe_one_click)
+{
+	struct msg_input in = msg_test_input();
+	struct buf	 b;
+	char		*v;
+
+	in.unsub_url = "https://u.example/u/TOKEN";
+	in.unsub_mailto = "mailto:u+TOKEN@example.com";
+	buf_init(&b);
+	cr_assert_eq(msg_build(&b, &in), 0);
+	msg_test_check_lines(&b, 78);
+	cr_assert_not_null(strstr(b.data, "List-Unsubscribe: "
+	    "<https://u.example/u/TOKEN>, <mailto:u+TOKEN@example.com>\r\n"
+	    "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"), "%s",
+	    b.data);
+	v = msg_test_header(&b, "Feedback-ID");
+	cr_assert_null(v);
+	/* A long token: each URI folds onto its own line. */
+	buf_reset(&b);
+	in.unsub_url = "https://u.example/u/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+	cr_assert_eq(msg_build(&b, &in), 0);
+	msg_test_check_lines(&b, 998);
+	cr_assert_not_null(strstr(b.data, "AAAA>,\r\n <mailto:u+TOKEN@"));
+	buf_free(&b);
+}
+
+Test(msg, list_unsubscribe_mailto_only_has_no_post)
+{
+	struct msg_input in = msg_test_input();
+	struct buf	 b;
+
+	in.unsub_mailto = "u@example.com";	/* "mailto:" is added */
+	buf_init(&b);
+	cr_assert_eq(msg_build(&b, &in), 0);
+	cr_assert_not_null(strstr(b.data,
+	    "List-Unsubscribe: <mailto:u@example.com>\r\n"));
+	cr_assert_null(strstr(b.data, "List-Unsubscribe-Post"));
+	buf_free(&b);
+}
+
+Test(msg, list_unsubscribe_bad_uris_refused)
+{
+	static const char *const bad[] = { "http://u.example/x",
+		"https://u.example/a b", "https://u.example/a>b",
+		"https://u.example/\r\nX-Evil: 1", "https://u.example/a,b",
+		"javascript:alert(1)", "" };
+	struct msg_input in = msg_test_input();
+	struct buf	 b;
+
+	buf_init(&b);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		in.unsub_url = bad[i];
+		cr_assert_eq(msg_build(&b, &in), -EINVAL, "%s", bad[i]);
+		cr_assert_eq(b.len, 0);
+	}
+	in.unsub_url = NULL;
+	in.unsub_mailto = "mailto:a@b>\r\nBcc: x@y";
+	cr_assert_eq(msg_build(&b, &in), -EINVAL);
+	buf_free(&b);
+}
+
+Test(msg, generated_headers_shadow_extra_ones)
+{
+	struct msg_header hdrs[] = {
+		{ "List-Unsubscribe", "<mailto:old@example.com>" },
+		{ "List-Unsubscribe-Post", "List-Unsubscribe=One-Click" },
+		{ "Feedback-ID", "old:id" },
+		{ "X-Campaign", "spring" },
+	};
+	struct msg_input in = msg_test_input();
+	struct buf	 b;
+	char		*v;
+
+	in.headers = hdrs;
+	in.nheaders = 4;
+	buf_init(&b);
+	/* Without generated values the extra headers are written. */
+	cr_assert_eq(msg_build(&b, &in), 0);
+	cr_assert_not_null(strstr(b.data, "old@example.com"));
+	buf_reset(&b);
+	in.unsub_url = "https://u.example/u/T";
+	in.feedback_id = "spring:shop:news:rm";
+	cr_assert_eq(msg_build(&b, &in), 0);
+	cr_assert_null(strstr(b.data, "old@example.com"));
+	cr_assert_null(strstr(b.data, "old:id"));
+	cr_assert_not_null(strstr(b.data, "X-Campaign: spring\r\n"));
+	v = msg_test_header(&b, "Feedback-ID");
+	cr_assert_str_eq(v, "spring:shop:news:rm");
+	free(v);
+	cr_assert_eq(strstr(strstr(b.data, "List-Unsubscribe-Post") + 1,
+	    "List-Unsubscribe-Post"), NULL, "one Post header only");
+	in.feedback_id = "a b";
+	cr_assert_eq(msg_build(&b, &in), -EINVAL);
+	buf_free(&b);
+}
+
+/* Decode base64 lines of at most 76 characters up to the next "--". */
+static void
+msg_test_b64_decode(const char *s, struct buf *out)
+{
+	int	 q[4], k = 0;
+	size_t	 line = 0;
+
+	buf_init(out);
+	for (; *s != '\0' && !(s[0] == '-' && s[1] == '-'); s++) {
+		if (*s == '\r') {
+			cr_assert_eq(s[1], '\n');
+			cr_assert(line <= 76, "base64 line of %zu", line);
+			line = 0;
+			s++;
+			continue;
+		}
+		line++;
+		q[k++] = *s == '=' ? -1 : msg_test_b64val(*s);
+		cr_assert(*s == '=' || q[k - 1] >= 0, "bad b64 0x%02x", *s);
+		if (k == 4) {
+			buf_putc(out, (char)(q[0] << 2 | q[1] >> 4));
+			if (q[2] >= 0)
+				buf_putc(out, (char)((q[1] & 15) << 4 | q[2] >> 2));
+			if (q[3] >= 0)
+				buf_putc(out, (char)((q[2] & 3) << 6 | q[3]));
+			k = 0;
+		}
+	}
+	cr_assert_eq(k, 0);
+}
+
+Test(msg, attachments_mixed_related_base64)
+{
+	static char	 pdf[1000], png[57];
+	struct msg_attachment att[] = {
+		{ "report.pdf", "application/pdf", pdf, sizeof(pdf), NULL },
+		{ "logo.png", "image/png", png, sizeof(png), "logo" },
+	};
+	struct msg_input in = msg_test_input();
+	struct buf	 b, dec;
+	const char	*p;
+
+	for (size_t i = 0; i < sizeof(pdf); i++)
+		pdf[i] = (char)(i * 7);
+	for (size_t i = 0; i < sizeof(png); i++)
+		png[i] = (char)(255 - i);
+	in.html = "<p>Hi <img src=\"cid:logo\"></p>\r\n";
+	in.htmllen = strlen(in.html);
+	in.attachments = att;
+	in.nattachments = 2;
+	buf_init(&b);
+	cr_assert_eq(msg_build(&b, &in), 0);
+	msg_test_check_lines(&b, 78);
+	p = strstr(b.data, "Content-Type: multipart/mixed;");
+	cr_assert_not_null(p);
+	cr_assert_not_null(strstr(p, "multipart/alternative;"));
+	cr_assert_not_null(strstr(p, "Content-Type: multipart/related;\r\n"
+	    " type=\"text/html\";"));
+	cr_assert_not_null(strstr(p, "Content-ID: <logo>\r\n"));
+	cr_assert_not_null(strstr(p, "Content-Disposition: inline;\r\n"
+	    " filename=\"logo.png\""));
+	p = strstr(b.data, "Content-Disposition: attachment;\r\n"
+	    " filename=\"report.pdf\"\r\nContent-Transfer-Encoding: base64"
+	    "\r\n\r\n");
+	cr_assert_not_null(p);
+	msg_test_b64_decode(strstr(p, "\r\n\r\n") + 4, &dec);
+	cr_assert_eq(dec.len, sizeof(pdf));
+	cr_assert(memcmp(dec.data, pdf, sizeof(pdf)) == 0);
+	buf_free(&dec);
+	p = strstr(b.data, "Content-ID: <logo>\r\n\r\n");
+	msg_test_b64_decode(p + strlen("Content-ID: <logo>\r\n\r\n"), &dec);
+	cr_assert_eq(dec.len, sizeof(png));
+	cr_assert(memcmp(dec.data, png, sizeof(png)) == 0);
+	buf_free(&dec);
+	buf_free(&b);
+}
+
+Test(msg, attachment_non_ascii_filename_rfc2231)
+{
+	struct msg_attachment att[] = {
+		{ "Rechnung für März – sehr langer Dateiname, der umbrochen "
+		  "werden muss.pdf", "application/pdf", "x", 1, NULL },
+		{ "a\"b\\c.txt", "text/plain", "", 0, NULL },
+	};
+	struct msg_input in = msg_test_input();
+	struct buf	 b;
+
+	in.attachments = att;
+	in.nattachments = 2;
+	buf_init(&b);
+	cr_assert_eq(msg_build(&b, &in), 0);
+	msg_test_check_lines(&b, 78);
+	cr_assert_not_null(strstr(b.data,
+	    " filename*0*=utf-8''Rechnung%20f%C3%BCr%20M%C3%A4rz"));
+	cr_assert_not_null(strstr(b.data, " filename*1*="));
+	cr_assert_not_null(strstr(b.data, " filename=\"a\\\"b\\\\c.txt\""));
+	/* Text alone plus attachments: mixed, no alternative. */
+	cr_assert_null(strstr(b.data, "multipart/alternative"));
+	buf_free(&b);
+}
+
+Test(msg, attachment_bad_fields_refused)
+{
+	struct msg_attachment att = { "a.pdf", "application/pdf", "x", 1,
+		NULL };
+	struct msg_input in = msg_test_input();
+	struct buf	 b;
+
+	in.attachments = &att;
+	in.nattachments = 1;
+	buf_init(&b);
+	att.content_type = "application/pdf\r\nX-Evil: 1";
+	cr_assert_eq(msg_build(&b, &in), -EINVAL);
+	att.content_type = "pdf";
+	cr_assert_eq(msg_build(&b, &in), -EINVAL);
+	att.content_type = "application/pdf";
+	att.filename = "a\r\nb.pdf";
+	cr_assert_eq(msg_build(&b, &in), -EINVAL);
+	att.filename = "a.pdf";
+	att.content_id = "lo>go";
+	cr_assert_eq(msg_build(&b, &in), -EINVAL);
+	att.content_id = NULL;
+	in.nattachments = MSG_ATTACH_MAX + 1;
+	cr_assert_eq(msg_build(&b, &in), -EINVAL);
+	cr_assert_eq(b.len, 0);
+	buf_free(&b);
+}
+
+Test(msg, attachment_boundary_never_in_content)
+{
+	struct msg_attachment att = { "a.bin", "application/octet-stream",
+		"\0\1\2", 3, NULL };
+	struct msg_input in = msg_test_input();
+	struct buf	 b, text;
+	const char	*p, *e;
+	char		 bnd[64];
+	int		 round;
+
+	/* Feed the message its own boundaries as 7bit text, twice over. */
+	buf_init(&text);
+	buf_init(&b);
+	in.attachments = &att;
+	in.nattachments = 1;
+	for (round = 0; round < 12; round++) {
+		in.text = text.len ? text.data : "x\r\n";
+		in.textlen = text.len ? text.len : 3;
+		buf_reset(&b);
+		cr_assert_eq(msg_build(&b, &in), 0);
+		p = strstr(b.data, "boundary=\"");
+		cr_assert_not_null(p);
+		p += 10;
+		e = strchr(p, '"');
+		cr_assert((size_t)(e - p) < sizeof(bnd) - 1);
+		memcpy(bnd, p, (size_t)(e - p));
+		bnd[e - p] = '\0';
+		/* The boundary occurs only in delimiter lines. */
+		for (p = strstr(b.data, bnd); p != NULL;
+		    p = strstr(p + 1, bnd))
+			cr_assert(p[-1] == '"' || (p[-1] == '-' &&
+			    p[-2] == '-' && p[-3] == '\n'), "clash: %s", bnd);
+		buf_printf(&text, "--%s\r\n", bnd);
+	}
+	buf_free(&text);
+	buf_free(&b);
+}
