@@ -298,6 +298,8 @@ class Session:
         if m == "data250":
             await self.reply(250, "2.0.0 OK (but no 354)")
             return True
+        if self.srv.hold:
+            await asyncio.sleep(self.srv.hold)      # smtp-sink -w
         await self.reply(354, "End data with <CR><LF>.<CR><LF>")
         body = []
         size = 0
@@ -402,6 +404,7 @@ class Server:
         os.makedirs(self.outdir, exist_ok=True)
         self.stats = Stats(self.outdir)
         self.seq = 0
+        self.hold = args.hold
         self.tls_ctx = None
         if args.tls_cert:
             self.tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -439,10 +442,13 @@ async def main():
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     ap.add_argument("--lifetime", type=float, default=900.0)
+    ap.add_argument("--hold", type=float, default=0.0,
+                    help="wait this long before answering DATA (bench)")
+    ap.add_argument("--backlog", type=int, default=1024)
     args = ap.parse_args()
     srv = Server(args)
     server = await asyncio.start_server(srv.handle, "127.0.0.1", args.port,
-                                        limit=LINE_MAX, backlog=1024)
+                                        limit=LINE_MAX, backlog=args.backlog)
     print("READY %d" % args.port, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
