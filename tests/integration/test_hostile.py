@@ -9,8 +9,8 @@ outcome (the stats sum to the count, BITCOUNT rm:{ID}:done equals it, one
 final event per recipient, the campaign is done), then what that peer must
 lead to and that the event text names the reason.
 
-Groups: Hostile (plain-text transport, what the engine does today) and
-HostileTLS (STARTTLS failures: need STARTTLS wired into the worker)."""
+Groups: Hostile (plain-text transport) and HostileTLS (STARTTLS failures
+and the TLS path one byte per record)."""
 import collections
 import os
 import re
@@ -244,9 +244,9 @@ class Hostile(HostileBase):
 
 
 class HostileTLS(HostileBase):
-    """STARTTLS failures. Need STARTTLS wired into engine/out/worker.c
-    (issue 3 item 3): a worker that never sends STARTTLS fails the
-    'starttls' counter checks here."""
+    """STARTTLS failures (issue 3 items 3 and 7). Need STARTTLS in the
+    worker (merged in 39deb58); a worker that never sends STARTTLS fails
+    the 'starttls' counter checks here rather than passing by accident."""
 
     @classmethod
     def setUpClass(cls):
