@@ -211,25 +211,32 @@ def main():
         ref_wall = time.time() - t0
         c1, _ = children_usage()
         res.update(ref_wall=ref_wall, ref_cpu=c1 - c0, ref_rate=n / ref_wall)
-        # --- scaling: the same campaign with 1 and with 2 worker threads ---
+        # --- scaling (1 vs 2 threads) and PIPELINING off, same campaign ---
+        def one_run(th, cfgfile):
+            rcli(rport, "FLUSHALL")
+            sub = min(n, args.scale)
+            with open(csv + ".s", "w") as f:
+                f.write("email,first_name,last_name,city,country,code,v1,v2,v3,v4\n")
+                for i in range(sub):
+                    f.write("u%07d@%s,F%d,L%d,C%d,X,C%08d,a,b,c,d\n" %
+                            (i, DOMAINS[i % NDOM], i, i, i % 100, i))
+            _, _, rc, out = measure([args.bin, "submit", "--config", cfgfile, camp, csv + ".s"], 600)
+            assert rc == 0, out
+            _, _, rc, out = measure([args.bin, "worker", "--config", cfgfile, "--until-done",
+                                     "--threads", str(th)], 900)
+            assert rc == 0, out
+            f0 = rcli(rport, "XRANGE", "rm:events", "-", "+", "COUNT", "1").split("\n")
+            f1 = rcli(rport, "XREVRANGE", "rm:events", "+", "-", "COUNT", "1").split("\n")
+            act = max(0.001, (int(f1[0].split("-")[0]) - int(f0[0].split("-")[0])) / 1000.0)
+            return sub / act
         if args.scale:
             for th in (1, 2):
-                rcli(rport, "FLUSHALL")
-                sub = min(n, args.scale)
-                with open(csv + ".s", "w") as f:
-                    f.write("email,first_name,last_name,city,country,code,v1,v2,v3,v4\n")
-                    for i in range(sub):
-                        f.write("u%07d@%s,F%d,L%d,C%d,X,C%08d,a,b,c,d\n" %
-                                (i, DOMAINS[i % NDOM], i, i, i % 100, i))
-                _, _, rc, out = measure([args.bin, "submit", "--config", cfg, camp, csv + ".s"], 600)
-                assert rc == 0, out
-                w, _, rc, out = measure([args.bin, "worker", "--config", cfg, "--until-done",
-                                         "--threads", str(th)], 900)
-                assert rc == 0, out
-                f0 = rcli(rport, "XRANGE", "rm:events", "-", "+", "COUNT", "1").split("\n")
-                f1 = rcli(rport, "XREVRANGE", "rm:events", "+", "-", "COUNT", "1").split("\n")
-                act = max(0.001, (int(f1[0].split("-")[0]) - int(f0[0].split("-")[0])) / 1000.0)
-                res["scale_%d" % th] = sub / act
+                res["scale_%d" % th] = one_run(th, cfg)
+            nopipe = cfg + ".nopipe"
+            with open(cfg) as f, open(nopipe, "w") as g:
+                g.write(f.read().replace("smtp:\n", "smtp:\n  pipelining: false\n", 1))
+            res["nopipe"] = one_run(args.threads, nopipe)
+            res["pipe"] = res["scale_%d" % args.threads]
         # --- submit 1M: time and Redis memory per recipient ---
         if args.submit:
             rcli(rport, "FLUSHALL")
@@ -291,6 +298,12 @@ def report(res, conns):
         res["redis_cmds_per_msg"],
         "",
     ]
+    if "nopipe" in res:
+        lines.append("PIPELINING: on %.0f msg/s, off %.0f msg/s (x%.2f), same sinks and campaign "
+                     "(%d recipients; smtp-sink offers PIPELINING)." % (
+                         res["pipe"], res["nopipe"], res["pipe"] / res["nopipe"],
+                         min(n, args.scale)))
+        lines.append("")
     if "scale_1" in res:
         lines.append("Scaling (same campaign, %d recipients): 1 worker thread %.0f msg/s, "
                      "2 threads %.0f msg/s (×%.2f; this machine has 2 cores shared with "
