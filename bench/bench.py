@@ -149,7 +149,9 @@ def main():
                      "--save", "", "--appendonly", "no", "--dir", os.path.join(work, "redis")])
         wait_port(rport)
         n = args.messages
-        per_dest = max(1, args.conns // (NDOM * args.threads))
+        # Routes to one sink share its destination, whose connection_limit
+        # holds fleet-wide (every thread of every worker): conns in total.
+        per_dest = max(1, args.conns // len(sinks))
         cfg = os.path.join(work, "config.yaml")
         with open(cfg, "w") as f:
             f.write("redis:\n  port: %d\nworker:\n  threads: %d\n  fetch_batch: 64\n"
@@ -197,7 +199,7 @@ def main():
         res.update(rm_wall=wall, rm_cpu=cpu, rm_rate=n / active, rm_rate_wall=n / wall,
                    rm_rss_mb=rss / 1024.0)
         # --- reference: smtp-source, same count/size/connections ---
-        conns = per_dest * NDOM * args.threads
+        conns = per_dest * len(sinks)
         c0, _ = children_usage()
         t0 = time.time()
         refs = []

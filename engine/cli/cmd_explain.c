@@ -56,7 +56,8 @@ print_site(const char *name, const char *value)
 		return;
 	n = fields(v, f, 7);
 	age = (wall_ms() - strtoll(f[0], NULL, 10)) / 1000;
-	printf("site %s\n", name);
+	/* The field is "site FS consumer": one per worker thread. */
+	printf("site %.*s\n", (int)strcspn(name, "\x1f"), name);
 	if (n < 6) {
 		printf("  (unreadable state record)\n");
 		free(v);

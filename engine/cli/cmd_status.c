@@ -351,8 +351,9 @@ sites_list(redisContext *rc, int64_t now_ms)
 			p = fs;
 		}
 		if (n >= 6)
-			printf("site=%s age=%llds queued=%s sessions=%s bind=%s "
+			printf("site=%.*s age=%llds queued=%s sessions=%s bind=%s "
 			    "explain=\"%s\" last=\"%s\" worker=%s\n",
+			    (int)strcspn(r->element[i]->str, "\x1f"),
 			    r->element[i]->str, (long long)(now_ms -
 			    strtoll(f[0], NULL, 10)) / 1000, f[2], f[3], f[4],
 			    f[5], n > 6 ? f[6] : "", f[1]);

@@ -161,7 +161,7 @@ struct config {
 	size_t		 npools;
 	uint16_t	 remote_port;		/* port of MX hosts: 25 */
 	uint32_t	 host_penalty_ms;	/* failing host skipped p^2 x this */
-	uint32_t	 connection_limit;	/* per destination per thread: 10 */
+	uint32_t	 connection_limit;	/* per destination, fleet-wide: 10 */
 	uint32_t	 max_deliveries_per_connection; /* 100 */
 	struct config_timeouts timeouts;
 	/* smtp (issue 3; appended after timeouts in the file, here too): */

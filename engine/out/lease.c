@@ -123,12 +123,14 @@ lease_slots_cmd(struct lease_cmd *c, enum lease_slot_op op, const char *site,
 		return -EINVAL;
 	lease_key(c, 0, site, RM_SFX_SHAPE_SLOTS);
 	lease_key(c, 1, site, RM_SFX_SHAPE_HELD);
+	lease_key(c, 2, site, RM_SFX_SHAPE_WAIT);
 	snprintf(c->holder, sizeof(c->holder), "%s", holder);
 	lease_arg(c, "EVAL");
 	lease_arg(c, RM_LUA_SHAPE_SLOTS);
-	lease_arg(c, "2");
+	lease_arg(c, "3");
 	lease_arg(c, c->key[0]);
 	lease_arg(c, c->key[1]);
+	lease_arg(c, c->key[2]);
 	lease_arg(c, ops);
 	lease_arg(c, lease_num(c, 0, now_ms));
 	lease_arg(c, c->holder);
@@ -172,12 +174,13 @@ lease_tokens_parse(const struct redisReply *r, struct lease_tokens *out)
 int
 lease_slots_parse(const struct redisReply *r, struct lease_slots *out)
 {
-	long long v[3];
+	long long v[4];
 
-	if (lease_ints(r, 3, 0, UINT32_MAX, v) != 0)
+	if (lease_ints(r, 4, 0, UINT32_MAX, v) != 0 || v[3] == 0)
 		return -EPROTO;
 	out->changed = (uint32_t)v[0];
 	out->held = (uint32_t)v[1];
 	out->total = (uint32_t)v[2];
+	out->fair = (uint32_t)v[3];
 	return 0;
 }

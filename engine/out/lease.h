@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LEASE_ARGV_MAX	11
+#define LEASE_ARGV_MAX	12
 #define LEASE_SITE_MAX	511	/* dns_route.site without the NUL */
 #define LEASE_HOLDER_MAX	128
 #define LEASE_KEY_MAX	(LEASE_SITE_MAX + 32)
@@ -39,7 +39,7 @@ struct lease_cmd {
 	const char	*argv[LEASE_ARGV_MAX];	/* borrows: this struct and
 						   the script literal */
 	size_t		 argvlen[LEASE_ARGV_MAX];
-	char		 key[2][LEASE_KEY_MAX];
+	char		 key[3][LEASE_KEY_MAX];
 	char		 holder[LEASE_HOLDER_MAX + 1];
 	char		 num[6][24];
 };
@@ -62,6 +62,8 @@ struct lease_slots {
 	uint32_t	 held;		/* the holder's slots now; 0 after a
 					   renew = the lease was lost */
 	uint32_t	 total;		/* the site's slots in use */
+	uint32_t	 fair;		/* ceil(cap / holders and waiters),
+					   >= 1: hold no more when asked */
 };
 
 struct redisReply;

@@ -21,9 +21,11 @@
 #define RM_KEY_EVENTS		"rm:events"	/* stream of outcomes */
 #define RM_GROUP		"workers"	/* consumer group on jobs */
 /*
- * hash: site (destination key) -> "ts_ms FS consumer FS queued FS sessions
- * FS bind FS explain text FS last controller change", written by the
- * worker thread serving the site every second while it has work; read
+ * hash: "site FS consumer" (destination key, worker thread) -> "ts_ms FS
+ * consumer FS queued FS sessions FS bind FS explain text FS last
+ * controller change", written by each worker thread serving the site
+ * every second while it has work (one field per thread: threads of a
+ * fleet wait on different things), removed when the thread exits; read
  * by `ringmail explain` and `ringmail status --sites`.
  */
 #define RM_KEY_SITES		"rm:sites"
@@ -334,12 +336,16 @@ rm_id_valid(const char *id)
  *				time, wall microseconds (may hold a fraction)
  *   rm:shape:{SITE}:slots	zset: holder -> lease expiry (wall ms)
  *   rm:shape:{SITE}:held	hash: holder -> connection slots it holds
+ *   rm:shape:{SITE}:wait	zset: holder that asked for more slots than
+ *				it got -> expiry (wall ms); they count
+ *				towards the fair share
  * Keys expire on their own once nobody uses the site.
  */
 #define RM_KEY_SHAPE_PFX	"rm:shape:"
 #define RM_SFX_SHAPE_TOKENS	"tokens"
 #define RM_SFX_SHAPE_SLOTS	"slots"
 #define RM_SFX_SHAPE_HELD	"held"
+#define RM_SFX_SHAPE_WAIT	"wait"
 
 /*
  * Shared message bucket of a site, handed out in leases so a worker asks
@@ -376,17 +382,20 @@ rm_id_valid(const char *id)
 
 /*
  * Connection slots of a site, capped across the fleet: each holder (one
- * worker thread, "consumer/thread") holds some slots under one lease
- * that it renews; a holder that stops renewing loses all of them once
- * the lease expires (they are reclaimed by the next call of anyone).
- * KEYS: slots, held. ARGV: op (acquire|renew|release), now_ms (0 = Redis
- *   clock), holder, n, cap, ttl_ms.
+ * worker thread's destination, "consumer/N") holds some slots under one
+ * lease that it renews; a holder that stops renewing loses all of them
+ * once the lease expires (they are reclaimed by the next call of anyone).
+ * KEYS: slots, held, wait. ARGV: op (acquire|renew|release), now_ms
+ *   (0 = Redis clock), holder, n, cap, ttl_ms.
  *   acquire: up to n more slots while the total stays <= cap; renews.
+ *            Granted fewer than n: the holder is recorded as waiting.
  *   renew:   extends the holder's lease (n, cap ignored).
- *   release: gives back up to n slots.
- * Returns {changed, held, total}: slots granted/released (renew: held),
- * what the holder holds afterwards (0 after a renew = lease lost), and
- * the site's total.
+ *   release: gives back up to n slots; no longer waiting.
+ * Returns {changed, held, total, fair}: slots granted/released (renew:
+ * held), what the holder holds afterwards (0 after a renew = lease lost),
+ * the site's total, and the fair share ceil(cap / holders-or-waiters):
+ * a holder above it gives slots back as its sessions end, so a worker
+ * that came late is not starved by one that keeps a long queue.
  */
 #define RM_LUA_SHAPE_SLOTS \
 	"local op, now, h = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n" \
@@ -401,6 +410,7 @@ rm_id_valid(const char *id)
 	"if #dead > 0 then\n" \
 	"  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n" \
 	"end\n" \
+	"redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)\n" \
 	"local total = 0\n" \
 	"for _, v in ipairs(redis.call('HVALS', KEYS[2])) do\n" \
 	"  total = total + tonumber(v)\n" \
@@ -413,6 +423,12 @@ rm_id_valid(const char *id)
 	"  if c < 0 then c = 0 end\n" \
 	"  mine = mine + c\n" \
 	"  total = total + c\n" \
+	"  if c < n then\n" \
+	"    redis.call('ZADD', KEYS[3], now + ttl, h)\n" \
+	"    redis.call('PEXPIRE', KEYS[3], ttl + 60000)\n" \
+	"  else\n" \
+	"    redis.call('ZREM', KEYS[3], h)\n" \
+	"  end\n" \
 	"elseif op == 'renew' then\n" \
 	"  c = mine\n" \
 	"elseif op == 'release' then\n" \
@@ -420,6 +436,7 @@ rm_id_valid(const char *id)
 	"  if c > mine then c = mine end\n" \
 	"  mine = mine - c\n" \
 	"  total = total - c\n" \
+	"  redis.call('ZREM', KEYS[3], h)\n" \
 	"else\n" \
 	"  return redis.error_reply('bad op')\n" \
 	"end\n" \
@@ -434,6 +451,11 @@ rm_id_valid(const char *id)
 	"  redis.call('PEXPIRE', KEYS[1], ttl + 60000)\n" \
 	"  redis.call('PEXPIRE', KEYS[2], ttl + 60000)\n" \
 	"end\n" \
-	"return {c, mine, total}\n"
+	"local users = redis.call('HLEN', KEYS[2])\n" \
+	"for _, x in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do\n" \
+	"  if redis.call('HEXISTS', KEYS[2], x) == 0 then users = users + 1 end\n" \
+	"end\n" \
+	"if users < 1 then users = 1 end\n" \
+	"return {c, mine, total, math.ceil(cap / users)}\n"
 
 #endif

@@ -55,6 +55,9 @@
 
 #define WORKER_TICK_US		100000	/* longest wait in the loop */
 #define WORKER_REFRESH_US	1000000	/* campaign list, retries */
+/* Connection slot leases: a dead worker's slots return after this. */
+#define WORKER_SLOT_TTL_MS	30000
+#define WORKER_SLOT_POLL_US	250000	/* cap reached: ask again after */
 #define WORKER_RECLAIM_US	10000000/* XAUTOCLAIM of stale jobs */
 #define WORKER_EVENTS_MAXLEN	"1000000"
 #define WORKER_RBUF		4096
@@ -162,9 +165,29 @@ struct dest {
 	int64_t		 fleet_until_ms;	/* wall: use them before */
 	int64_t		 fleet_retry_ms;	/* wall: none free until */
 	bool		 lease_inflight;
+	/*
+	 * Fleet-wide connection cap (connection_limit, x pool sources):
+	 * every session holds a slot leased from Redis (out/lease), so the
+	 * whole fleet never has more sessions open to the site. Held slots
+	 * are kept while the queue wants them and the holder is within its
+	 * fair share, renewed every WORKER_SLOT_TTL_MS / 3.
+	 */
+	bool		 fleet_slots;	/* false: name not a lease key */
+	bool		 slots_inflight;
+	enum lease_slot_op slots_op;
+	uint32_t	 slots_held;	/* granted by Redis */
+	uint32_t	 slots_fair;	/* last fair share seen, 0 = unknown */
+	uint32_t	 slots_asked;	/* last acquire asked for */
+	unsigned	 nslot_quit;	/* sessions quitting to give back */
+	bool		 slots_waiting;	/* last acquire got less than asked */
+	bool		 slots_resync;	/* a reply was lost: renew to learn */
+	unsigned	 slots_refused;	/* 0-slot replies since publishing */
+	mono_us		 slots_retry;	/* none free: ask again then */
+	mono_us		 slots_renew;	/* next renewal */
 	struct wthread	*w;
 	mono_us		 conn_park_until; /* no new session before */
 	bool		 published;	/* state changed since last publish */
+	bool		 pub_ever;	/* has a field in RM_KEY_SITES */
 	unsigned	 nidle;		/* scratch: idle sessions (publish) */
 	char		 last_event[SHAPE_TEXT_MAX];
 	struct dhost	*hosts;		/* owns; by preference */
@@ -205,6 +228,7 @@ struct sconn {
 	bool		 ready_once;	/* reached READY at least once */
 	bool		 idle;
 	bool		 counted_open;	/* still counted in d->nopening */
+	bool		 slot_quit;	/* QUIT to give a fleet slot back */
 	struct smtpc	 smtp;
 	struct loop_op	 op_conn, op_recv, op_send, op_cancel;
 	struct buf	 tx;		/* owns: bytes in the send op */
@@ -1159,6 +1183,9 @@ dest_get(struct wthread *w, const char *key, const struct config_pool *pool,
 	snprintf(d->name, sizeof(d->name), "%s", key);
 	d->pool = pool;
 	d->w = w;
+	if (!(d->fleet_slots = lease_site_ok(key)))
+		log_warn("dest=%s cannot be a Redis lease key: its connection "
+		    "limit holds per worker thread only", key);
 	config_shaping_for(w->cfg, site, domain, NULL, &d->cs);
 	shape_ctl_conf_from(&conf, &d->cs);
 	if (shape_ctl_init(&d->ctl, &conf, mono_now()) != 0)
@@ -1554,6 +1581,162 @@ fleet_take(struct wthread *w, struct dest *d)
 		return now + 1000;
 	d->lease_inflight = true;
 	return now + 1000;
+}
+
+/* The site's fleet-wide cap: connection_limit per pool source. */
+static uint32_t
+dest_conn_cap(const struct dest *d)
+{
+	uint64_t	cap = (uint64_t)d->cs.connection_limit *
+	    (d->pool ? d->pool->nsrc : 1);
+
+	return cap > 100000 ? 100000 : cap < 1 ? 1 : (uint32_t)cap;
+}
+
+static void
+on_slots(struct rconn *rc, void *r, void *priv)
+{
+	struct dest		*d = priv;
+	struct lease_slots	 ls;
+	mono_us			 now = mono_now();
+
+	(void)rc;
+	d->slots_inflight = false;
+	if (r == NULL || lease_slots_parse(r, &ls) != 0) {
+		if (r != NULL && ((redisReply *)r)->type == REDIS_REPLY_ERROR)
+			log_warn("dest=%s connection slot lease: %s", d->name,
+			    ((redisReply *)r)->str);
+		/*
+		 * Unknown outcome (an acquire may have been granted): learn
+		 * what is held with a renew once Redis answers again.
+		 */
+		d->slots_retry = now + 1000000;
+		d->slots_resync = true;
+		d->slots_renew = now + 1000000;
+		return;
+	}
+	if (d->slots_op == LEASE_RENEW && ls.held < d->slots_held)
+		log_warn("dest=%s connection slot lease lost (held %u, now %u): "
+		    "sessions above it end after their message", d->name,
+		    d->slots_held, ls.held);
+	d->slots_held = ls.held;
+	d->slots_fair = ls.fair;
+	if (d->slots_op == LEASE_ACQUIRE) {
+		d->slots_waiting = ls.changed < d->slots_asked;
+		if (ls.changed == 0) {
+			d->slots_refused++;
+			/* Jittered, so waiting workers do not ask in step. */
+			d->slots_retry = now + WORKER_SLOT_POLL_US +
+			    (mono_us)(random() % WORKER_SLOT_POLL_US);
+			wake_at(d->w, d->slots_retry);
+		} else {
+			d->slots_renew = now + WORKER_SLOT_TTL_MS * 1000ll / 3;
+			wake_at(d->w, now);
+		}
+	} else if (d->slots_op == LEASE_RELEASE) {
+		d->slots_waiting = false;
+	}
+}
+
+static void
+dest_slots_send(struct wthread *w, struct dest *d, enum lease_slot_op op,
+    uint32_t n)
+{
+	struct lease_cmd	 cmd;
+	uint32_t		 cap = dest_conn_cap(d);
+
+	n = n < 1 ? 1 : n > 100000 ? 100000 : n;
+	if (lease_slots_cmd(&cmd, op, d->name, w->consumer, n, cap,
+	    WORKER_SLOT_TTL_MS, 0) != 0) {
+		log_warn("dest=%s holder=%s: no connection slot lease possible; "
+		    "its connection limit holds per worker thread only",
+		    d->name, w->consumer);
+		d->fleet_slots = false;
+		return;
+	}
+	if (rconn_cmdargv(&w->ctl, on_slots, d, cmd.argc, cmd.argv,
+	    cmd.argvlen) != 0) {
+		d->slots_retry = mono_now() + 1000000;
+		return;
+	}
+	d->slots_inflight = true;
+	d->slots_op = op;
+	if (op == LEASE_ACQUIRE)
+		d->slots_asked = n;
+	/* Slots on their way back are not ours to open sessions on. */
+	if (op == LEASE_RELEASE)
+		d->slots_held -= n < d->slots_held ? n : d->slots_held;
+}
+
+/*
+ * May d open one more session under the fleet-wide cap? When every held
+ * slot is in use, asks Redis for as many more as the queue wants (within
+ * the fair share last seen) and says no until the reply.
+ */
+static bool
+dest_slot_ok(struct wthread *w, struct dest *d, mono_us now)
+{
+	uint32_t	want, cap = dest_conn_cap(d);
+
+	if (!d->fleet_slots || d->nconn < d->slots_held)
+		return true;
+	if (d->slots_inflight || now < d->slots_retry || !w->ctl.connected ||
+	    w->draining || d->nconn >= cap)
+		return false;
+	want = d->nq > d->nopening ? d->nq - d->nopening : 1;
+	if (want > cap - d->nconn)
+		want = cap - d->nconn;
+	if (d->slots_fair > d->slots_held && want > d->slots_fair -
+	    d->slots_held)
+		want = d->slots_fair - d->slots_held;
+	dest_slots_send(w, d, LEASE_ACQUIRE, want);
+	return false;
+}
+
+/* More sessions than d may keep: lost lease, or above a fair share. */
+static bool
+dest_slots_over(const struct dest *d)
+{
+	unsigned	n = d->nconn - d->nslot_quit;
+
+	if (!d->fleet_slots)
+		return false;
+	return n > d->slots_held || (d->slots_fair > 0 &&
+	    d->slots_held > d->slots_fair && n > d->slots_fair);
+}
+
+/*
+ * Per loop turn: renew held slots, give back those no session needs
+ * (all of them once the queue is empty; down to the fair share while
+ * others wait).
+ */
+static void
+dest_slots_trim(struct wthread *w, struct dest *d, mono_us now)
+{
+	uint32_t	keep;
+	bool		demand;
+
+	if (!d->fleet_slots || d->slots_inflight || !w->ctl.connected)
+		return;
+	if ((d->slots_held > 0 || d->slots_resync) && now >= d->slots_renew) {
+		d->slots_resync = false;
+		d->slots_renew = now + WORKER_SLOT_TTL_MS * 1000ll / 3;
+		dest_slots_send(w, d, LEASE_RENEW, 1);
+		return;
+	}
+	if (d->slots_held <= d->nconn)
+		return;
+	demand = !w->draining && d->nq > d->nopening &&
+	    dest_pick_host(d, now) >= 0;
+	keep = d->nconn;
+	if (demand) {
+		keep = d->slots_held;
+		if (d->slots_fair > 0 && keep > d->slots_fair)
+			keep = d->slots_fair > d->nconn ? d->slots_fair :
+			    d->nconn;
+	}
+	if (d->slots_held > keep)
+		dest_slots_send(w, d, LEASE_RELEASE, d->slots_held - keep);
 }
 
 /*
@@ -2052,6 +2235,8 @@ sconn_close(struct sconn *c, const char *why)
 		snprintf(c->why, sizeof(c->why), "%s", why);
 	c->st = SC_CLOSING;
 	d->nconn--;
+	if (c->slot_quit)
+		d->nslot_quit--;
 	if (c->si >= 0)
 		d->src_nconn[c->si]--;
 	if (c->counted_open) {
@@ -2276,6 +2461,14 @@ sched_pass(struct wthread *w)
 		next = c->next;
 		if (c->st == SC_CLOSING)
 			continue;
+		if (c->idle && dest_slots_over(c->d)) {
+			/* Give the fleet slot back between messages. */
+			c->idle = false;
+			c->slot_quit = true;
+			c->d->nslot_quit++;
+			sconn_events(c, smtpc_quit(&c->smtp));
+			continue;
+		}
 		if (c->idle && ((c->d->nq > 0 && now >= c->d->park_until) ||
 		    w->draining)) {
 			sconn_dispatch(c);
@@ -2298,6 +2491,7 @@ sched_pass(struct wthread *w)
 		}
 	}
 	for (struct dest *d = w->dall; d != NULL; d = d->next) {
+		dest_slots_trim(w, d, now);
 		if (d->nq == 0)
 			continue;
 		if (d->nhosts == 0) {
@@ -2318,6 +2512,8 @@ sched_pass(struct wthread *w)
 			mono_us		until = 0;
 			int		k;
 
+			if (!dest_slot_ok(w, d, now))
+				break;
 			/* The controller's concurrency and connection rate. */
 			k = shape_ctl_conn_take(&d->ctl, now, d->nconn, &until);
 			if (k == -EAGAIN) {
@@ -3137,13 +3333,25 @@ sites_publish(struct wthread *w, const char *ms)
 			    "by every worker holds the next message for %.3f s",
 			    r, (double)(d->park_until - now) / 1e6);
 		}
+		if (d->nq > 0 && d->fleet_slots && d->slots_refused > 0) {
+			bind = "concurrency";
+			snprintf(text, sizeof(text), "connections: fleet-wide "
+			    "connection_limit %u reached: %u requests for a "
+			    "connection slot refused since the last report (this "
+			    "thread holds %u, fair share %u)", dest_conn_cap(d),
+			    d->slots_refused, d->slots_held, d->slots_fair);
+		}
+		d->slots_refused = 0;
 		if (d->nq > 0 && dest_pick_host(d, now) < 0) {
 			bind = "backoff";
 			snprintf(text, sizeof(text), "backoff: every host of the "
 			    "site failed; next try in %.1f s",
 			    (double)(dest_next_up(d) - now) / 1e6);
 		}
-		rargs_str(&a, d->name);
+		buf_reset(&w->b_tmp);
+		buf_printf(&w->b_tmp, "%s%c%s", d->name, RM_FS, w->consumer);
+		rargs_add(&a, w->b_tmp.data, w->b_tmp.len);
+		d->pub_ever = true;
 		buf_reset(&w->b_tmp);
 		buf_printf(&w->b_tmp, "%s%c%s%c%u%c%u%c%s%c%s%c%s", ms, RM_FS,
 		    w->consumer, RM_FS, d->nq, RM_FS, d->nconn, RM_FS, bind,
@@ -3423,6 +3631,19 @@ wthread_main(void *arg)
 	if (w->ctl.connected) {
 		rconn_cmd(&w->ctl, on_ignore, NULL, "HDEL %s %s",
 		    RM_KEY_WORKERS, w->consumer);
+		for (struct dest *d = w->dall; d != NULL; d = d->next)
+			if (d->pub_ever) {
+				buf_reset(&w->b_tmp);
+				buf_printf(&w->b_tmp, "%s%c%s", d->name, RM_FS,
+				    w->consumer);
+				rconn_cmd(&w->ctl, on_ignore, NULL, "HDEL %s %b",
+				    RM_KEY_SITES, w->b_tmp.data, w->b_tmp.len);
+			}
+		/* Slots still held (a reply lost on the way): give back. */
+		for (struct dest *d = w->dall; d != NULL; d = d->next)
+			if (d->fleet_slots && (d->slots_held > 0 ||
+			    d->slots_resync || d->slots_inflight))
+				dest_slots_send(w, d, LEASE_RELEASE, 100000);
 		for (int i = 0; i < 100 && w->ctl.npending > 0; i++)
 			loop_run_once(&w->loop, 10000);
 	}

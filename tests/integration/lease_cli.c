@@ -3,7 +3,7 @@
  * by the test itself against build/libringmail.a. Runs out/lease.h's
  * commands against a real redis-server, one per stdin line:
  *   tokens SITE WANT NOW_MS RATE_MPD BURST LEASE_MS  -> "n until_ms"
- *   slots OP SITE HOLDER N CAP TTL_MS NOW_MS         -> "changed held total"
+ *   slots OP SITE HOLDER N CAP TTL_MS NOW_MS         -> "changed held total fair"
  * OP is acquire, renew or release. Errors print "ERR ...".
  */
 #include <stdio.h>
@@ -69,8 +69,8 @@ main(int argc, char **argv)
 			struct lease_slots s;
 
 			if (lease_slots_parse(r, &s) == 0)
-				printf("%u %u %u\n", s.changed, s.held,
-				    s.total);
+				printf("%u %u %u %u\n", s.changed, s.held,
+				    s.total, s.fair);
 			else
 				printf("ERR reply %s\n", r->type ==
 				    REDIS_REPLY_ERROR ? r->str : "?");

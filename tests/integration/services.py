@@ -134,12 +134,12 @@ class ThrottleSink:
     concurrent connections; stats() reads its JSON stats file."""
 
     def __init__(self, workdir, rate, fraction=1.0, at="mail", close=False,
-                 name="throttle"):
+                 name="throttle", delay=0.0):
         self.port = free_port()
         self.statsfile = os.path.join(workdir, name + ".json")
         args = [PY, os.path.join(HERE, "throttle_sink.py"), "--port", str(self.port),
                 "--rate", str(rate), "--fraction", str(fraction), "--at", at,
-                "--stats", self.statsfile]
+                "--stats", self.statsfile, "--delay", str(delay)]
         if close:
             args.append("--close")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE,

@@ -35,6 +35,11 @@ class Cli:
             site, want, now_ms, rate_per_s * MPD_PER_S, burst, lease_ms))
 
     def slots(self, op, site, holder, n, cap, ttl_ms, now_ms=0):
+        """[changed, held, total]"""
+        return self.slots4(op, site, holder, n, cap, ttl_ms, now_ms)[:3]
+
+    def slots4(self, op, site, holder, n, cap, ttl_ms, now_ms=0):
+        """[changed, held, total, fair share]"""
         return self.ask("slots %s %s %s %d %d %d %d" % (
             op, site, holder, n, cap, ttl_ms, now_ms))
 
@@ -180,6 +185,26 @@ class Lease(unittest.TestCase):
         self.assertEqual(b.slots("release", site, "live/0", 9, 5, 5000), [2, 0, 0])
         self.assertEqual(self.redis.raw("EXISTS", "rm:shape:{reclaim.test}:held").strip(), "0")
 
+    def test_fair_share_counts_waiters(self):
+        a, b, c = self.cli(), self.cli(), self.cli()
+        site = "fair.test"
+        # Alone: the whole cap is a fair share.
+        self.assertEqual(a.slots4("acquire", site, "a/0", 10, 10, 5000), [10, 10, 10, 10])
+        # A second holder asks and gets nothing: it waits, and the fair
+        # share halves, which tells a/0 to give back as sessions end.
+        self.assertEqual(b.slots4("acquire", site, "b/0", 4, 10, 5000), [0, 0, 10, 5])
+        self.assertEqual(a.slots4("renew", site, "a/0", 1, 10, 5000), [10, 10, 10, 5])
+        self.assertEqual(a.slots4("release", site, "a/0", 5, 10, 5000), [5, 5, 5, 5])
+        self.assertEqual(b.slots4("acquire", site, "b/0", 4, 10, 5000), [4, 4, 9, 5])
+        # Fully granted: no longer waiting; a third waiter makes it 4.
+        self.assertEqual(c.slots4("acquire", site, "c/0", 3, 10, 5000), [1, 1, 10, 4])
+        # Releasing everything ends waiting too.
+        self.assertEqual(c.slots4("release", site, "c/0", 1, 10, 5000), [1, 0, 9, 5])
+        # Waiters expire with their lease like holders do.
+        self.assertEqual(a.slots4("acquire", site, "a/0", 1, 10, 5000), [1, 6, 10, 5])
+        self.assertEqual(c.slots4("acquire", site, "c/0", 2, 10, 300), [0, 0, 10, 4])
+        time.sleep(0.45)
+        self.assertEqual(a.slots4("renew", site, "a/0", 1, 10, 5000), [6, 6, 10, 5])
 
 if __name__ == "__main__":
     unittest.main()

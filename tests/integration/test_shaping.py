@@ -85,6 +85,55 @@ routes:
         self.assertGreaterEqual(took, 5.0, "the limit held across workers (%.1fs)" % took)
         self.assertNotEqual(self.redis.raw("KEYS", "rm:shape*").strip(), "", "leases in Redis")
 
+    def test_connection_cap_holds_fleet_wide_across_two_workers(self):
+        # Two workers with two threads each: four holders that would open
+        # 3 sessions each (12) if connection_limit held per thread.
+        # A slow receiver (20 ms a message) keeps sessions busy, so each
+        # thread has queue enough to want all of its sessions at once.
+        sink = ThrottleSink(self.wd.path, rate=100000, delay=0.02)
+        self.sinks.append(sink)
+        cfg = self.config(sink.port, "shaping:\n  defaults: {connection_limit: 3, "
+                                     "max_deliveries_per_connection: 5, adaptive: false}\n")
+        with open(cfg) as f:
+            text = f.read().replace("threads: 1", "threads: 2, fetch_batch: 1, max_queued: 20")
+        with open(cfg, "w") as f:
+            f.write(text)
+        n = 400
+        rows = ["email,name"] + ["u%d@shape.test,N%d" % (i, i) for i in range(n)]
+        csv = self.wd.file("r.csv", "\n".join(rows) + "\n")
+        # Jobs of 10 recipients, one per fetch, at most 20 held per
+        # thread: every thread of both workers gets some.
+        cid = ringmail("submit", "--config", cfg, "--batch", "10", self.camp,
+                       csv).stdout.strip()
+        ps = [subprocess.Popen([BIN, "worker", "--config", cfg, "--until-done"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]
+        # While they run, `ringmail explain SITE` names the fleet-wide cap
+        # whenever the thread that published last is the one waiting.
+        seen, t_end, outs = "", time.time() + 60, []
+        while time.time() < t_end and any(p.poll() is None for p in ps):
+            ex = ringmail("explain", "--config", cfg, "127.0.0.1:%d" % sink.port,
+                          check=False).stdout
+            outs.append(ex)
+            if "fleet-wide connection_limit 3 reached" in ex:
+                seen = ex
+                break
+            time.sleep(0.2)
+        errs = [p.communicate(timeout=120)[1] for p in ps]
+        self.assertIn("binding: connections: fleet-wide", seen, outs[-8:])
+        st = self.redis.hgetall("rm:{%s}:stats" % cid)
+        self.assertEqual(st.get("sent"), str(n), (st, errs))
+        time.sleep(0.3)  # the sink writes its stats every 0.2 s
+        stats = sink.stats()
+        self.assertEqual(stats["accepted"], n, stats)
+        self.assertLessEqual(stats["max_concurrent"], 3, stats)
+        self.assertGreaterEqual(stats["max_concurrent"], 2, "the cap was used: %r" % stats)
+        # 400 messages at 5 per session: at least 80 sessions, each with a
+        # slot taken and given back; nothing stays held after the run.
+        self.assertGreaterEqual(stats["connections"], 80, stats)
+        held = self.redis.raw("HGETALL", "rm:shape:{127.0.0.1:%d}:held" % sink.port).strip()
+        self.assertEqual(held, "", "slots released at exit")
+
     def test_adaptive_backs_off_from_throttling_receiver(self):
         sink = ThrottleSink(self.wd.path, rate=30)
         self.sinks.append(sink)

@@ -47,6 +47,8 @@ ap.add_argument("--at", choices=("mail", "data"), default="mail")
 ap.add_argument("--close", action="store_true", help="close the connection after a 421")
 ap.add_argument("--stats", required=True, help="JSON stats file")
 ap.add_argument("--seed", type=int, default=1)
+ap.add_argument("--delay", type=float, default=0.0,
+                help="seconds before answering each message's data (a slow receiver)")
 args = ap.parse_args()
 if not 0.0 <= args.fraction <= 1.0 or args.rate <= 0:
     sys.exit("throttle_sink: --fraction must be 0..1 and --rate > 0")
@@ -124,6 +126,8 @@ class Handler:
         return "250 2.1.0 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if args.delay > 0:
+            await asyncio.sleep(args.delay)
         if args.at == "data" and over_limit():
             return refuse(server)
         with lock:

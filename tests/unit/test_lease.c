@@ -71,21 +71,22 @@ Test(lease, tokens_argv_rejects)
 Test(lease, slots_argv)
 {
 	struct lease_cmd	 c;
-	static const char *const acq[] = { "EVAL", NULL, "2",
-		"rm:shape:{a.test}:slots", "rm:shape:{a.test}:held", "acquire",
-		"0", "w1/3", "2", "10", "30000" };
+	static const char *const acq[] = { "EVAL", NULL, "3",
+		"rm:shape:{a.test}:slots", "rm:shape:{a.test}:held",
+		"rm:shape:{a.test}:wait", "acquire", "0", "w1/3", "2", "10",
+		"30000" };
 
 	cr_assert_eq(lease_slots_cmd(&c, LEASE_ACQUIRE, "a.test", "w1/3", 2,
 	    10, 30000, 0), 0);
-	argv_is(&c, acq, 11);
+	argv_is(&c, acq, 12);
 	cr_assert_str_eq(c.argv[1], RM_LUA_SHAPE_SLOTS);
 	cr_assert_eq(lease_slots_cmd(&c, LEASE_RENEW, "a.test", "w1/3", 0, 0,
 	    30000, 5), 0);
-	cr_assert_str_eq(c.argv[5], "renew");
-	cr_assert_str_eq(c.argv[6], "5");
+	cr_assert_str_eq(c.argv[6], "renew");
+	cr_assert_str_eq(c.argv[7], "5");
 	cr_assert_eq(lease_slots_cmd(&c, LEASE_RELEASE, "a.test", "w1/3", 1,
 	    0, 30000, 0), 0);
-	cr_assert_str_eq(c.argv[5], "release");
+	cr_assert_str_eq(c.argv[6], "release");
 	cr_assert_eq(lease_slots_cmd(&c, LEASE_ACQUIRE, "a.test", "w 1", 1,
 	    10, 1, 0), -EINVAL);
 	cr_assert_eq(lease_slots_cmd(&c, LEASE_ACQUIRE, "a.test", "w", 0, 10,
@@ -117,20 +118,26 @@ ints(redisReply *a, redisReply **el, redisReply *e, const long long *v,
 
 Test(lease, parse_replies)
 {
-	redisReply		 a, e[4], *el[4];
+	redisReply		 a, e[5], *el[5];
 	struct lease_tokens	 t;
 	struct lease_slots	 s;
 	static const long long	 tok[] = { 50, 1700000001000ll };
-	static const long long	 sl[] = { 2, 3, 9 };
+	static const long long	 sl[] = { 2, 3, 9, 5 };
+	static const long long	 nofair[] = { 2, 3, 9, 0 };
 	static const long long	 neg[] = { -1, 5 };
 
 	cr_assert_eq(lease_tokens_parse(ints(&a, el, e, tok, 2), &t), 0);
 	cr_assert_eq(t.n, 50);
 	cr_assert_eq(t.until_ms, 1700000001000ll);
-	cr_assert_eq(lease_slots_parse(ints(&a, el, e, sl, 3), &s), 0);
+	cr_assert_eq(lease_slots_parse(ints(&a, el, e, sl, 4), &s), 0);
 	cr_assert_eq(s.changed, 2);
 	cr_assert_eq(s.held, 3);
 	cr_assert_eq(s.total, 9);
+	cr_assert_eq(s.fair, 5);
+	/* A fair share of 0 cannot be: the script's floor is 1. */
+	cr_assert_eq(lease_slots_parse(ints(&a, el, e, nofair, 4), &s),
+	    -EPROTO);
+	cr_assert_eq(lease_slots_parse(ints(&a, el, e, sl, 3), &s), -EPROTO);
 	/* Wrong shapes. */
 	cr_assert_eq(lease_tokens_parse(ints(&a, el, e, sl, 3), &t), -EPROTO);
 	cr_assert_eq(lease_slots_parse(ints(&a, el, e, tok, 2), &s), -EPROTO);
