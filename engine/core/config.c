@@ -1410,6 +1410,77 @@ config_patterns(struct config_ctx *x, struct config_shaping *s,
 	return 0;
 }
 
+/* The stages of struct config_timeouts, by CONFIG_SHAPE_F_TIMEOUT bit. */
+static const struct {
+	const char	*name;
+	size_t		 off;
+} config_stage[CONFIG_TIMEOUTS_N] = {
+	{ "connect", offsetof(struct config_timeouts, connect) },
+	{ "banner", offsetof(struct config_timeouts, banner) },
+	{ "ehlo", offsetof(struct config_timeouts, ehlo) },
+	{ "mail_from", offsetof(struct config_timeouts, mail_from) },
+	{ "rcpt_to", offsetof(struct config_timeouts, rcpt_to) },
+	{ "data", offsetof(struct config_timeouts, data) },
+	{ "data_block", offsetof(struct config_timeouts, data_block) },
+	{ "data_dot", offsetof(struct config_timeouts, data_dot) },
+	{ "idle", offsetof(struct config_timeouts, idle) },
+};
+
+static uint32_t *
+config_stage_ms(struct config_timeouts *t, size_t i)
+{
+	return (uint32_t *)(void *)((char *)t + config_stage[i].off);
+}
+
+/*
+ * A layer's timeouts: the stages of smtp.timeouts, each optional, so a
+ * slow site can get a longer final-dot wait without touching the rest.
+ */
+static int
+config_shaping_timeouts(struct config_ctx *x, struct config_shaping *s,
+    const char *path, yaml_node_t *m)
+{
+	yaml_node_pair_t	*b, *e;
+	char			 sub[CONFIG_SITE_KEY_MAX + 96];
+	int			 rc;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_MAPPING_NODE)
+		return config_errf(x, m, "%s: expected a mapping", path);
+	b = m->data.mapping.pairs.start;
+	e = m->data.mapping.pairs.top;
+	for (yaml_node_pair_t *p = b; p < e; p++) {
+		yaml_node_t	*kn, *v;
+		const char	*key;
+		uint64_t	 ms;
+		size_t		 i;
+
+		if ((rc = config_key_check(x, path, b, p, &kn)) != 0)
+			return rc;
+		key = config_sval(kn);
+		snprintf(sub, sizeof(sub), "%s.%s", path, key);
+		for (i = 0; i < CONFIG_TIMEOUTS_N; i++)
+			if (strcmp(key, config_stage[i].name) == 0)
+				break;
+		if (i == CONFIG_TIMEOUTS_N)
+			return config_errf(x, kn, "%s: unknown key (stages: "
+			    "connect, banner, ehlo, mail_from, rcpt_to, data, "
+			    "data_block, data_dot, idle)", sub);
+		if ((v = yaml_document_get_node(x->doc, p->value)) == NULL ||
+		    v->type != YAML_SCALAR_NODE)
+			return config_errf(x, kn, "%s: expected a duration",
+			    sub);
+		if (config_parse_duration(config_sval(v), v->data.scalar.length,
+		    &ms) != 0 || ms < 1 || ms > MS_DAY)
+			return config_errf(x, v, "%s: expected a duration like "
+			    "30s, 5m, 250ms, between 1ms and 1d", sub);
+		*config_stage_ms(&s->timeouts, i) = (uint32_t)ms;
+		s->set |= CONFIG_SHAPE_F_TIMEOUT << i;
+	}
+	return 0;
+}
+
 /* One layer: the keys of shaping.defaults (also each site and source). */
 static int
 config_shaping_layer(struct config_ctx *x, struct config_shaping *s,
@@ -1441,6 +1512,11 @@ config_shaping_layer(struct config_ctx *x, struct config_shaping *s,
 			if ((rc = config_patterns(x, s, sub, v)) != 0)
 				return rc;
 			s->set |= CONFIG_SHAPE_F_PATTERNS;
+			continue;
+		}
+		if (strcmp(key, "timeouts") == 0) {
+			if ((rc = config_shaping_timeouts(x, s, sub, v)) != 0)
+				return rc;
 			continue;
 		}
 		if (strcmp(key, "connection_limit") != 0 &&
@@ -1627,6 +1703,11 @@ config_shaping_apply(struct config_shaping *out,
 		out->throttle_patterns = l->throttle_patterns;
 		out->nthrottle_patterns = l->nthrottle_patterns;
 	}
+	for (size_t i = 0; i < CONFIG_TIMEOUTS_N; i++)
+		if (l->set & (CONFIG_SHAPE_F_TIMEOUT << i))
+			memcpy(config_stage_ms(&out->timeouts, i),
+			    (const char *)&l->timeouts + config_stage[i].off,
+			    sizeof(uint32_t));
 	out->set |= l->set;
 }
 
@@ -1653,6 +1734,7 @@ config_shaping_for(const struct config *c, const char *site,
 	out->max_message_rate.per_s = 1;
 	out->max_connection_rate.per_s = 1;
 	out->adaptive = true;
+	out->timeouts = c->timeouts;
 	config_shaping_apply(out, &c->shaping);
 	if (site != NULL && *site != '\0' && (l = config_shaping_find(
 	    c->shaping_sites, c->nshaping_sites, site)) != NULL)

@@ -114,6 +114,11 @@ struct config_rate {
 #define CONFIG_SHAPE_F_CONN_RATE	0x08u	/* max_connection_rate */
 #define CONFIG_SHAPE_F_ADAPTIVE		0x10u	/* adaptive */
 #define CONFIG_SHAPE_F_PATTERNS		0x20u	/* throttle_patterns */
+/* timeouts.<stage>: bit CONFIG_SHAPE_F_TIMEOUT << stage index (0..8, in
+ * struct config_timeouts order: connect banner ehlo mail_from rcpt_to
+ * data data_block data_dot idle). */
+#define CONFIG_SHAPE_F_TIMEOUT		0x40u
+#define CONFIG_TIMEOUTS_N		9
 
 /*
  * One layer of shaping settings (shaping.defaults, one site, one source),
@@ -131,6 +136,8 @@ struct config_shaping {
 						   (from the config) in a
 						   merged result */
 	size_t		 nthrottle_patterns;
+	struct config_timeouts timeouts;	/* smtp.timeouts, overridden
+						   per stage by layers */
 };
 
 #define CONFIG_IN_DOMAINS_MAX	64	/* entries per inbound domain list */

@@ -1428,27 +1428,27 @@ dest_hold_all(struct wthread *w, struct dest *d, mono_us now)
 }
 
 static uint32_t
-stage_timeout_ms(const struct config *cfg, enum smtpc_stage st)
+stage_timeout_ms(const struct config_timeouts *t, enum smtpc_stage st)
 {
 	switch (st) {
 	case SMTPC_ST_CONNECT:
-		return cfg->timeouts.connect;
+		return t->connect;
 	case SMTPC_ST_BANNER:
-		return cfg->timeouts.banner;
+		return t->banner;
 	case SMTPC_ST_EHLO:
-		return cfg->timeouts.ehlo;
+		return t->ehlo;
 	case SMTPC_ST_MAIL:
-		return cfg->timeouts.mail_from;
+		return t->mail_from;
 	case SMTPC_ST_RCPT:
-		return cfg->timeouts.rcpt_to;
+		return t->rcpt_to;
 	case SMTPC_ST_DATA:
-		return cfg->timeouts.data;
+		return t->data;
 	case SMTPC_ST_DOT:
-		return cfg->timeouts.data_dot;
+		return t->data_dot;
 	case SMTPC_ST_QUIT:
-		return cfg->timeouts.ehlo;
+		return t->ehlo;
 	}
-	return cfg->timeouts.ehlo;
+	return t->ehlo;
 }
 
 static void sconn_close(struct sconn *c, const char *why);
@@ -1510,13 +1510,14 @@ sconn_set_deadline(struct sconn *c)
 	uint32_t	ms;
 
 	if (c->idle)
-		ms = c->w->cfg->timeouts.idle;
+		ms = c->d->cs.timeouts.idle;
 	else if (c->st == SC_CONNECTING)
-		ms = c->w->cfg->timeouts.connect;
+		ms = c->d->cs.timeouts.connect;
 	else if (buf_unread(&c->tx) > 0 && smtpc_stage(&c->smtp) == SMTPC_ST_DOT)
-		ms = c->w->cfg->timeouts.data_block;
+		ms = c->d->cs.timeouts.data_block;
 	else
-		ms = stage_timeout_ms(c->w->cfg, smtpc_stage(&c->smtp));
+		ms = stage_timeout_ms(&c->d->cs.timeouts,
+		    smtpc_stage(&c->smtp));
 	c->stage = smtpc_stage(&c->smtp);
 	c->deadline = mono_now() + (mono_us)ms * 1000;
 }

@@ -948,6 +948,39 @@ Test(config, shaping_merge_order)
 	config_free(c);
 }
 
+Test(config, shaping_timeouts_per_site)
+{
+	struct config		*c;
+	struct config_shaping	 s;
+
+	c = load_ok("smtp:\n  timeouts: {data_dot: 20m, connect: 10s}\n"
+	    "shaping:\n"
+	    "  defaults:\n    timeouts: {banner: 1m}\n"
+	    "  sites:\n"
+	    "    \"mx.slow.test\": {timeouts: {data_dot: 30m, idle: 5s}}\n"
+	    "    slow.test: {timeouts: {data_dot: 45m}}\n"
+	    "  sources:\n"
+	    "    192.0.2.9: {timeouts: {connect: 2s}}\n");
+	/* Unnamed stages keep smtp.timeouts; defaults, site, domain and
+	 * source override only the stages they name. */
+	config_shaping_for(c, "mx.other", "other.test", NULL, &s);
+	cr_assert_eq(s.timeouts.data_dot, 20 * 60000);
+	cr_assert_eq(s.timeouts.connect, 10000);
+	cr_assert_eq(s.timeouts.banner, 60000);
+	cr_assert_eq(s.timeouts.ehlo, 5 * 60000);
+	cr_assert_eq(s.timeouts.idle, 60000);
+	config_shaping_for(c, "mx.slow.test", NULL, NULL, &s);
+	cr_assert_eq(s.timeouts.data_dot, 30 * 60000);
+	cr_assert_eq(s.timeouts.idle, 5000);
+	config_shaping_for(c, "mx.slow.test", "slow.test", "192.0.2.9", &s);
+	cr_assert_eq(s.timeouts.data_dot, 45 * 60000);
+	cr_assert_eq(s.timeouts.idle, 5000);
+	cr_assert_eq(s.timeouts.connect, 2000);
+	cr_assert_eq(s.timeouts.banner, 60000);
+	cr_assert_eq(s.timeouts.data, 2 * 60000);
+	config_free(c);
+}
+
 Test(config, shaping_errors)
 {
 	static const struct {
@@ -975,6 +1008,15 @@ Test(config, shaping_errors)
 		{ "shaping: {defaults: {connection_limit: x}}\n",
 		    "t.yaml:1:40: shaping.defaults.connection_limit: expected "
 		    "an integer" },
+		{ "shaping: {defaults: {timeouts: {dot: 1s}}}\n",
+		    "t.yaml:1:33: shaping.defaults.timeouts.dot: unknown key "
+		    "(stages: connect, banner, ehlo, mail_from, rcpt_to, data, "
+		    "data_block, data_dot, idle)" },
+		{ "shaping: {defaults: {timeouts: {data_dot: 2d}}}\n",
+		    "t.yaml:1:43: shaping.defaults.timeouts.data_dot: expected a "
+		    "duration like 30s, 5m, 250ms, between 1ms and 1d" },
+		{ "shaping: {defaults: {timeouts: 5}}\n",
+		    "t.yaml:1:32: shaping.defaults.timeouts: expected a mapping" },
 		{ "shaping: {defaults: {adaptive: maybe}}\n",
 		    "t.yaml:1:32: shaping.defaults.adaptive: expected true, "
 		    "false, yes or no" },
