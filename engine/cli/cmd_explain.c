@@ -113,6 +113,91 @@ hget(const redisReply *h, const char *f)
 	return NULL;
 }
 
+static void
+print_secs(double s)
+{
+	long	n = (long)(s + 0.5);
+
+	if (n < 60)
+		printf("%ld s", n);
+	else if (n < 3600)
+		printf("%ldm%02lds", n / 60, n % 60);
+	else
+		printf("%ldh%02ldm", n / 3600, (n % 3600) / 60);
+}
+
+/*
+ * Campaign ETA two ways: at the rate outcomes have come so far, and from
+ * the live budgets: the campaign's own rate cap, and each busy site's
+ * current allowed rate (the adaptive controller's, within the configured
+ * fleet-wide one) for the mail workers hold for it. The budgets give a
+ * floor: the campaign cannot finish sooner than its slowest constraint.
+ */
+static void
+explain_eta(redisContext *rc, long long left, long long done,
+    long long submitted_ms, double cap, long long now)
+{
+	redisReply	*r;
+	double		 floor_s = 0, obs;
+	char		 slow[256] = "";
+	double		 slow_s = 0, slow_rate = 0;
+	long long	 slow_q = 0;
+
+	if (left <= 0)
+		return;
+	if (cap > 0)
+		floor_s = (double)left / cap;
+	if ((r = cli_cmd(rc, "HGETALL %s", RM_KEY_SITES)) != NULL) {
+		for (size_t i = 0; i + 1 < r->elements; i += 2) {
+			char	*v = strdup(r->element[i + 1]->str), *f[8];
+			double	 rate, t;
+			long long q;
+
+			if (v == NULL)
+				continue;
+			/* Fresh records with mail waiting and a finite rate. */
+			if (fields(v, f, 8) == 8 && (q = strtoll(f[2], NULL,
+			    10)) > 0 && now - strtoll(f[0], NULL, 10) < 15000 &&
+			    (rate = strtod(f[7], NULL) / 86400000.0) > 0 &&
+			    (t = (double)q / rate) > slow_s) {
+				slow_s = t;
+				slow_rate = rate;
+				slow_q = q;
+				snprintf(slow, sizeof(slow), "%.*s",
+				    (int)strcspn(r->element[i]->str, "\x1f"),
+				    r->element[i]->str);
+			}
+			free(v);
+		}
+		freeReplyObject(r);
+	}
+	if (slow_s > floor_s)
+		floor_s = slow_s;
+	printf("  ETA: ");
+	if (submitted_ms > 0 && now > submitted_ms && done > 0) {
+		obs = (double)done / ((double)(now - submitted_ms) / 1e3);
+		print_secs((double)left / obs);
+		printf(" at the rate so far (%.1f outcomes/s)", obs);
+	} else {
+		printf("unknown from the rate so far (no outcome yet)");
+	}
+	printf("\n  live budgets: ");
+	if (floor_s <= 0) {
+		printf("no rate limit binds; connections and the receivers "
+		    "set the pace\n");
+		return;
+	}
+	printf("not before ");
+	print_secs(floor_s);
+	if (slow_s >= floor_s && slow[0] != '\0')
+		printf(" (site %s: %lld queued in workers at its current "
+		    "%.1f/s; mail not yet fetched comes on top)\n", slow,
+		    slow_q, slow_rate);
+	else
+		printf(" (campaign rate cap %.1f/s for %lld recipients left)\n",
+		    cap, left);
+}
+
 static int
 explain_campaign(redisContext *rc, const char *id)
 {
@@ -123,7 +208,7 @@ explain_campaign(redisContext *rc, const char *id)
 
 	rm_key(k, sizeof(k), id, RM_SFX_META);
 	if ((m = cli_cmd(rc, "HMGET %s state start_ms rate_per_s priority "
-	    "total suppress_list pool", k)) == NULL)
+	    "total suppress_list pool submitted_ms", k)) == NULL)
 		return -1;
 	if (m->element[0]->type != REDIS_REPLY_STRING) {
 		freeReplyObject(m);
@@ -163,6 +248,14 @@ explain_campaign(redisContext *rc, const char *id)
 		printf("  progress: %lld of %s have a final outcome\n", done,
 		    m->element[4]->type == REDIS_REPLY_STRING ?
 		    m->element[4]->str : "?");
+		if (strcmp(state, RM_STATE_ACTIVE) == 0 &&
+		    m->element[4]->type == REDIS_REPLY_STRING)
+			explain_eta(rc, strtoll(m->element[4]->str, NULL, 10) -
+			    done, done, m->element[7]->type ==
+			    REDIS_REPLY_STRING ? strtoll(m->element[7]->str,
+			    NULL, 10) : 0, m->element[2]->type ==
+			    REDIS_REPLY_STRING ? strtod(m->element[2]->str,
+			    NULL) : 0, now);
 		freeReplyObject(st);
 	}
 	rm_key(k, sizeof(k), id, RM_SFX_JOBS);

@@ -23,7 +23,8 @@
 /*
  * hash: "site FS consumer" (destination key, worker thread) -> "ts_ms FS
  * consumer FS queued FS sessions FS bind FS explain text FS last
- * controller change", written by each worker thread serving the site
+ * controller change FS rate_mpd" (the site's current allowed rate in
+ * milli-messages per day, 0 = unlimited), written by each worker thread serving the site
  * every second while it has work (one field per thread: threads of a
  * fleet wait on different things), removed when the thread exits; read
  * by `ringmail explain` and `ringmail status --sites`.

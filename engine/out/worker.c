@@ -3354,9 +3354,22 @@ sites_publish(struct wthread *w, const char *ms)
 		rargs_add(&a, w->b_tmp.data, w->b_tmp.len);
 		d->pub_ever = true;
 		buf_reset(&w->b_tmp);
-		buf_printf(&w->b_tmp, "%s%c%s%c%u%c%u%c%s%c%s%c%s", ms, RM_FS,
-		    w->consumer, RM_FS, d->nq, RM_FS, d->nconn, RM_FS, bind,
-		    RM_FS, text, RM_FS, d->last_event);
+		{
+			/*
+			 * The site's live budget, for ETAs: the controller's
+			 * current rate, within the fleet-wide configured
+			 * one (milli-messages per day; 0 = unlimited).
+			 */
+			uint64_t rmpd = ex.rate_mpd,
+			    fmpd = shape_mpd_of(&d->cs.max_message_rate);
+
+			if (fmpd != 0 && (rmpd == 0 || fmpd < rmpd))
+				rmpd = fmpd;
+			buf_printf(&w->b_tmp, "%s%c%s%c%u%c%u%c%s%c%s%c%s%c%llu",
+			    ms, RM_FS, w->consumer, RM_FS, d->nq, RM_FS,
+			    d->nconn, RM_FS, bind, RM_FS, text, RM_FS,
+			    d->last_event, RM_FS, (unsigned long long)rmpd);
+		}
 		rargs_add(&a, w->b_tmp.data, w->b_tmp.len);
 		nd++;
 	}

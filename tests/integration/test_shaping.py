@@ -3,6 +3,7 @@ the run, the adaptive controller backs off from a receiver that answers
 421 above its limit, and `ringmail explain` / `status --sites` name the
 binding constraint while mail waits."""
 import os
+import re
 import subprocess
 import time
 import unittest
@@ -64,6 +65,14 @@ routes:
         self.assertIn("rate:", ex, ex)
         self.assertIn("bind=rate", sites, sites)
         self.assertIn("campaign %s: state active" % cid, camp)
+        # ETA from the live budget: the recipients the worker holds for
+        # the site at its 20/s, and from the rate so far.
+        m = re.search(r"live budgets: not before (\d+) s \(site 127\.0\.0\.1:\d+: "
+                      r"(\d+) queued in workers at its current 20\.0/s", camp)
+        self.assertIsNotNone(m, camp)
+        self.assertAlmostEqual(int(m.group(1)), int(m.group(2)) / 20.0, delta=1, msg=camp)
+        self.assertGreater(int(m.group(2)), 10, camp)
+        self.assertRegex(camp, r"ETA: \d+ s at the rate so far \(\d+\.\d outcomes/s\)")
 
     def test_rate_holds_fleet_wide_across_two_workers(self):
         sink = Sink(self.wd.path)
