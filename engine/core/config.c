@@ -109,6 +109,7 @@ enum config_type {
 	CONFIG_T_HNAMES,	/* sequence of header names */
 	CONFIG_T_RESOLVERS,	/* list of IP[:port] */
 	CONFIG_T_SHAPING,	/* shaping: defaults, sites, sources */
+	CONFIG_T_WARMUP,	/* warmup: sources, schedule, thresholds */
 };
 
 struct config_key {
@@ -253,6 +254,7 @@ static const struct config_key config_top[] = {
 	{ "inbound", CONFIG_T_SECTION, 0, 0, 0, config_inbound },
 	{ "unsubscribe", CONFIG_T_SECTION, 0, 0, 0, config_unsub },
 	{ "shaping", CONFIG_T_SHAPING, 0, 0, 0, NULL },
+	{ "warmup", CONFIG_T_WARMUP, 0, 0, 0, NULL },
 	{ NULL, CONFIG_T_STR, 0, 0, 0, NULL }
 };
 
@@ -741,6 +743,7 @@ config_scalar(struct config_ctx *x, struct config *c, const char *path,
 	case CONFIG_T_HNAMES:
 	case CONFIG_T_RESOLVERS:
 	case CONFIG_T_SHAPING:
+	case CONFIG_T_WARMUP:
 	case CONFIG_T_DOMAINS:
 		break;
 	}
@@ -1365,6 +1368,144 @@ config_ip_canon(const char *s, char *out, size_t outsz)
 	return false;
 }
 
+/* "10%", "10" or "0.5%": percent 0..100, kept as whole percent. */
+static int
+config_pct(const char *s, size_t len, uint32_t *out)
+{
+	uint64_t	u;
+
+	if (len > 0 && s[len - 1] == '%')
+		len--;
+	if (config_parse_u64(s, len, &u) != 0 || u > 100)
+		return -EINVAL;
+	*out = (uint32_t)u;
+	return 0;
+}
+
+static bool
+config_in_pools(const struct config *c, const char *ip)
+{
+	char	a[INET6_ADDRSTRLEN];
+
+	for (size_t i = 0; i < c->npools; i++)
+		for (size_t k = 0; k < c->pools[i].nsrc; k++)
+			if (config_ip_canon(c->pools[i].src[k].addr, a,
+			    sizeof(a)) && strcmp(a, ip) == 0)
+				return true;
+	return false;
+}
+
+/*
+ * warmup: {sources: [IP...], schedule: [N...], max_deferral_rate: 10%,
+ * max_bounce_rate: 5%}. Sources must be in a pool (that is how mail is
+ * sent from them), so pools: must come first in the file.
+ */
+static int
+config_warmup(struct config_ctx *x, struct config *c, yaml_node_t *m)
+{
+	yaml_node_pair_t	*b, *e;
+	int			 rc;
+
+	if (config_is_null(m))
+		return 0;
+	if (m->type != YAML_MAPPING_NODE)
+		return config_errf(x, m, "warmup: expected a mapping");
+	b = m->data.mapping.pairs.start;
+	e = m->data.mapping.pairs.top;
+	for (yaml_node_pair_t *p = b; p < e; p++) {
+		yaml_node_t		*kn, *v;
+		const char		*key;
+		yaml_node_item_t	*ib, *ie;
+		size_t			 n;
+
+		if ((rc = config_key_check(x, "warmup", b, p, &kn)) != 0)
+			return rc;
+		key = config_sval(kn);
+		if ((v = yaml_document_get_node(x->doc, p->value)) == NULL)
+			return config_errf(x, kn, "warmup.%s: missing value",
+			    key);
+		if (strcmp(key, "max_deferral_rate") == 0 ||
+		    strcmp(key, "max_bounce_rate") == 0) {
+			if (v->type != YAML_SCALAR_NODE || config_pct(
+			    config_sval(v), v->data.scalar.length,
+			    key[4] == 'd' ? &c->warmup_max_deferral_pct :
+			    &c->warmup_max_bounce_pct) != 0)
+				return config_errf(x, v, "warmup.%s: expected a "
+				    "percentage 0..100 like 10%%", key);
+			continue;
+		}
+		if (strcmp(key, "sources") != 0 &&
+		    strcmp(key, "schedule") != 0)
+			return config_errf(x, kn, "warmup.%s: unknown key", key);
+		if (v->type != YAML_SEQUENCE_NODE)
+			return config_errf(x, v, "warmup.%s: expected a list",
+			    key);
+		ib = v->data.sequence.items.start;
+		ie = v->data.sequence.items.top;
+		n = (size_t)(ie - ib);
+		if (key[1] == 'o') {		/* sources */
+			if (n > CONFIG_POOL_SOURCES_MAX)
+				return config_errf(x, v, "warmup.sources: at "
+				    "most %d", CONFIG_POOL_SOURCES_MAX);
+			/* Duplicate keys are refused by config_key_check. */
+			if (n > 0 && (c->warmup_sources = calloc(n,
+			    sizeof(char *))) == NULL)
+				return -ENOMEM;
+			for (size_t i = 0; i < n; i++) {
+				yaml_node_t *sn = yaml_document_get_node(x->doc,
+				    ib[i]);
+				char	ip[INET6_ADDRSTRLEN];
+
+				if (sn == NULL || sn->type != YAML_SCALAR_NODE ||
+				    !config_ip_canon(config_sval(sn), ip,
+				    sizeof(ip)))
+					return config_errf(x, sn ? sn : v,
+					    "warmup.sources[%zu]: expected an "
+					    "IP address", i);
+				if (!config_in_pools(c, ip))
+					return config_errf(x, sn, "warmup."
+					    "sources[%zu]: %s is in no pool "
+					    "(pools: must list it, before "
+					    "warmup:)", i, ip);
+				if ((rc = config_set_str(
+				    &c->warmup_sources[c->nwarmup_sources++],
+				    ip, strlen(ip))) != 0)
+					return rc;
+			}
+		} else {			/* schedule */
+			if (n < 1 || n > CONFIG_WARMUP_DAYS_MAX)
+				return config_errf(x, v, "warmup.schedule: "
+				    "expected 1..%d daily volumes",
+				    CONFIG_WARMUP_DAYS_MAX);
+			free(c->warmup_schedule);
+			c->nwarmup_schedule = 0;
+			if ((c->warmup_schedule = calloc(n,
+			    sizeof(uint32_t))) == NULL)
+				return -ENOMEM;
+			for (size_t i = 0; i < n; i++) {
+				yaml_node_t *sn = yaml_document_get_node(x->doc,
+				    ib[i]);
+				uint64_t u;
+
+				if (sn == NULL || sn->type != YAML_SCALAR_NODE ||
+				    config_parse_u64(config_sval(sn),
+				    sn->data.scalar.length, &u) != 0 || u < 1 ||
+				    u > 1000000000)
+					return config_errf(x, sn ? sn : v,
+					    "warmup.schedule[%zu]: expected "
+					    "messages per day, 1..1000000000",
+					    i);
+				c->warmup_schedule[c->nwarmup_schedule++] =
+				    (uint32_t)u;
+			}
+		}
+	}
+	if (c->nwarmup_sources > 0 && c->nwarmup_schedule == 0)
+		return config_errf(x, m, "warmup.schedule: required when "
+		    "warmup.sources is given");
+	return 0;
+}
+
 static int
 config_patterns(struct config_ctx *x, struct config_shaping *s,
     const char *path, yaml_node_t *m)
@@ -1921,6 +2062,8 @@ config_section(struct config_ctx *x, struct config *c, const char *path,
 			rc = config_hnames(x, c, v);
 		else if (k->type == CONFIG_T_SHAPING)
 			rc = config_shaping_top(x, c, v);
+		else if (k->type == CONFIG_T_WARMUP)
+			rc = config_warmup(x, c, v);
 		else
 			rc = config_scalar(x, c, sub, k, v);
 		if (rc != 0)
@@ -1983,6 +2126,8 @@ config_defaults(struct config *c)
 	c->log_level = LOG_INFO;
 	c->unsub_max_age_s = 90u * 86400u;
 	c->shaping.adaptive = true;
+	c->warmup_max_deferral_pct = 10;
+	c->warmup_max_bounce_pct = 5;
 	if ((c->redis_host = strdup("127.0.0.1")) == NULL)
 		return -ENOMEM;
 	if ((c->unsub_url = strdup(CONFIG_UNSUB_URL_DEFAULT)) == NULL) {
@@ -2063,6 +2208,10 @@ config_fini(struct config *c)
 	free(c->dns_servers);
 	free(c->path);
 	config_shaping_fini(&c->shaping);
+	for (size_t i = 0; i < c->nwarmup_sources; i++)
+		free(c->warmup_sources[i]);
+	free(c->warmup_sources);
+	free(c->warmup_schedule);
 	for (size_t i = 0; i < c->nshaping_sites; i++) {
 		free(c->shaping_sites[i].key);
 		config_shaping_fini(&c->shaping_sites[i].s);

@@ -52,6 +52,7 @@ struct config_pool {
 };
 #define CONFIG_POOLS_MAX	64
 #define CONFIG_POOL_SOURCES_MAX	256
+#define CONFIG_WARMUP_DAYS_MAX	365
 
 struct config_dkim {
 	char		*domain;	/* owns; d=, lower-case */
@@ -220,6 +221,18 @@ struct config {
 	size_t		 nshaping_sites;
 	struct config_shaping_entry *shaping_sources;	/* owns */
 	size_t		 nshaping_sources;
+	/*
+	 * warmup: (issue 6) sources on a daily schedule. A source is on
+	 * day d of the schedule (state in Redis, RM_LUA_WARMUP_TAKE); it
+	 * advances a day only when the previous day's deferral and bounce
+	 * ratios stayed at or under the maxima. Past the last day it is warm.
+	 */
+	char		**warmup_sources;	/* owns; canonical IPs */
+	size_t		 nwarmup_sources;
+	uint32_t	*warmup_schedule;	/* owns; messages per UTC day */
+	size_t		 nwarmup_schedule;	/* 1..CONFIG_WARMUP_DAYS_MAX */
+	uint32_t	 warmup_max_deferral_pct;	/* 10 */
+	uint32_t	 warmup_max_bounce_pct;		/* 5 */
 	/* inbound: (issue 7; `ringmail inbound`). Listen addresses are
 	 * "host:port" or "[v6]:port"; NULL = that listener is off. */
 	char		*in_listen_smtp;	/* "127.0.0.1:2525" */

@@ -184,3 +184,75 @@ lease_slots_parse(const struct redisReply *r, struct lease_slots *out)
 	out->fair = (uint32_t)v[3];
 	return 0;
 }
+
+/* rm:warmup:{IP} */
+static int
+lease_warm_key(struct lease_cmd *c, const char *ip)
+{
+	if (!lease_name_ok(ip, 64) || (strchr(ip, '.') == NULL &&
+	    strchr(ip, ':') == NULL))
+		return -EINVAL;
+	snprintf(c->key[0], sizeof(c->key[0]), RM_KEY_WARMUP_PFX "{%s}", ip);
+	return 0;
+}
+
+int
+lease_warmup_cmd(struct lease_cmd *c, const char *ip, uint32_t today,
+    uint32_t want, uint32_t max_def_pct, uint32_t max_bnc_pct,
+    const uint32_t *sched, size_t nsched)
+{
+	size_t	off = 0;
+
+	memset(c, 0, sizeof(*c));
+	if (lease_warm_key(c, ip) != 0 || today < 19700101 ||
+	    today > 99991231 || want == 0 || want > 1000 ||
+	    max_def_pct > 100 || max_bnc_pct > 100 || nsched == 0 ||
+	    nsched > 365)
+		return -EINVAL;
+	for (size_t i = 0; i < nsched; i++)
+		off += (size_t)snprintf(c->sched + off, sizeof(c->sched) - off,
+		    "%s%" PRIu32, i ? "," : "", sched[i]);
+	lease_arg(c, "EVAL");
+	lease_arg(c, RM_LUA_WARMUP_TAKE);
+	lease_arg(c, "1");
+	lease_arg(c, c->key[0]);
+	lease_arg(c, lease_num(c, 0, today));
+	lease_arg(c, lease_num(c, 1, want));
+	lease_arg(c, lease_num(c, 2, max_def_pct));
+	lease_arg(c, lease_num(c, 3, max_bnc_pct));
+	lease_arg(c, c->sched);
+	return 0;
+}
+
+int
+lease_warmup_report_cmd(struct lease_cmd *c, const char *ip, uint32_t today,
+    uint32_t sent, uint32_t deferred, uint32_t bounced)
+{
+	memset(c, 0, sizeof(*c));
+	if (lease_warm_key(c, ip) != 0 || today < 19700101 ||
+	    today > 99991231)
+		return -EINVAL;
+	lease_arg(c, "EVAL");
+	lease_arg(c, RM_LUA_WARMUP_REPORT);
+	lease_arg(c, "1");
+	lease_arg(c, c->key[0]);
+	lease_arg(c, lease_num(c, 0, today));
+	lease_arg(c, lease_num(c, 1, sent));
+	lease_arg(c, lease_num(c, 2, deferred));
+	lease_arg(c, lease_num(c, 3, bounced));
+	return 0;
+}
+
+int
+lease_warmup_parse(const struct redisReply *r, struct lease_warmup *out)
+{
+	long long v[3];
+
+	if (lease_ints(r, 3, -1, INT64_MAX, v) != 0 || v[0] < 0 ||
+	    v[0] > 1000 || v[1] < 0 || v[1] > 100000)
+		return -EPROTO;
+	out->n = (uint32_t)v[0];
+	out->day = (uint32_t)v[1];
+	out->cap = v[2];
+	return 0;
+}

@@ -32,6 +32,7 @@
 #define LEASE_SITE_MAX	511	/* dns_route.site without the NUL */
 #define LEASE_HOLDER_MAX	128
 #define LEASE_KEY_MAX	(LEASE_SITE_MAX + 32)
+#define LEASE_SCHED_MAX	(365 * 11 + 1)	/* "N,N,...": 365 days */
 
 /* One command: argv[0..argc) with lengths, storage included. */
 struct lease_cmd {
@@ -42,6 +43,7 @@ struct lease_cmd {
 	char		 key[3][LEASE_KEY_MAX];
 	char		 holder[LEASE_HOLDER_MAX + 1];
 	char		 num[6][24];
+	char		 sched[LEASE_SCHED_MAX];	/* warm-up schedule */
 };
 
 enum lease_slot_op {
@@ -98,6 +100,29 @@ int	lease_slots_cmd(struct lease_cmd *c, enum lease_slot_op op,
  */
 int	lease_tokens_parse(const struct redisReply *r,
 	    struct lease_tokens *out);
+
+/* Reply of a warm-up take. */
+struct lease_warmup {
+	uint32_t	 n;		/* granted; 0 = today's budget used */
+	uint32_t	 day;		/* schedule day, 0-based */
+	int64_t		 cap;		/* that day's volume; -1 = warm */
+};
+
+/*
+ * EVAL RM_LUA_WARMUP_TAKE for source ip (an IP literal): want (1..1000)
+ * messages of today's budget; today as YYYYMMDD (UTC); thresholds in
+ * percent (0..100); sched[0..nsched) daily volumes (1..365 of them).
+ * 0 or -EINVAL.
+ */
+int	lease_warmup_cmd(struct lease_cmd *c, const char *ip, uint32_t today,
+	    uint32_t want, uint32_t max_def_pct, uint32_t max_bnc_pct,
+	    const uint32_t *sched, size_t nsched);
+/* EVAL RM_LUA_WARMUP_REPORT: today's outcome counts. 0 or -EINVAL. */
+int	lease_warmup_report_cmd(struct lease_cmd *c, const char *ip,
+	    uint32_t today, uint32_t sent, uint32_t deferred, uint32_t bounced);
+/* 0, or -EPROTO unless {n, day, cap} integers. */
+int	lease_warmup_parse(const struct redisReply *r,
+	    struct lease_warmup *out);
 int	lease_slots_parse(const struct redisReply *r, struct lease_slots *out);
 
 #endif

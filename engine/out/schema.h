@@ -349,6 +349,75 @@ rm_id_valid(const char *id)
 #define RM_SFX_SHAPE_WAIT	"wait"
 
 /*
+ * IP warm-up (issue 6), per source IP (canonical text form):
+ *   rm:warmup:{IP}	hash: day (0-based schedule index), date (UTC
+ *			YYYYMMDD the counters are for), taken (messages
+ *			granted today), sent, deferred, bounced (outcomes
+ *			today), last_* (the previous active day's numbers
+ *			and whether it advanced)
+ */
+#define RM_KEY_WARMUP_PFX	"rm:warmup:"
+
+/*
+ * Today's budget of a warming source, handed out in small leases.
+ * KEYS: the source's hash. ARGV: today (YYYYMMDD), want, max deferral %,
+ *   max bounce %, schedule ("200,500,1000": messages per day).
+ * On the first call of a new day the previous active day is judged: it
+ * advances the schedule one day when it had attempts and its deferral
+ * and bounce ratios (of sent + deferred + bounced) stayed at or under
+ * the maxima; otherwise the source stays on that day's volume.
+ * Returns {n, day, cap}: n granted (0 = today's budget is used up), the
+ * schedule day, its daily volume; cap -1 = past the schedule (warm).
+ */
+#define RM_LUA_WARMUP_TAKE \
+	"local today, want = ARGV[1], tonumber(ARGV[2])\n" \
+	"local mdef, mbnc = tonumber(ARGV[3]), tonumber(ARGV[4])\n" \
+	"local sched = {}\n" \
+	"for v in string.gmatch(ARGV[5], '%d+') do " \
+	"sched[#sched + 1] = tonumber(v) end\n" \
+	"local st = redis.call('HMGET', KEYS[1], 'day', 'date', 'taken', " \
+	"  'sent', 'deferred', 'bounced')\n" \
+	"local day = tonumber(st[1] or '0') or 0\n" \
+	"local taken = tonumber(st[3] or '0') or 0\n" \
+	"if st[2] ~= today then\n" \
+	"  if st[2] then\n" \
+	"    local s = tonumber(st[4] or '0') or 0\n" \
+	"    local d = tonumber(st[5] or '0') or 0\n" \
+	"    local b = tonumber(st[6] or '0') or 0\n" \
+	"    local t = s + d + b\n" \
+	"    local adv = 0\n" \
+	"    if t > 0 and d * 100 <= mdef * t and b * 100 <= mbnc * t then\n" \
+	"      adv = 1\n" \
+	"      day = day + 1\n" \
+	"    end\n" \
+	"    redis.call('HSET', KEYS[1], 'last_date', st[2], 'last_sent', s, " \
+	"      'last_deferred', d, 'last_bounced', b, 'last_advanced', adv)\n" \
+	"  end\n" \
+	"  taken = 0\n" \
+	"  redis.call('HSET', KEYS[1], 'day', day, 'date', today, 'taken', 0, " \
+	"    'sent', 0, 'deferred', 0, 'bounced', 0)\n" \
+	"end\n" \
+	"if day >= #sched then return {want, day, -1} end\n" \
+	"local cap = sched[day + 1]\n" \
+	"local n = cap - taken\n" \
+	"if n > want then n = want end\n" \
+	"if n < 0 then n = 0 end\n" \
+	"if n > 0 then redis.call('HINCRBY', KEYS[1], 'taken', n) end\n" \
+	"return {n, day, cap}\n"
+
+/*
+ * Outcomes of a warming source, counted for today only (a report that
+ * arrives after midnight is dropped rather than judged against the new
+ * day). KEYS: the source's hash. ARGV: today, sent, deferred, bounced.
+ */
+#define RM_LUA_WARMUP_REPORT \
+	"if redis.call('HGET', KEYS[1], 'date') ~= ARGV[1] then return 0 end\n" \
+	"redis.call('HINCRBY', KEYS[1], 'sent', ARGV[2])\n" \
+	"redis.call('HINCRBY', KEYS[1], 'deferred', ARGV[3])\n" \
+	"redis.call('HINCRBY', KEYS[1], 'bounced', ARGV[4])\n" \
+	"return 1\n"
+
+/*
  * Shared message bucket of a site, handed out in leases so a worker asks
  * Redis once per lease (e.g. 50 messages or 1 s), not per message.
  * GCRA: over any window of W ms the fleet is granted at most

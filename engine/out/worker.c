@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -67,6 +68,24 @@ static volatile sig_atomic_t worker_drain_flag;
 
 struct wthread;
 struct job;
+
+/*
+ * A source IP on a warm-up schedule (config warmup:): today's budget is
+ * leased from Redis a few messages at a time (RM_LUA_WARMUP_TAKE); once
+ * it is used up, sessions from the source end and its pool's other
+ * sources carry the traffic until the next UTC day.
+ */
+struct wsrc {
+	const char	*ip;		/* borrowed: cfg->warmup_sources[i] */
+	uint32_t	 tokens;	/* granted, not yet used */
+	bool		 inflight;
+	bool		 warm;		/* past the schedule: no budget */
+	bool		 told;		/* "budget used" logged today */
+	mono_us		 retry;		/* no budget before */
+	uint32_t	 day;
+	int64_t		 cap;
+	uint32_t	 nsent, ndef, nbnc;	/* not yet reported */
+};
 
 struct wcamp {
 	struct wthread	*w;
@@ -240,6 +259,7 @@ struct sconn {
 	struct sconn	*next;
 	unsigned	 hi;		/* index of the host in d->hosts */
 	int		 si;		/* pool source index, -1 = none */
+	struct wsrc	*warm;		/* the source's warm-up, or NULL */
 	enum smtpc_stage stage;		/* when the deadline was set */
 	bool		 tls_on;	/* STARTTLS done: bytes go through t */
 	bool		 tls_up;	/* handshake complete */
@@ -315,6 +335,8 @@ struct wthread {
 	char		 unsub_mailto[320 + UNSUB_TOKEN_BUFSZ];
 	char		 verp_local[VERP_LOCAL_BUFSZ + 256];
 	struct sconn	*conns;
+	struct wsrc	*warm;		/* owns: cfg->nwarmup_sources */
+	size_t		 nwarm;
 	unsigned	 nconns;
 	struct rec	*recs;
 	size_t		 nrecs, caprecs;
@@ -1740,6 +1762,157 @@ dest_slots_trim(struct wthread *w, struct dest *d, mono_us now)
 		dest_slots_send(w, d, LEASE_RELEASE, d->slots_held - keep);
 }
 
+/* ------------------------------------------------------------------ */
+/* IP warm-up                                                          */
+
+static uint32_t
+warm_today(void)
+{
+	time_t		t = time(NULL);
+	struct tm	tm;
+
+	gmtime_r(&t, &tm);
+	return (uint32_t)((tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 +
+	    tm.tm_mday);
+}
+
+/* Microseconds until the next 00:00 UTC, plus a second. */
+static mono_us
+warm_until_tomorrow(void)
+{
+	time_t	t = time(NULL);
+
+	return (mono_us)(86400 - t % 86400 + 1) * 1000000;
+}
+
+static struct wsrc *
+warm_find(struct wthread *w, const char *addr)
+{
+	char		ip[INET6_ADDRSTRLEN];
+	unsigned char	a[sizeof(struct in6_addr)];
+
+	if (w->nwarm == 0)
+		return NULL;
+	if (inet_pton(AF_INET, addr, a) == 1)
+		inet_ntop(AF_INET, a, ip, sizeof(ip));
+	else if (inet_pton(AF_INET6, addr, a) == 1)
+		inet_ntop(AF_INET6, a, ip, sizeof(ip));
+	else
+		return NULL;
+	for (size_t i = 0; i < w->nwarm; i++)
+		if (strcmp(w->warm[i].ip, ip) == 0)
+			return &w->warm[i];
+	return NULL;
+}
+
+/* Out of budget until tomorrow: not to be picked for new sessions. */
+static bool
+warm_spent(const struct wsrc *ws, mono_us now)
+{
+	return ws != NULL && !ws->warm && ws->tokens == 0 && !ws->inflight &&
+	    now < ws->retry;
+}
+
+static void
+on_warm(struct rconn *rc, void *r, void *priv)
+{
+	struct wsrc		*ws = priv;
+	struct wthread		*w = rc->arg;
+	struct lease_warmup	 lw;
+	mono_us			 now = mono_now();
+
+	ws->inflight = false;
+	if (r == NULL || lease_warmup_parse(r, &lw) != 0) {
+		if (r != NULL && ((redisReply *)r)->type == REDIS_REPLY_ERROR)
+			log_warn("source=%s warm-up: %s", ws->ip,
+			    ((redisReply *)r)->str);
+		ws->retry = now + 1000000;
+		return;
+	}
+	ws->day = lw.day;
+	ws->cap = lw.cap;
+	if (lw.cap < 0) {
+		if (!ws->warm)
+			log_info("source=%s warm-up done after %u days: no "
+			    "daily limit", ws->ip, lw.day);
+		ws->warm = true;
+	} else if (lw.n == 0) {
+		ws->retry = now + warm_until_tomorrow();
+		if (!ws->told)
+			log_info("source=%s warm-up day=%u volume=%lld used: "
+			    "its pools' other sources carry on until 00:00 UTC",
+			    ws->ip, lw.day + 1, (long long)lw.cap);
+		ws->told = true;
+	} else {
+		ws->tokens += lw.n;
+		ws->told = false;
+	}
+	wake_at(w, now);
+}
+
+/*
+ * A message of today's budget for a warming source: 0 with one taken,
+ * -EAGAIN while asking Redis, -ENOSPC when today's budget is used up.
+ */
+static int
+warm_take(struct wthread *w, struct wsrc *ws, mono_us now)
+{
+	const struct config	*cfg = w->cfg;
+	struct lease_cmd	 cmd;
+
+	if (ws->warm)
+		return 0;
+	if (ws->tokens > 0) {
+		ws->tokens--;
+		return 0;
+	}
+	if (ws->inflight)
+		return -EAGAIN;
+	if (now < ws->retry)
+		return -ENOSPC;
+	if (lease_warmup_cmd(&cmd, ws->ip, warm_today(), 10,
+	    cfg->warmup_max_deferral_pct, cfg->warmup_max_bounce_pct,
+	    cfg->warmup_schedule, cfg->nwarmup_schedule) != 0 ||
+	    rconn_cmdargv(&w->ctl, on_warm, ws, cmd.argc, cmd.argv,
+	    cmd.argvlen) != 0) {
+		ws->retry = now + 1000000;
+		return -EAGAIN;
+	}
+	ws->inflight = true;
+	return -EAGAIN;
+}
+
+/* Once a second: today's outcomes of warming sources, for the judging. */
+static void
+warm_report(struct wthread *w)
+{
+	struct lease_cmd	cmd;
+	uint32_t		today = warm_today();
+
+	for (size_t i = 0; i < w->nwarm; i++) {
+		struct wsrc	*ws = &w->warm[i];
+
+		if (ws->nsent + ws->ndef + ws->nbnc == 0)
+			continue;
+		if (lease_warmup_report_cmd(&cmd, ws->ip, today, ws->nsent,
+		    ws->ndef, ws->nbnc) == 0 && rconn_cmdargv(&w->ctl,
+		    on_ignore, NULL, cmd.argc, cmd.argv, cmd.argvlen) == 0)
+			ws->nsent = ws->ndef = ws->nbnc = 0;
+	}
+}
+
+/* Every source of d's pool has used today's warm-up budget. */
+static bool
+dest_warm_blocked(struct wthread *w, const struct dest *d, mono_us now)
+{
+	if (d->pool == NULL || w->nwarm == 0)
+		return false;
+	for (size_t i = 0; i < d->pool->nsrc; i++)
+		if (!warm_spent(warm_find(w, d->pool->src[i].addr), now))
+			return false;
+	return true;
+}
+
 /*
  * RFC 8058 one-click unsubscribe: an https URL and (optionally) a mailto,
  * both carrying a signed token with campaign and address, so the
@@ -1837,6 +2010,25 @@ sconn_dispatch(struct sconn *c)
 			sconn_events(c, smtpc_quit(&c->smtp));
 			return;
 		}
+		if (c->d->nq > 0 && c->warm != NULL) {
+			/* The source's warm-up budget for today. */
+			int	k = warm_take(w, c->warm, mono_now());
+
+			if (k == -ENOSPC) {
+				/* Used up: end; other sources take over. */
+				c->idle = false;
+				sconn_events(c, smtpc_quit(&c->smtp));
+				return;
+			}
+			if (k != 0) {
+				if (!c->idle) {
+					c->idle = true;
+					sconn_set_deadline(c);
+				}
+				return;
+			}
+			/* Given back below if the site's pace parks it. */
+		}
 		if (c->d->nq > 0) {
 			/* The site's pace: a token per message, or park. */
 			mono_us	now = mono_now(), t;
@@ -1851,6 +2043,8 @@ sconn_dispatch(struct sconn *c)
 			    c->d->cs.max_message_rate.n > 0)
 				c->d->fleet_tokens++;	/* give it back */
 			if (t != 0) {
+				if (c->warm != NULL && !c->warm->warm)
+					c->warm->tokens++;
 				c->d->park_until = t;
 				wake_at(w, t);
 				if (!c->idle) {
@@ -1970,6 +2164,13 @@ sconn_events(struct sconn *c, unsigned ev)
 			dest_feedback(w, d, sig, 0);
 			if (hint > 0)
 				dest_feedback(w, d, SHAPE_HINT, hint);
+			if (c->warm != NULL) {
+				enum outcome	o = outcome_of(&c->smtp.result);
+
+				c->warm->nsent += o == OUTCOME_DELIVERED;
+				c->warm->ndef += o == OUTCOME_DEFERRED;
+				c->warm->nbnc += o == OUTCOME_BOUNCED;
+			}
 			rcpt_done(w, c->cur, outcome_of(&c->smtp.result),
 			    &c->smtp.result, d->name);
 			memcpy(w->recs[w->nrecs - 1].tls, c->tlsinfo,
@@ -2300,17 +2501,18 @@ sconn_on_connect(struct loop *l, struct loop_op *op, int res, unsigned flags)
  * -2 when every source is at its limit.
  */
 static int
-dest_pick_source(const struct wthread *w, struct dest *d)
+dest_pick_source(struct wthread *w, struct dest *d)
 {
 	int	best = -2;
 
-	(void)w;
 	if (d->pool == NULL)
 		return -1;
 	for (size_t k = 0; k < d->pool->nsrc; k++) {
 		size_t	i = (d->src_rr + k) % d->pool->nsrc;
 
-		if (d->src_nconn[i] >= d->cs.connection_limit)
+		if (d->src_nconn[i] >= d->cs.connection_limit ||
+		    warm_spent(warm_find(w, d->pool->src[i].addr),
+		    mono_now()))
 			continue;
 		if (best < 0 || d->src_nconn[i] < d->src_nconn[best])
 			best = (int)i;
@@ -2389,6 +2591,7 @@ sconn_open(struct wthread *w, struct dest *d)
 	c->d = d;
 	c->hi = (unsigned)hi;
 	c->si = si;
+	c->warm = si >= 0 ? warm_find(w, d->pool->src[si].addr) : NULL;
 	if (si >= 0)
 		d->src_nconn[si]++;
 	c->fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -3343,6 +3546,12 @@ sites_publish(struct wthread *w, const char *ms)
 			    d->slots_refused, d->slots_held, d->slots_fair);
 		}
 		d->slots_refused = 0;
+		if (d->nq > 0 && dest_warm_blocked(w, d, now)) {
+			bind = "warmup";
+			snprintf(text, sizeof(text), "warm-up: every source of "
+			    "pool %s has used today's volume of its warm-up "
+			    "schedule; next at 00:00 UTC", d->pool->name);
+		}
 		if (d->nq > 0 && dest_pick_host(d, now) < 0) {
 			bind = "backoff";
 			snprintf(text, sizeof(text), "backoff: every host of the "
@@ -3507,6 +3716,8 @@ refresh(struct loop *l, struct loop_timer *t)
 	struct wthread	*w = t->arg;
 
 	loop_timer_at(l, t, mono_now() + WORKER_REFRESH_US);
+	if (w->ctl.connected)
+		warm_report(w);
 	if (w->refreshing || !w->ctl.connected)
 		return;
 	if (rconn_cmd(&w->ctl, on_active, w, "SMEMBERS %s", RM_KEY_ACTIVE) == 0)
@@ -3643,6 +3854,7 @@ wthread_main(void *arg)
 	    w->nout[OUTCOME_EXPIRED], w->nout[OUTCOME_SUPPRESSED],
 	    w->nout[OUTCOME_CANCELLED], w->fetch.ncmds + w->ctl.ncmds);
 	if (w->ctl.connected) {
+		warm_report(w);
 		rconn_cmd(&w->ctl, on_ignore, NULL, "HDEL %s %s",
 		    RM_KEY_WORKERS, w->consumer);
 		for (struct dest *d = w->dall; d != NULL; d = d->next)
@@ -3887,6 +4099,14 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 			else
 				dd->nhosts = 0;
 		}
+		if (cfg->nwarmup_sources > 0) {
+			if ((w->warm = calloc(cfg->nwarmup_sources,
+			    sizeof(*w->warm))) == NULL)
+				return 1;
+			w->nwarm = cfg->nwarmup_sources;
+			for (size_t k = 0; k < w->nwarm; k++)
+				w->warm[k].ip = cfg->warmup_sources[k];
+		}
 		buf_init(&w->b_subj);
 		buf_init(&w->b_text);
 		buf_init(&w->b_html);
@@ -3954,6 +4174,7 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 			free(b->cmd);
 			free(b);
 		}
+		free(w->warm);
 		buf_free(&w->b_subj);
 		buf_free(&w->b_text);
 		buf_free(&w->b_html);

@@ -981,6 +981,53 @@ Test(config, shaping_timeouts_per_site)
 	config_free(c);
 }
 
+Test(config, warmup)
+{
+	static const char pools[] = "pools:\n  p:\n    - {source: 192.0.2.10}\n"
+	    "    - {source: \"2001:db8:0::1\"}\n";
+	static const struct {
+		const char *yaml, *want;
+	} bad[] = {
+		{ "warmup: {sources: [192.0.2.99], schedule: [5]}\n",
+		    "t.yaml:5:20: warmup.sources[0]: 192.0.2.99 is in no pool "
+		    "(pools: must list it, before warmup:)" },
+		{ "warmup: {sources: [nope], schedule: [5]}\n",
+		    "t.yaml:5:20: warmup.sources[0]: expected an IP address" },
+		{ "warmup: {sources: [192.0.2.10]}\n",
+		    "t.yaml:5:9: warmup.schedule: required when warmup.sources "
+		    "is given" },
+		{ "warmup: {schedule: []}\n",
+		    "t.yaml:5:20: warmup.schedule: expected 1..365 daily "
+		    "volumes" },
+		{ "warmup: {schedule: [5, 0]}\n",
+		    "t.yaml:5:24: warmup.schedule[1]: expected messages per "
+		    "day, 1..1000000000" },
+		{ "warmup: {max_bounce_rate: 101%}\n",
+		    "t.yaml:5:27: warmup.max_bounce_rate: expected a percentage "
+		    "0..100 like 10%" },
+		{ "warmup: {days: 3}\n", "t.yaml:5:10: warmup.days: unknown key" },
+	};
+	struct config	*c;
+	char		 y[512];
+
+	snprintf(y, sizeof(y), "%swarmup:\n  sources: [192.0.2.10, "
+	    "\"2001:db8::1\"]\n  schedule: [50, 100, 500]\n"
+	    "  max_deferral_rate: 8%%\n", pools);
+	c = load_ok(y);
+	cr_assert_eq(c->nwarmup_sources, 2);
+	cr_assert_str_eq(c->warmup_sources[0], "192.0.2.10");
+	cr_assert_str_eq(c->warmup_sources[1], "2001:db8::1");
+	cr_assert_eq(c->nwarmup_schedule, 3);
+	cr_assert_eq(c->warmup_schedule[2], 500);
+	cr_assert_eq(c->warmup_max_deferral_pct, 8);
+	cr_assert_eq(c->warmup_max_bounce_pct, 5);
+	config_free(c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(y, sizeof(y), "%s%s", pools, bad[i].yaml);
+		load_err(y, bad[i].want);
+	}
+}
+
 Test(config, shaping_errors)
 {
 	static const struct {

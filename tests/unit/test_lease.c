@@ -152,3 +152,52 @@ Test(lease, parse_replies)
 	cr_assert_eq(lease_tokens_parse(&a, &t), -EPROTO);
 	cr_assert_eq(lease_slots_parse(NULL, &s), -EPROTO);
 }
+
+Test(lease, warmup_argv_and_parse)
+{
+	struct lease_cmd	 c;
+	struct lease_warmup	 lw;
+	redisReply		 a, e[3], *el[3];
+	static const uint32_t	 sched[] = { 50, 100, 1000000000 };
+	static const long long	 ok[] = { 10, 2, 1000 };
+	static const long long	 warm[] = { 10, 3, -1 };
+	static const long long	 neg[] = { -1, 0, 5 };
+
+	cr_assert_eq(lease_warmup_cmd(&c, "192.0.2.10", 20261128, 10, 10, 5,
+	    sched, 3), 0);
+	cr_assert_eq(c.argc, 9);
+	cr_assert_str_eq(c.argv[1], RM_LUA_WARMUP_TAKE);
+	cr_assert_str_eq(c.argv[3], "rm:warmup:{192.0.2.10}");
+	cr_assert_str_eq(c.argv[4], "20261128");
+	cr_assert_str_eq(c.argv[8], "50,100,1000000000");
+	/* A 365-day schedule of the largest volumes fits. */
+	{
+		uint32_t	big[365];
+
+		for (size_t i = 0; i < 365; i++)
+			big[i] = 1000000000;
+		cr_assert_eq(lease_warmup_cmd(&c, "2001:db8::1", 20261128, 1,
+		    0, 0, big, 365), 0);
+		cr_assert_eq(strlen(c.argv[8]), 365 * 11 - 1);
+	}
+	cr_assert_eq(lease_warmup_cmd(&c, "no-ip", 20261128, 1, 1, 1, sched,
+	    3), -EINVAL);
+	cr_assert_eq(lease_warmup_cmd(&c, "192.0.2.1", 20261128, 0, 1, 1,
+	    sched, 3), -EINVAL);
+	cr_assert_eq(lease_warmup_cmd(&c, "192.0.2.1", 20261128, 1, 101, 1,
+	    sched, 3), -EINVAL);
+	cr_assert_eq(lease_warmup_cmd(&c, "192.0.2.1", 20261128, 1, 1, 1,
+	    sched, 0), -EINVAL);
+	cr_assert_eq(lease_warmup_report_cmd(&c, "192.0.2.1", 20261128, 7, 1,
+	    0), 0);
+	cr_assert_str_eq(c.argv[1], RM_LUA_WARMUP_REPORT);
+	cr_assert_str_eq(c.argv[5], "7");
+	cr_assert_eq(lease_warmup_parse(ints(&a, el, e, ok, 3), &lw), 0);
+	cr_assert_eq(lw.n, 10);
+	cr_assert_eq(lw.day, 2);
+	cr_assert_eq(lw.cap, 1000);
+	cr_assert_eq(lease_warmup_parse(ints(&a, el, e, warm, 3), &lw), 0);
+	cr_assert_eq(lw.cap, -1);
+	cr_assert_eq(lease_warmup_parse(ints(&a, el, e, neg, 3), &lw), -EPROTO);
+	cr_assert_eq(lease_warmup_parse(ints(&a, el, e, ok, 2), &lw), -EPROTO);
+}
