@@ -1151,6 +1151,24 @@ config_pools(struct config_ctx *x, struct config *c, yaml_node_t *m)
 	return 0;
 }
 
+bool
+config_tls_used(const struct config *c)
+{
+	const struct config_shaping_entry *v[2] = { c->shaping_sites,
+		c->shaping_sources };
+	size_t	n[2] = { c->nshaping_sites, c->nshaping_sources };
+
+	if (c->tls != CONFIG_TLS_NONE || ((c->shaping.set &
+	    CONFIG_SHAPE_F_TLS) && c->shaping.tls != CONFIG_TLS_NONE))
+		return true;
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 0; i < n[k]; i++)
+			if ((v[k][i].s.set & CONFIG_SHAPE_F_TLS) &&
+			    v[k][i].s.tls != CONFIG_TLS_NONE)
+				return true;
+	return false;
+}
+
 const struct config_pool *
 config_pool_find(const struct config *c, const char *name)
 {
@@ -1660,6 +1678,19 @@ config_shaping_layer(struct config_ctx *x, struct config_shaping *s,
 				return rc;
 			continue;
 		}
+		if (strcmp(key, "tls") == 0) {
+			int	lvl;
+
+			if (v->type != YAML_SCALAR_NODE ||
+			    strlen(config_sval(v)) != v->data.scalar.length ||
+			    (lvl = config_tls_parse(config_sval(v))) < 0)
+				return config_errf(x, v, "%s: expected "
+				    "opportunistic, required, verify or none",
+				    sub);
+			s->tls = (enum config_tls_mode)lvl;
+			s->set |= CONFIG_SHAPE_F_TLS;
+			continue;
+		}
 		if (strcmp(key, "connection_limit") != 0 &&
 		    strcmp(key, "max_deliveries_per_connection") != 0 &&
 		    strcmp(key, "max_message_rate") != 0 &&
@@ -1844,6 +1875,8 @@ config_shaping_apply(struct config_shaping *out,
 		out->throttle_patterns = l->throttle_patterns;
 		out->nthrottle_patterns = l->nthrottle_patterns;
 	}
+	if (l->set & CONFIG_SHAPE_F_TLS)
+		out->tls = l->tls;
 	for (size_t i = 0; i < CONFIG_TIMEOUTS_N; i++)
 		if (l->set & (CONFIG_SHAPE_F_TIMEOUT << i))
 			memcpy(config_stage_ms(&out->timeouts, i),
@@ -1876,6 +1909,7 @@ config_shaping_for(const struct config *c, const char *site,
 	out->max_connection_rate.per_s = 1;
 	out->adaptive = true;
 	out->timeouts = c->timeouts;
+	out->tls = c->tls;
 	config_shaping_apply(out, &c->shaping);
 	if (site != NULL && *site != '\0' && (l = config_shaping_find(
 	    c->shaping_sites, c->nshaping_sites, site)) != NULL)

@@ -120,6 +120,7 @@ struct config_rate {
  * data data_block data_dot idle). */
 #define CONFIG_SHAPE_F_TIMEOUT		0x40u
 #define CONFIG_TIMEOUTS_N		9
+#define CONFIG_SHAPE_F_TLS		0x10000u	/* tls */
 
 /*
  * One layer of shaping settings (shaping.defaults, one site, one source),
@@ -139,6 +140,7 @@ struct config_shaping {
 	size_t		 nthrottle_patterns;
 	struct config_timeouts timeouts;	/* smtp.timeouts, overridden
 						   per stage by layers */
+	enum config_tls_mode tls;		/* smtp.tls, or the layer's */
 };
 
 #define CONFIG_IN_DOMAINS_MAX	64	/* entries per inbound domain list */
@@ -278,6 +280,8 @@ void	config_free(struct config *c);
 int	config_listen_parse(const char *s, char host[CONFIG_LISTEN_HOST_MAX],
 	    uint16_t *port);
 /* The pool named name, or NULL. */
+/* smtp.tls or any shaping layer's tls is other than none. */
+bool	config_tls_used(const struct config *c);
 const struct config_pool *config_pool_find(const struct config *c,
 	    const char *name);
 /* The route for a domain (exact match, then "*"), or NULL. */

@@ -2280,7 +2280,7 @@ sconn_starttls(struct sconn *c)
 {
 	struct wthread	*w = c->w;
 	struct dhost	*h = &c->d->hosts[c->hi];
-	bool		 verify = w->cfg->tls == CONFIG_TLS_VERIFY;
+	bool		 verify = c->d->cs.tls == CONFIG_TLS_VERIFY;
 
 	if (w->ssl_ctx == NULL)
 		return smtpc_tls_failed(&c->smtp, "no TLS context");
@@ -2315,7 +2315,7 @@ sconn_tls_input(struct sconn *c, size_t n)
 	if (rc != 0) {
 		if (!c->tls_up) {
 			tls_session_cache_remove(&w->tls_cache, h->name);
-			if (w->cfg->tls == CONFIG_TLS_OPPORTUNISTIC) {
+			if (c->d->cs.tls == CONFIG_TLS_OPPORTUNISTIC) {
 				/*
 				 * RFC 7435: retry this host once in plain
 				 * text rather than not delivering at all.
@@ -2363,7 +2363,7 @@ sconn_on_recv(struct loop *l, struct loop_op *op, int res, unsigned flags)
 		return;		/* reaped at the loop boundary */
 	if (res <= 0) {
 		if (c->tls_on && !c->tls_up &&
-		    c->w->cfg->tls == CONFIG_TLS_OPPORTUNISTIC) {
+		    c->d->cs.tls == CONFIG_TLS_OPPORTUNISTIC) {
 			/* Closed mid-handshake: retry in plain text too. */
 			c->tls_soft_fail = true;
 			c->d->hosts[c->hi].notls_until = mono_now() +
@@ -2597,7 +2597,7 @@ sconn_open(struct wthread *w, struct dest *d)
 	c->fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	smtpc_init(&c->smtp, ehlo, w->cfg->pipelining);
 	smtpc_set_chunking(&c->smtp, w->cfg->chunking);
-	switch (w->cfg->tls) {
+	switch (d->cs.tls) {
 	case CONFIG_TLS_NONE:
 		smtpc_set_tls(&c->smtp, SMTPC_TLS_NONE);
 		break;
@@ -3953,7 +3953,8 @@ secrets_load(const struct config *cfg, struct wsecrets *s)
 
 	memset(s, 0, sizeof(*s));
 
-	if (cfg->tls != CONFIG_TLS_NONE &&
+	/* Made unless no layer of the config ever uses STARTTLS. */
+	if (config_tls_used(cfg) &&
 	    (s->ssl_ctx = tls_client_ctx_new(cfg->tls_ca_file, err,
 	    sizeof(err))) == NULL) {
 		log_error("TLS setup failed: %s", err);

@@ -979,6 +979,18 @@ Test(config, shaping_timeouts_per_site)
 	cr_assert_eq(s.timeouts.banner, 60000);
 	cr_assert_eq(s.timeouts.data, 2 * 60000);
 	config_free(c);
+	/* The STARTTLS policy, per site too. */
+	c = load_ok("smtp: {tls: none}\n"
+	    "shaping:\n  sites:\n    secure.test: {tls: verify}\n");
+	config_shaping_for(c, "mx.other", "other.test", NULL, &s);
+	cr_assert_eq(s.tls, CONFIG_TLS_NONE);
+	config_shaping_for(c, "mx.secure", "secure.test", NULL, &s);
+	cr_assert_eq(s.tls, CONFIG_TLS_VERIFY);
+	cr_assert(config_tls_used(c));
+	config_free(c);
+	c = load_ok("smtp: {tls: none}\n");
+	cr_assert(!config_tls_used(c));
+	config_free(c);
 }
 
 Test(config, warmup)
@@ -1062,6 +1074,9 @@ Test(config, shaping_errors)
 		{ "shaping: {defaults: {timeouts: {data_dot: 2d}}}\n",
 		    "t.yaml:1:43: shaping.defaults.timeouts.data_dot: expected a "
 		    "duration like 30s, 5m, 250ms, between 1ms and 1d" },
+		{ "shaping: {defaults: {tls: maybe}}\n",
+		    "t.yaml:1:27: shaping.defaults.tls: expected opportunistic, "
+		    "required, verify or none" },
 		{ "shaping: {defaults: {timeouts: 5}}\n",
 		    "t.yaml:1:32: shaping.defaults.timeouts: expected a mapping" },
 		{ "shaping: {defaults: {adaptive: maybe}}\n",
