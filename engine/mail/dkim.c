@@ -959,6 +959,37 @@ dkim_fold_b64(struct dkim_fold *w, const char *s, size_t n)
 	}
 }
 
+/*
+ * tag, value, end into tmp (room for "d=" and the longest domain), the
+ * signature header's pieces without printf's cost. Returns the length.
+ */
+static size_t
+dkim_tag(char *tmp, const char *tag, const char *v, size_t vlen, char end)
+{
+	size_t tl = strlen(tag);
+
+	memcpy(tmp, tag, tl);
+	memcpy(tmp + tl, v, vlen);
+	tmp[tl + vlen] = end;
+	return tl + vlen + 1;
+}
+
+/* "t=<now_s>;" */
+static size_t
+dkim_tag_time(char *tmp, size_t cap, int64_t now_s)
+{
+	char		 d[24], *p = d + sizeof(d);
+	uint64_t	 v = (uint64_t)now_s;
+
+	if (now_s < 0)		/* not a real clock; keep it printable */
+		return (size_t)snprintf(tmp, cap, "t=%lld;", (long long)now_s);
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	return dkim_tag(tmp, "t=", p, (size_t)(d + sizeof(d) - p), ';');
+}
+
 static int
 dkim_digest_final(EVP_MD_CTX *md, unsigned char out[32])
 {
@@ -1003,7 +1034,7 @@ dkim_sign(const struct dkim_key *k, const char *msg, size_t len,
 	unsigned char		 bh[32], hh[32], sig[DKIM_RSA_MAX_BITS / 8];
 	char			 tmp[DKIM_DOMAIN_MAX + 64];
 	char			 b64[4 * ((sizeof(sig) + 2) / 3) + 1];
-	size_t			 nf, body_off, siglen = sizeof(sig), start;
+	size_t			 nf, body_off, siglen = sizeof(sig), start, n;
 	size_t			 nsigned = 0, nfrom = 0;
 	int			 rc, m;
 
@@ -1033,15 +1064,16 @@ dkim_sign(const struct dkim_key *k, const char *msg, size_t len,
 	/* The header, up to and including "b=". */
 	start = header_out->len;
 	dkim_fold_raw(&w, "DKIM-Signature: v=1;", 20);
-	m = snprintf(tmp, sizeof(tmp), "a=%s;", dkim_alg_name(k->alg));
-	dkim_fold_tok(&w, " ", tmp, (size_t)m);
+	n = dkim_tag(tmp, "a=", dkim_alg_name(k->alg),
+	    strlen(dkim_alg_name(k->alg)), ';');
+	dkim_fold_tok(&w, " ", tmp, n);
 	dkim_fold_tok(&w, " ", "c=relaxed/relaxed;", 18);
-	m = snprintf(tmp, sizeof(tmp), "d=%s;", k->domain);
-	dkim_fold_tok(&w, " ", tmp, (size_t)m);
-	m = snprintf(tmp, sizeof(tmp), "s=%s;", k->selector);
-	dkim_fold_tok(&w, " ", tmp, (size_t)m);
-	m = snprintf(tmp, sizeof(tmp), "t=%lld;", (long long)now_s);
-	dkim_fold_tok(&w, " ", tmp, (size_t)m);
+	n = dkim_tag(tmp, "d=", k->domain, strlen(k->domain), ';');
+	dkim_fold_tok(&w, " ", tmp, n);
+	n = dkim_tag(tmp, "s=", k->selector, strlen(k->selector), ';');
+	dkim_fold_tok(&w, " ", tmp, n);
+	n = dkim_tag_time(tmp, sizeof(tmp), now_s);
+	dkim_fold_tok(&w, " ", tmp, n);
 	{
 		/* Each name carries its ':' (or the final ';'), so a fold
 		 * never pushes a separator past the column. */
@@ -1054,17 +1086,17 @@ dkim_sign(const struct dkim_key *k, const char *msg, size_t len,
 				c += f[i].hidx == h;
 			c += k->hdr[h].oversign;
 			for (size_t j = 0; j < c; j++, done++) {
-				m = snprintf(tmp, sizeof(tmp), "%s%s%c",
-				    done == 0 ? "h=" : "", k->hdr[h].name,
+				n = dkim_tag(tmp, done == 0 ? "h=" : "",
+				    k->hdr[h].name, k->hdr[h].len,
 				    done + 1 == nsigned ? ';' : ':');
 				dkim_fold_tok(&w, done == 0 ? " " : "", tmp,
-				    (size_t)m);
+				    n);
 			}
 		}
 	}
 	m = EVP_EncodeBlock((unsigned char *)b64, bh, 32);
-	m = snprintf(tmp, sizeof(tmp), "bh=%.*s;", m, b64);
-	dkim_fold_tok(&w, " ", tmp, (size_t)m);
+	n = dkim_tag(tmp, "bh=", b64, (size_t)m, ';');
+	dkim_fold_tok(&w, " ", tmp, n);
 	dkim_fold_tok(&w, " ", "b=", 2);
 	if (w.err != 0) {
 		rc = w.err;
