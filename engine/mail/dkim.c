@@ -316,15 +316,28 @@ dkim_eqmask(uint64_t w, uint64_t pat)
 	return ~(((x & lo) + lo) | x | lo);
 }
 
+/* A mask of the first n < 8 bytes of a word loaded with memcpy. */
+static inline uint64_t
+dkim_lowbytes(size_t n)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return (1ULL << (8 * n)) - 1;
+#else
+	return ~(~0ULL >> (8 * n));
+#endif
+}
+
 /*
  * The first WSP run in [p, t) that relaxed canonicalisation rewrites: a
- * run starting with a TAB or holding more than one byte (t[-1] is not
- * WSP, so a run never reaches t). t when there is none, which is the
- * usual case: a single SP between words stays as it is. Eight bytes a
- * step without branches on the text (SWAR), then byte by byte.
+ * run starting with a TAB or holding more than one byte. t when there is
+ * none, which is the usual case: a single SP between words stays as it
+ * is. t[-1] is not WSP, so a run starts at t - 2 at the latest and its
+ * second byte is inside [p, t): the test may read past t (up to e, the
+ * end of the body) and keep only the hits before t. Sixteen bytes a
+ * step with SSE2, else eight without branches on the text (SWAR).
  */
 static const char *
-dkim_wsp_fix(const char *p, const char *t)
+dkim_wsp_fix(const char *p, const char *t, const char *e)
 {
 	const uint64_t	sp = 0x2020202020202020ULL;
 	const uint64_t	ht = 0x0909090909090909ULL;
@@ -332,8 +345,7 @@ dkim_wsp_fix(const char *p, const char *t)
 #ifdef __SSE2__
 	const __m128i	vsp = _mm_set1_epi8(' '), vht = _mm_set1_epi8('\t');
 
-	/* The same test sixteen bytes a step (x86-64 always has SSE2). */
-	while (t - p >= 17) {
+	while (p < t && e - p >= 17) {
 		__m128i		v0 = _mm_loadu_si128((const __m128i *)p);
 		__m128i		v1 = _mm_loadu_si128((const __m128i *)(p + 1));
 		unsigned	m;
@@ -342,18 +354,22 @@ dkim_wsp_fix(const char *p, const char *t)
 		    _mm_cmpeq_epi8(v0, vht), _mm_and_si128(
 		    _mm_cmpeq_epi8(v0, vsp), _mm_or_si128(
 		    _mm_cmpeq_epi8(v1, vsp), _mm_cmpeq_epi8(v1, vht)))));
+		if (t - p < 16)
+			m &= (1u << (t - p)) - 1;
 		if (m != 0)
 			return p + __builtin_ctz(m);
 		p += 16;
 	}
 #endif
-	while (t - p >= 9) {
+	while (p < t && e - p >= 9) {
 		uint64_t w0, w1, m;
 
 		memcpy(&w0, p, 8);
 		memcpy(&w1, p + 1, 8);	/* the next byte of each */
 		m = dkim_eqmask(w0, ht) | (dkim_eqmask(w0, sp) &
 		    (dkim_eqmask(w1, sp) | dkim_eqmask(w1, ht)));
+		if (t - p < 8)
+			m &= dkim_lowbytes((size_t)(t - p));
 		if (m != 0) {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 			return p + (__builtin_ctzll(m) >> 3);
@@ -369,12 +385,16 @@ dkim_wsp_fix(const char *p, const char *t)
 	return t;
 }
 
-/* One line's text [p, t), t[-1] not WSP: runs of WSP to one SP. */
+/*
+ * One line's text [p, t), t[-1] not WSP: runs of WSP to one SP. The
+ * body goes on to e.
+ */
 static void
-dkim_canon_line(struct dkim_chunk *c, const char *p, const char *t)
+dkim_canon_line(struct dkim_chunk *c, const char *p, const char *t,
+    const char *e)
 {
 	while (p < t) {
-		const char *q = dkim_wsp_fix(p, t);
+		const char *q = dkim_wsp_fix(p, t, e);
 
 		dkim_chunk_raw(c, p, (size_t)(q - p));
 		if (q == t)
@@ -429,7 +449,7 @@ dkim_canon_body_sink(struct dkim_sink *s, const char *body, size_t len)
 		if (nraw > 0)
 			dkim_chunk_raw(&c, lend, 2 * nraw);
 		dkim_chunk_crlfs(&c, ncrlf - nraw);
-		dkim_canon_line(&c, p, t);
+		dkim_canon_line(&c, p, t, e);
 		any = true;
 		if (nl == NULL) {
 			dkim_chunk_const(&c, "\r\n", 2);
