@@ -11,8 +11,12 @@
  *               canonicalisation, header hash, tags, base64) with no body
  *               work. This is the "signing cost" to compare with
  *               `openssl speed`;
- *   (b) 10 KB   dkim_sign() on the whole 10 KB message: the total DKIM
- *               cost per message, body hash included;
+ *   (b)         dkim_sign() on a whole message: the total DKIM cost per
+ *               message, body hash included. Two messages: 10 KB of
+ *               text with WSP to rewrite on every line (the worst case
+ *               for relaxed canonicalisation) and the render pipeline's
+ *               13 KB msg_build() MIME message (HTML + text parts, as in
+ *               bench/bench_render.c);
  *   (c) body    SHA-256 of the same body bytes in one EVP call: the part
  *               of (b) - (a) no signer can avoid (`openssl speed -evp
  *               sha256` does this work; the sign rows do not).

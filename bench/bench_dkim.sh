@@ -17,12 +17,13 @@ cc -std=c17 -D_GNU_SOURCE -O2 -I"$root/engine" -I"$root" \
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
     -out "$tmp/rsa.pem" 2>/dev/null
 openssl genpkey -algorithm ED25519 -out "$tmp/ed.pem" 2>/dev/null
-# The body of bench_dkim's message (it prints its size; keep in step).
+# The text body of bench_dkim's message (it prints its size).
 body=$("$tmp/bench_dkim" "$tmp/rsa.pem" "$tmp/ed.pem" 0.01 1 |
     sed -n 's/.* + \([0-9]*\) of body.*/\1/p')
 # One second per run: the best of several short runs, like the rows.
 per=$(awk -v s="$secs" -v r="$rounds" 'BEGIN { v = int(s / r + 0.5);
     print v < 1 ? 1 : v }')
+max() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b > a ? b : a) }'; }
 rsa=0 ed=0 sha=0
 for ((i = 0; i < rounds; i++)); do
 	out=$(openssl speed -mr -seconds "$per" rsa2048 ed25519 2>/dev/null)
@@ -30,9 +31,9 @@ for ((i = 0; i < rounds; i++)); do
 	e=$(printf '%s\n' "$out" | awk -F: '/^\+F6:.*:Ed25519:/ { print $5 }')
 	s=$(openssl speed -mr -seconds "$per" -evp sha256 -bytes "$body" \
 	    2>/dev/null | awk -F: '/^\+F:/ { print $4 }')
-	rsa=$(awk -v a="$rsa" -v b="$r" 'BEGIN { print (b > a ? b : a) }')
-	ed=$(awk -v a="$ed" -v b="$e" 'BEGIN { print (b > a ? b : a) }')
-	sha=$(awk -v a="$sha" -v b="$s" 'BEGIN { print (b > a ? b : a) }')
+	rsa=$(max "$rsa" "$r")
+	ed=$(max "$ed" "$e")
+	sha=$(max "$sha" "$s")
 done
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(openssl version); commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "== openssl speed, best of $rounds runs of $per s: rsa2048 $rsa sign/s," \
