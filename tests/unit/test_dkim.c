@@ -204,19 +204,24 @@ ref_body(const char *s, size_t n, struct buf *out)
 		out->data[keep] = '\0';
 }
 
+/* The input in a heap block of exactly n bytes, for ASan to bound. */
 static void
 canon_b_ref(const char *in, size_t n)
 {
-	struct buf a, b;
+	struct buf	 a, b;
+	char		*copy = malloc(n > 0 ? n : 1);
 
+	cr_assert_not_null(copy);
+	memcpy(copy, in, n);
 	buf_init(&a);
 	buf_init(&b);
-	cr_assert_eq(dkim_canon_body(in, n, &a), 0);
+	cr_assert_eq(dkim_canon_body(copy, n, &a), 0);
 	ref_body(in, n, &b);
 	cr_assert_eq(a.len, b.len, "length %zu, want %zu", a.len, b.len);
 	cr_assert(a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
 	buf_free(&a);
 	buf_free(&b);
+	free(copy);
 }
 
 /*
