@@ -35,7 +35,9 @@ for ((i = 0; i < rounds; i++)); do
 	ed=$(max "$ed" "$e")
 	sha=$(max "$sha" "$s")
 done
-echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(openssl version); commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')
+echo "== machine: $(nproc) cores, $cpu; $(openssl version); commit $commit"
 echo "== openssl speed, best of $rounds runs of $per s: rsa2048 $rsa sign/s," \
     "ed25519 $ed sign/s, -evp sha256 -bytes $body $sha bytes/s"
 echo "== ringmail ($secs s per row)"
