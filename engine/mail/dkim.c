@@ -150,42 +150,142 @@ dkim_wsp(char c)
 	return c == ' ' || c == '\t';
 }
 
+/* 0x80 in each byte of w that equals the byte repeated in pat. */
+static inline uint64_t
+dkim_eqmask(uint64_t w, uint64_t pat)
+{
+	const uint64_t	lo = 0x7f7f7f7f7f7f7f7fULL;
+	uint64_t	x = w ^ pat;
+
+	return ~(((x & lo) + lo) | x | lo);
+}
+
+/* A mask of the first n < 8 bytes of a word loaded with memcpy. */
+static inline uint64_t
+dkim_lowbytes(size_t n)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return (1ULL << (8 * n)) - 1;
+#else
+	return ~(~0ULL >> (8 * n));
+#endif
+}
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define DKIM_FIRST_BYTE(m)	(__builtin_ctzll(m) >> 3)
+#else
+#define DKIM_FIRST_BYTE(m)	(__builtin_clzll(m) >> 3)
+#endif
+
+/* p (< e) starts a break in a header value: WSP or a line end. */
+static inline bool
+dkim_hbrk(const char *p, const char *e)
+{
+	return dkim_wsp(*p) || *p == '\n' ||
+	    (*p == '\r' && p + 1 < e && p[1] == '\n');
+}
+
+/*
+ * The first byte of [p, e) where a header value's text may change: a
+ * TAB, CR or LF, or an SP followed by any of those or by another SP. e
+ * when there is none (a single SP between words stays). e[-1] is text.
+ */
+static const char *
+dkim_hval_fix(const char *p, const char *e)
+{
+#ifdef __SSE2__
+	const __m128i	vsp = _mm_set1_epi8(' '), vht = _mm_set1_epi8('\t');
+	const __m128i	vcr = _mm_set1_epi8('\r'), vlf = _mm_set1_epi8('\n');
+
+	while (e - p >= 17) {
+		__m128i		v0 = _mm_loadu_si128((const __m128i *)p);
+		__m128i		v1 = _mm_loadu_si128((const __m128i *)(p + 1));
+		__m128i		x0, x1;
+		unsigned	m;
+
+		x0 = _mm_or_si128(_mm_cmpeq_epi8(v0, vht), _mm_or_si128(
+		    _mm_cmpeq_epi8(v0, vcr), _mm_cmpeq_epi8(v0, vlf)));
+		x1 = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v1, vsp),
+		    _mm_cmpeq_epi8(v1, vht)), _mm_or_si128(
+		    _mm_cmpeq_epi8(v1, vcr), _mm_cmpeq_epi8(v1, vlf)));
+		m = (unsigned)_mm_movemask_epi8(_mm_or_si128(x0,
+		    _mm_and_si128(_mm_cmpeq_epi8(v0, vsp), x1)));
+		if (m != 0)
+			return p + __builtin_ctz(m);
+		p += 16;
+	}
+#endif
+	while (e - p >= 9) {
+		const uint64_t	sp = 0x2020202020202020ULL;
+		const uint64_t	ht = 0x0909090909090909ULL;
+		const uint64_t	cr = 0x0d0d0d0d0d0d0d0dULL;
+		const uint64_t	lf = 0x0a0a0a0a0a0a0a0aULL;
+		uint64_t	w0, w1, m;
+
+		memcpy(&w0, p, 8);
+		memcpy(&w1, p + 1, 8);
+		m = dkim_eqmask(w0, ht) | dkim_eqmask(w0, cr) |
+		    dkim_eqmask(w0, lf) | (dkim_eqmask(w0, sp) &
+		    (dkim_eqmask(w1, sp) | dkim_eqmask(w1, ht) |
+		    dkim_eqmask(w1, cr) | dkim_eqmask(w1, lf)));
+		if (m != 0)
+			return p + DKIM_FIRST_BYTE(m);
+		p += 8;
+	}
+	for (; p < e; p++)
+		if (*p == '\t' || *p == '\r' || *p == '\n' || (*p == ' ' &&
+		    p + 1 < e && (dkim_wsp(p[1]) || p[1] == '\r' ||
+		    p[1] == '\n')))
+			return p;
+	return e;
+}
+
 /*
  * RFC 6376 3.4.2 on a header value (after the colon): unfold, runs of
  * WSP to one SP, no WSP at either end. v[0..n) may hold folding line
  * ends ("\r\n" or "\n", each followed by WSP); a CR not before LF is
- * ordinary text, as the RFC leaves it.
+ * ordinary text, as the RFC leaves it. A line end only unfolds: a run
+ * of breaks becomes one SP when it holds WSP, nothing otherwise. The
+ * text between runs goes out in spans found by dkim_hval_fix().
  */
 static void
 dkim_canon_value(struct dkim_sink *s, const char *v, size_t n)
 {
-	const char	*p = v, *e = v + n, *run = NULL;
-	bool		 pending = false, any = false;
+	const char *p = v, *e = v + n;
 
-	for (; p < e; p++) {
-		bool brk = dkim_wsp(*p) || *p == '\n' ||
-		    (*p == '\r' && p + 1 < e && p[1] == '\n');
+	while (p < e && dkim_hbrk(p, e))
+		p++;
+	while (e > p) {
+		if (dkim_wsp(e[-1])) {
+			e--;
+		} else if (e[-1] == '\n') {
+			e--;
+			if (e > p && e[-1] == '\r')
+				e--;
+		} else {
+			break;
+		}
+	}
+	while (p < e) {
+		const char	*q = dkim_hval_fix(p, e);
+		bool		 wsp = false;
 
-		if (!brk) {
-			if (run == NULL) {
-				if (pending && any)
-					dkim_emit(s, " ", 1);
-				pending = false;
-				run = p;
-			}
+		dkim_emit(s, p, (size_t)(q - p));
+		if (q == e)
+			break;
+		if (!dkim_hbrk(q, e)) {		/* a lone CR: text */
+			dkim_emit(s, q, 1);
+			p = q + 1;
 			continue;
 		}
-		if (run != NULL) {
-			dkim_emit(s, run, (size_t)(p - run));
-			run = NULL;
-			any = true;
+		while (q < e && dkim_hbrk(q, e)) {
+			wsp |= dkim_wsp(*q);
+			q += *q == '\r' ? 2 : 1;
 		}
-		/* A line end only unfolds; the WSP after it is the run. */
-		if (dkim_wsp(*p))
-			pending = true;
+		if (wsp)
+			dkim_emit(s, " ", 1);
+		p = q;
 	}
-	if (run != NULL)
-		dkim_emit(s, run, (size_t)(p - run));
 }
 
 /* Lower-case a header name into the sink (names are short). */
@@ -306,27 +406,6 @@ dkim_chunk_crlfs(struct dkim_chunk *c, size_t n)
 	}
 }
 
-/* 0x80 in each byte of w that equals the byte repeated in pat. */
-static inline uint64_t
-dkim_eqmask(uint64_t w, uint64_t pat)
-{
-	const uint64_t	lo = 0x7f7f7f7f7f7f7f7fULL;
-	uint64_t	x = w ^ pat;
-
-	return ~(((x & lo) + lo) | x | lo);
-}
-
-/* A mask of the first n < 8 bytes of a word loaded with memcpy. */
-static inline uint64_t
-dkim_lowbytes(size_t n)
-{
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	return (1ULL << (8 * n)) - 1;
-#else
-	return ~(~0ULL >> (8 * n));
-#endif
-}
-
 /*
  * The first WSP run in [p, t) that relaxed canonicalisation rewrites: a
  * run starting with a TAB or holding more than one byte. t when there is
@@ -370,13 +449,8 @@ dkim_wsp_fix(const char *p, const char *t, const char *e)
 		    (dkim_eqmask(w1, sp) | dkim_eqmask(w1, ht)));
 		if (t - p < 8)
 			m &= dkim_lowbytes((size_t)(t - p));
-		if (m != 0) {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-			return p + (__builtin_ctzll(m) >> 3);
-#else
-			return p + (__builtin_clzll(m) >> 3);
-#endif
-		}
+		if (m != 0)
+			return p + DKIM_FIRST_BYTE(m);
 		p += 8;
 	}
 	for (; p < t; p++)
