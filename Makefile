@@ -101,16 +101,29 @@ bench-render: all
 	@bench/bench_render.sh $(BUILD)
 
 # libFuzzer targets: tests/fuzz/fuzz_<name>.c, each built with clang
-# against the library sources. `make fuzz` builds them; `make fuzz-run`
-# runs each for FUZZ_SECONDS.
+# against the library sources, which are compiled once (instrumented,
+# build-fuzz/obj) into build-fuzz/libringmail-fuzz.a. `make fuzz` builds
+# them; `make fuzz-run` runs each for FUZZ_SECONDS.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 30
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Iengine -I. -MMD -MP \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_OBJ := $(LIB_SRC:%.c=build-fuzz/obj/%.o) $(ASM_SRC:%.S=build-fuzz/obj/%.o)
 fuzz: $(FUZZ_BIN)
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(ASM_SRC)
-	@mkdir -p build-fuzz
-	clang -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	  -Iengine -I. $(shell pkg-config --cflags $(PKGS)) -o $@ $< $(LIB_SRC) $(ASM_SRC) $(LDLIBS)
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+build-fuzz/obj/%.o: %.S
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c $< -o $@
+build-fuzz/obj/engine/mail/bounce_rules_data.o: engine/mail/bounce-rules.txt
+build-fuzz/libringmail-fuzz.a: $(FUZZ_OBJ)
+	ar rcs $@ $^
+build-fuzz/%: tests/fuzz/%.c build-fuzz/libringmail-fuzz.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< \
+	  build-fuzz/libringmail-fuzz.a $(LDLIBS)
+-include $(FUZZ_OBJ:.o=.d)
 fuzz-run: fuzz
 	@for f in $(FUZZ_BIN); do mkdir -p build-fuzz/corpus-$$(basename $$f); \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/corpus-$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) 2>&1 | tail -n 2 || exit 1; done
