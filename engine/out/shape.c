@@ -26,7 +26,8 @@ __extension__ typedef __int128 shape_i128;
 
 #define SHAPE_US	((mono_us)1000000)
 #define SHAPE_OBS_US	SHAPE_US	/* throughput estimate window */
-#define SHAPE_OBS_MIN_US (SHAPE_US / 100)	/* shortest partial window */
+#define SHAPE_BURST_DIV	5	/* adaptive burst: 1/5 s at the rate */
+#define SHAPE_BURST_MAX	100	/* conf.burst cap (1 s at max rate) */
 
 static shape_i128
 shape_tat(const struct shape_rate *r)
@@ -155,7 +156,11 @@ shape_ctl_conf_from(struct shape_ctl_conf *conf,
 	conf->max_conc = cs->connection_limit > 0 ? cs->connection_limit : 1;
 	conf->min_conc = 1;
 	per_s = conf->max_rate_mpd / SHAPE_MPD_PER_S;
-	conf->burst = per_s < 1 ? 1 : per_s > 100 ? 100 : (uint32_t)per_s;
+	/* Unlimited: the cap, for the rates the controller finds. */
+	if (conf->max_rate_mpd == 0)
+		per_s = SHAPE_BURST_MAX;
+	conf->burst = per_s < 1 ? 1 : per_s > SHAPE_BURST_MAX ?
+	    SHAPE_BURST_MAX : (uint32_t)per_s;
 	conf->conn_rate = cs->max_connection_rate;
 	conf->conn_burst = 1;
 	conf->adaptive = cs->adaptive;
@@ -169,11 +174,28 @@ shape_ctl_conf_from(struct shape_ctl_conf *conf,
 	conf->backoff_max_us = 3600 * SHAPE_US;
 }
 
-/* The message bucket follows rate_mpd (mpd: per 86400e3 s, in us). */
+/*
+ * The message bucket follows rate_mpd (mpd: per 86400e3 s, in us). With
+ * adaptive, so does its burst: SHAPE_BURST_DIV of a second at the
+ * current rate, 1..conf.burst. A site cut to 10/s must not take the
+ * 100 at once that its configured maximum allowed, and a rate found
+ * without a configured maximum (conf.burst 100) must still carry over a
+ * late wake-up of the caller's loop instead of losing those slots.
+ */
 static void
 shape_ctl_apply_rate(struct shape_ctl *c)
 {
+	uint64_t	 b;
+
 	shape_rate_set(&c->msg, c->rate_mpd, 86400ull * 1000 * SHAPE_US);
+	if (!c->conf.adaptive || c->rate_mpd == 0) {
+		c->msg.burst = c->conf.burst;
+		return;
+	}
+	b = c->rate_mpd / SHAPE_MPD_PER_S / SHAPE_BURST_DIV;
+	if (b > c->conf.burst)
+		b = c->conf.burst;
+	c->msg.burst = b < 1 ? 1 : (uint32_t)b;
 }
 
 int
@@ -264,9 +286,16 @@ shape_obs_mpd(const struct shape_ctl *c, mono_us now)
 		return c->obs_mpd;
 	if (c->obs_n == 0)
 		return 0;
-	/* A first reply right at the start: rather overestimate. */
-	if (el < SHAPE_OBS_MIN_US)
-		el = SHAPE_OBS_MIN_US;
+	/*
+	 * Within the first window: what was accepted per second so far,
+	 * i.e. counted over at least a second. Receivers limit per time
+	 * window, so the messages they took before the first 421 are their
+	 * allowance, not a rate: 200 accepted in the first 80 ms against a
+	 * 200/s limit must not read as 2,500/s (seen live: the cut to
+	 * 0.7 x 2,500/s then ran a hold-off window of 421s, 3,600 of them).
+	 */
+	if (el < SHAPE_OBS_US)
+		el = SHAPE_OBS_US;
 	return (uint64_t)((shape_i128)c->obs_n * (shape_i128)SHAPE_MPD_PER_S *
 	    SHAPE_US / el);
 }
@@ -390,7 +419,13 @@ shape_ctl_feedback(struct shape_ctl *c, mono_us now, enum shape_signal sig,
 		}
 		return 1;
 	case SHAPE_THROTTLE:
-		shape_obs(c, now);
+		/*
+		 * Not counted as throughput: what a site refuses is not what
+		 * it takes. A sender far above the limit would otherwise
+		 * measure its own refused attempts and cut from them (seen
+		 * live: from 2,400/s of 421s to 1,900/s, against a 200/s
+		 * receiver).
+		 */
 		c->nclean = 0;
 		if (!c->conf.adaptive || now < c->hold_until)
 			return 0;
