@@ -133,7 +133,9 @@ struct shape_ctl_conf {
 	uint32_t	 max_conc;	/* connection_limit */
 	uint32_t	 min_conc;	/* 1 */
 	uint32_t	 burst;		/* messages at once: 1 s at max rate,
-					   1..100 */
+					   1..100 (100 when unlimited); with
+					   adaptive the bucket uses 1/5 s at
+					   the current rate, at most this */
 	struct config_rate conn_rate;	/* max_connection_rate */
 	uint32_t	 conn_burst;	/* 1 */
 	bool		 adaptive;	/* false: only hints and backoff */
@@ -204,7 +206,8 @@ int	shape_ctl_init(struct shape_ctl *c, const struct shape_ctl_conf *conf,
  * (0 = ignored); other signals ignore it. Returns 1 when the controller
  * changed (ev filled; ev may be NULL), else 0.
  *   THROTTLE: adaptive only; the first one after the hold-off window cuts
- *     rate (from the lower of the current rate and measured throughput)
+ *     rate (from the lower of the current rate and measured throughput:
+ *     accepted messages only, over at least a second)
  *     and concurrency by decrease_pct, never below the minima; more
  *     within holdoff_us change nothing (one burst of 421s = one cut).
  *   OK: counts; once increase_us has passed since the last change, adds

@@ -536,3 +536,77 @@ Test(shape, controller_follows_a_lowered_limit, .timeout = 20)
 {
 	sim_run2(300, 30, 20000, 20);
 }
+
+/*
+ * A receiver that takes 200 in the first 80 ms and then answers 421:
+ * the first cut counts what it took over a second (200/s -> 140/s), not
+ * over the 80 ms (2,500/s -> 1,750/s, which kept a live sender in 421s
+ * for the whole hold-off window).
+ */
+Test(shape, first_cut_counts_the_first_second)
+{
+	struct shape_ctl_conf	 conf;
+	struct shape_ctl	 c;
+
+	ctl_conf2(&conf, "unlimited", 10, false);
+	cr_assert_eq(shape_ctl_init(&c, &conf, T0), 0);
+	for (int i = 0; i < 200; i++)
+		shape_ctl_feedback(&c, T0 + i * 400, SHAPE_OK, 0, NULL);
+	cr_assert_eq(shape_ctl_feedback(&c, T0 + 80000, SHAPE_THROTTLE, 0,
+	    NULL), 1);
+	cr_assert_eq(c.rate_mpd, 140 * SHAPE_MPD_PER_S);
+	cr_assert_eq(c.conc, 7);
+}
+
+/*
+ * Refused attempts are not throughput: after a cut, a hold-off window
+ * of nothing but 421s leaves the estimate at what was accepted (100 in
+ * 3 s), so the next cut goes below it instead of from the attempt rate.
+ */
+Test(shape, throttles_are_not_throughput)
+{
+	struct shape_ctl_conf	 conf;
+	struct shape_ctl	 c;
+
+	ctl_conf2(&conf, "unlimited", 10, false);
+	cr_assert_eq(shape_ctl_init(&c, &conf, T0), 0);
+	for (int i = 0; i < 100; i++)
+		shape_ctl_feedback(&c, T0 + i * 9900, SHAPE_OK, 0, NULL);
+	cr_assert_eq(shape_ctl_feedback(&c, T0 + S, SHAPE_THROTTLE, 0, NULL),
+	    1);
+	cr_assert_eq(c.rate_mpd, 70 * SHAPE_MPD_PER_S);
+	for (int i = 1; i < 2000; i++)
+		cr_assert_eq(shape_ctl_feedback(&c, T0 + S + i * 1000,
+		    SHAPE_THROTTLE, 0, NULL), 0);
+	cr_assert_eq(shape_ctl_feedback(&c, T0 + 3 * S + 1000,
+	    SHAPE_THROTTLE, 0, NULL), 1);
+	/* 100 accepted over 3 s = 33.3/s, x 0.7 */
+	cr_assert_lt(c.rate_mpd, 24 * SHAPE_MPD_PER_S);
+	cr_assert_gt(c.rate_mpd, 23 * SHAPE_MPD_PER_S);
+}
+
+/* Adaptive: the burst shrinks with the rate (1/5 s of it); fixed keeps
+ * the configured one (1 s at the maximum). */
+Test(shape, adaptive_burst_follows_rate)
+{
+	struct shape_ctl_conf	 conf;
+	struct shape_ctl	 c;
+	int			 n;
+
+	ctl_conf(&conf, "100/s", 10);
+	cr_assert_eq(conf.burst, 100);
+	cr_assert_eq(shape_ctl_init(&c, &conf, T0), 0);
+	cr_assert_eq(c.msg.burst, 20);
+	shape_ctl_feedback(&c, T0, SHAPE_THROTTLE, 0, NULL);	/* 50/s */
+	cr_assert_eq(c.msg.burst, 10);
+	for (n = 0; shape_ctl_take(&c, T0 + 60 * S, 1) == 0; n++)
+		;
+	cr_assert_eq(n, 10);
+	conf.adaptive = false;
+	cr_assert_eq(shape_ctl_init(&c, &conf, T0), 0);
+	for (n = 0; shape_ctl_take(&c, T0 + S, 1) == 0; n++)
+		;
+	cr_assert_eq(n, 100);
+	ctl_conf(&conf, "unlimited", 10);
+	cr_assert_eq(conf.burst, 100);
+}
