@@ -26,7 +26,9 @@ __extension__ typedef __int128 shape_i128;
 
 #define SHAPE_US	((mono_us)1000000)
 #define SHAPE_OBS_US	SHAPE_US	/* throughput estimate window */
+#define SHAPE_OBS_MIN_US (SHAPE_US / 100)	/* shortest partial window */
 #define SHAPE_BURST_DIV	5	/* adaptive burst: 1/5 s at the rate */
+#define SHAPE_RAISE_MAX_K 10	/* raises one late OK may catch up */
 #define SHAPE_BURST_MAX	100	/* conf.burst cap (1 s at max rate) */
 
 static shape_i128
@@ -261,28 +263,41 @@ shape_ev_end(const struct shape_ctl *c, struct shape_event *ev)
 	ev->nfail = c->nfail;
 }
 
-/* Count one message outcome towards the throughput estimate. */
+/*
+ * Count one message outcome towards the estimates: every outcome is an
+ * attempt, only an accepted one is throughput. Windows close on any
+ * outcome once a second has passed.
+ */
 static void
-shape_obs(struct shape_ctl *c, mono_us now)
+shape_obs(struct shape_ctl *c, mono_us now, bool ok)
 {
 	mono_us el = now - c->obs_start;
 
-	c->obs_n++;
+	c->obs_att_n++;
+	if (ok)
+		c->obs_n++;
 	if (el >= SHAPE_OBS_US) {
 		c->obs_mpd = (uint64_t)((shape_i128)c->obs_n *
 		    (shape_i128)SHAPE_MPD_PER_S * SHAPE_US / el);
+		c->obs_att_mpd = (uint64_t)((shape_i128)c->obs_att_n *
+		    (shape_i128)SHAPE_MPD_PER_S * SHAPE_US / el);
+		c->obs_full = true;
 		c->obs_start = now;
 		c->obs_n = 0;
+		c->obs_att_n = 0;
 	}
 }
 
-/* Measured throughput: the last window, else the current partial one. */
+/*
+ * Measured throughput (accepted messages): the last window, else the
+ * current partial one.
+ */
 static uint64_t
 shape_obs_mpd(const struct shape_ctl *c, mono_us now)
 {
 	mono_us el = now - c->obs_start;
 
-	if (c->obs_mpd != 0)
+	if (c->obs_full)
 		return c->obs_mpd;
 	if (c->obs_n == 0)
 		return 0;
@@ -300,14 +315,64 @@ shape_obs_mpd(const struct shape_ctl *c, mono_us now)
 	    SHAPE_US / el);
 }
 
+/* The attempt rate: the last window, else the partial one as it is. */
+static uint64_t
+shape_att_mpd(const struct shape_ctl *c, mono_us now)
+{
+	mono_us el = now - c->obs_start;
+
+	if (c->obs_full)
+		return c->obs_att_mpd;
+	if (el < SHAPE_OBS_MIN_US)
+		el = SHAPE_OBS_MIN_US;
+	return (uint64_t)((shape_i128)c->obs_att_n *
+	    (shape_i128)SHAPE_MPD_PER_S * SHAPE_US / el);
+}
+
+/*
+ * The rate a cut starts from. Unlimited: what the site accepted (nothing
+ * else is known). Otherwise the current rate, or what was accepted when
+ * that is lower and the sender was pushing its rate (attempts at >= 3/4
+ * of it): then the shortfall is the receiver's. A sender with too
+ * little mail for its rate measures its demand, not the site's limit;
+ * cutting from that would collapse it (seen live with two worker
+ * threads sharing a site: the thread with few messages was cut from its
+ * own trickle to 0.02/s and then needed a minute per raise).
+ */
+static uint64_t
+shape_cut_base(const struct shape_ctl *c, mono_us now)
+{
+	uint64_t	obs = shape_obs_mpd(c, now), rate = c->rate_mpd;
+
+	if (rate == 0 && obs == 0 && !c->obs_full) {
+		/*
+		 * Unlimited and refused before anything was accepted: the
+		 * attempts per second so far (over at least a second), not
+		 * the floor. A worker thread whose first message meets a
+		 * site another thread already fills would otherwise start
+		 * at 1.4/m and need minutes to climb back.
+		 */
+		mono_us el = now - c->obs_start;
+
+		if (el < SHAPE_OBS_US)
+			el = SHAPE_OBS_US;
+		return (uint64_t)((shape_i128)c->obs_att_n *
+		    (shape_i128)SHAPE_MPD_PER_S * SHAPE_US / el);
+	}
+	if (rate == 0)
+		return obs;
+	if (obs != 0 && obs < rate &&
+	    (shape_i128)shape_att_mpd(c, now) * 4 >= (shape_i128)rate * 3)
+		return obs;
+	return rate;
+}
+
 static int
 shape_ctl_cut(struct shape_ctl *c, mono_us now, struct shape_event *ev)
 {
-	uint64_t	 base = c->rate_mpd, obs = shape_obs_mpd(c, now);
+	uint64_t	 base = shape_cut_base(c, now);
 	uint32_t	 conc;
 
-	if (obs != 0 && (base == 0 || obs < base))
-		base = obs;
 	c->hold_until = now + c->conf.holdoff_us;
 	c->nclean = 0;
 	c->last_raise = c->last_conc_raise = now;
@@ -329,7 +394,7 @@ shape_ctl_cut(struct shape_ctl *c, mono_us now, struct shape_event *ev)
 static int
 shape_ctl_raise(struct shape_ctl *c, mono_us now, struct shape_event *ev)
 {
-	uint64_t	 ref, step, max = c->conf.max_rate_mpd, obs;
+	uint64_t	 ref, step, max = c->conf.max_rate_mpd, obs, k;
 	bool		 changed = false;
 
 	shape_ev_begin(c, ev, SHAPE_R_RAISE);
@@ -337,28 +402,42 @@ shape_ctl_raise(struct shape_ctl *c, mono_us now, struct shape_event *ev)
 	    (max == 0 || c->rate_mpd < max)) {
 		obs = shape_obs_mpd(c, now);
 		/*
-		 * Not while the sender does not use half of the rate it has
+		 * Not while the sender does not use 3/4 of the rate it has
 		 * (too little mail for the site): a raise would only be
 		 * untested headroom.
 		 */
 		if (obs * 4 >= c->rate_mpd * 3) {
-			ref = c->ref_mpd != 0 ? c->ref_mpd : max;
-			step = ref / 100 * c->conf.increase_pct;
-			if (c->ref_mpd != 0 && c->rate_mpd <
-			    c->ref_mpd / 100 * c->conf.recover_pct)
-				step *= 4;
 			/*
-			 * Past the rate of the last cut, probe faster the
-			 * longer it holds (CUBIC's convex region), so a site
-			 * whose limit went up is not climbed at 2 %/s.
+			 * One raise per increase_us that passed, up to
+			 * SHAPE_RAISE_MAX_K: below 1/s the OKs that trigger
+			 * raises come seconds apart, and a per-OK step would
+			 * keep a low rate low for minutes.
 			 */
-			if (c->ref_mpd != 0 && c->rate_mpd > c->ref_mpd)
-				step += (c->rate_mpd - c->ref_mpd) / 4;
-			if (step == 0)
-				step = 1;
-			c->rate_mpd += step;
-			if (max != 0 && c->rate_mpd > max)
-				c->rate_mpd = max;
+			k = (uint64_t)((now - c->last_raise) /
+			    (c->conf.increase_us > 0 ? c->conf.increase_us :
+			    1));
+			if (k > SHAPE_RAISE_MAX_K)
+				k = SHAPE_RAISE_MAX_K;
+			for (; k > 0 && (max == 0 || c->rate_mpd < max); k--) {
+				ref = c->ref_mpd != 0 ? c->ref_mpd : max;
+				step = ref / 100 * c->conf.increase_pct;
+				if (c->ref_mpd != 0 && c->rate_mpd <
+				    c->ref_mpd / 100 * c->conf.recover_pct)
+					step *= 4;
+				/*
+				 * Past the rate of the last cut, probe faster
+				 * the longer it holds (CUBIC's convex region),
+				 * so a site whose limit went up is not
+				 * climbed at 2 %/s.
+				 */
+				if (c->ref_mpd != 0 && c->rate_mpd > c->ref_mpd)
+					step += (c->rate_mpd - c->ref_mpd) / 4;
+				if (step == 0)
+					step = 1;
+				c->rate_mpd += step;
+				if (max != 0 && c->rate_mpd > max)
+					c->rate_mpd = max;
+			}
 			c->last_raise = now;
 			shape_ctl_apply_rate(c);
 			changed = true;
@@ -404,7 +483,7 @@ shape_ctl_feedback(struct shape_ctl *c, mono_us now, enum shape_signal sig,
 		return 0;
 	case SHAPE_OK:
 		c->nok++;
-		shape_obs(c, now);
+		shape_obs(c, now, true);
 		c->nclean++;
 		/* A clean delivery also proves the site reachable. */
 		rc = shape_ctl_clear(c, ev);
@@ -424,8 +503,9 @@ shape_ctl_feedback(struct shape_ctl *c, mono_us now, enum shape_signal sig,
 		 * it takes. A sender far above the limit would otherwise
 		 * measure its own refused attempts and cut from them (seen
 		 * live: from 2,400/s of 421s to 1,900/s, against a 200/s
-		 * receiver).
+		 * receiver). It is an attempt, though.
 		 */
+		shape_obs(c, now, false);
 		c->nclean = 0;
 		if (!c->conf.adaptive || now < c->hold_until)
 			return 0;

@@ -170,9 +170,19 @@ struct shape_ctl {
 	uint32_t	 nfail;		/* consecutive connection failures */
 	mono_us		 obs_start;	/* throughput estimate window */
 	uint64_t	 obs_n;
-	uint64_t	 obs_mpd;	/* last full window; 0 = none yet */
+	uint64_t	 obs_mpd;	/* last full window (accepted) */
 	uint64_t	 nthrottle;	/* counters, for status */
 	uint64_t	 nok;
+	/*
+	 * Added: attempts (accepted + throttled) in the window and their
+	 * rate over the last full one, and whether a full window was
+	 * measured (obs_mpd, accepted only, may then be 0). The attempt
+	 * rate tells a sender pushing its rate (a shortfall in accepted is
+	 * the receiver's doing) from one with too little mail.
+	 */
+	uint64_t	 obs_att_n;
+	uint64_t	 obs_att_mpd;
+	bool		 obs_full;
 };
 
 /* Machine-readable result of shape_explain. */

@@ -559,30 +559,51 @@ Test(shape, first_cut_counts_the_first_second)
 }
 
 /*
- * Refused attempts are not throughput: after a cut, a hold-off window
- * of nothing but 421s leaves the estimate at what was accepted (100 in
- * 3 s), so the next cut goes below it instead of from the attempt rate.
+ * Refused attempts are not throughput: a sender pushing 2,000 attempts/s
+ * of which the site takes 20/s is cut from the 20/s it got through, not
+ * from its own rate or its attempts.
  */
 Test(shape, throttles_are_not_throughput)
 {
 	struct shape_ctl_conf	 conf;
 	struct shape_ctl	 c;
+	int			 i;
 
 	ctl_conf2(&conf, "unlimited", 10, false);
 	cr_assert_eq(shape_ctl_init(&c, &conf, T0), 0);
-	for (int i = 0; i < 100; i++)
+	for (i = 0; i < 100; i++)
 		shape_ctl_feedback(&c, T0 + i * 9900, SHAPE_OK, 0, NULL);
 	cr_assert_eq(shape_ctl_feedback(&c, T0 + S, SHAPE_THROTTLE, 0, NULL),
 	    1);
 	cr_assert_eq(c.rate_mpd, 70 * SHAPE_MPD_PER_S);
-	for (int i = 1; i < 2000; i++)
-		cr_assert_eq(shape_ctl_feedback(&c, T0 + S + i * 1000,
-		    SHAPE_THROTTLE, 0, NULL), 0);
-	cr_assert_eq(shape_ctl_feedback(&c, T0 + 3 * S + 1000,
+	/* 2 s of 2,000 attempts/s, one in 100 accepted. */
+	for (i = 1; i <= 4000; i++)
+		shape_ctl_feedback(&c, T0 + S + i * 500, i % 100 == 0 ?
+		    SHAPE_OK : SHAPE_THROTTLE, 0, NULL);
+	cr_assert_eq(c.rate_mpd, 70 * SHAPE_MPD_PER_S, "no cut in the hold-off");
+	cr_assert_eq(shape_ctl_feedback(&c, T0 + 3 * S + 700,
 	    SHAPE_THROTTLE, 0, NULL), 1);
-	/* 100 accepted over 3 s = 33.3/s, x 0.7 */
-	cr_assert_lt(c.rate_mpd, 24 * SHAPE_MPD_PER_S);
-	cr_assert_gt(c.rate_mpd, 23 * SHAPE_MPD_PER_S);
+	cr_assert_eq(c.rate_mpd, 14 * SHAPE_MPD_PER_S);
+}
+
+/*
+ * A sender with too little mail for its rate (2/s of 100/s) is cut from
+ * its rate, not from its trickle: what it sends is its demand, not the
+ * site's limit (cutting from it collapsed a worker thread that shared a
+ * site with a busy one).
+ */
+Test(shape, app_limited_sender_cut_from_rate)
+{
+	struct shape_ctl_conf	 conf;
+	struct shape_ctl	 c;
+
+	ctl_conf2(&conf, "100/s", 10, false);
+	cr_assert_eq(shape_ctl_init(&c, &conf, T0), 0);
+	for (int i = 1; i <= 6; i++)
+		shape_ctl_feedback(&c, T0 + i * (S / 2), SHAPE_OK, 0, NULL);
+	cr_assert_eq(shape_ctl_feedback(&c, T0 + 3 * S + S / 4,
+	    SHAPE_THROTTLE, 0, NULL), 1);
+	cr_assert_eq(c.rate_mpd, 70 * SHAPE_MPD_PER_S);
 }
 
 /* Adaptive: the burst shrinks with the rate (1/5 s of it); fixed keeps
