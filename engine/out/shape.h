@@ -217,14 +217,19 @@ int	shape_ctl_init(struct shape_ctl *c, const struct shape_ctl_conf *conf,
  * changed (ev filled; ev may be NULL), else 0.
  *   THROTTLE: adaptive only; the first one after the hold-off window cuts
  *     rate (from the lower of the current rate and measured throughput:
- *     accepted messages only, over at least a second)
+ *     accepted messages only, over at least a second; the measured one
+ *     only while the sender attempts >= 3/4 of its rate, so a sender
+ *     short of mail is not cut to its trickle; unlimited with nothing
+ *     accepted yet: from the attempts per second so far)
  *     and concurrency by decrease_pct, never below the minima; more
  *     within holdoff_us change nothing (one burst of 421s = one cut).
  *   OK: counts; once increase_us has passed since the last change, adds
  *     increase_pct of the reference rate (4x while below recover_pct of
  *     the rate at the last cut; plus a quarter of the excess once above
  *     it, so a raised limit is found quickly) and one connection, up to
- *     the maxima, unless the sender uses under 3/4 of its rate.
+ *     the maxima, unless the sender uses under 3/4 of its rate. An OK
+ *     that comes k >= 2 increase_us after the last raise applies up to
+ *     10 raises (slow sites send OKs seconds apart).
  *     Also ends a connection-failure backoff (SHAPE_R_CLEAR).
  *   HINT: suspends the site until now + retry_after_s (a later hint
  *     extends, an earlier one never shortens).
