@@ -133,7 +133,9 @@ struct shape_ctl_conf {
 	uint32_t	 max_conc;	/* connection_limit */
 	uint32_t	 min_conc;	/* 1 */
 	uint32_t	 burst;		/* messages at once: 1 s at max rate,
-					   1..100 */
+					   1..100 (100 when unlimited); with
+					   adaptive the bucket uses 1/5 s at
+					   the current rate, at most this */
 	struct config_rate conn_rate;	/* max_connection_rate */
 	uint32_t	 conn_burst;	/* 1 */
 	bool		 adaptive;	/* false: only hints and backoff */
@@ -168,9 +170,19 @@ struct shape_ctl {
 	uint32_t	 nfail;		/* consecutive connection failures */
 	mono_us		 obs_start;	/* throughput estimate window */
 	uint64_t	 obs_n;
-	uint64_t	 obs_mpd;	/* last full window; 0 = none yet */
+	uint64_t	 obs_mpd;	/* last full window (accepted) */
 	uint64_t	 nthrottle;	/* counters, for status */
 	uint64_t	 nok;
+	/*
+	 * Added: attempts (accepted + throttled) in the window and their
+	 * rate over the last full one, and whether a full window was
+	 * measured (obs_mpd, accepted only, may then be 0). The attempt
+	 * rate tells a sender pushing its rate (a shortfall in accepted is
+	 * the receiver's doing) from one with too little mail.
+	 */
+	uint64_t	 obs_att_n;
+	uint64_t	 obs_att_mpd;
+	bool		 obs_full;
 };
 
 /* Machine-readable result of shape_explain. */
@@ -204,14 +216,20 @@ int	shape_ctl_init(struct shape_ctl *c, const struct shape_ctl_conf *conf,
  * (0 = ignored); other signals ignore it. Returns 1 when the controller
  * changed (ev filled; ev may be NULL), else 0.
  *   THROTTLE: adaptive only; the first one after the hold-off window cuts
- *     rate (from the lower of the current rate and measured throughput)
+ *     rate (from the lower of the current rate and measured throughput:
+ *     accepted messages only, over at least a second; the measured one
+ *     only while the sender attempts >= 3/4 of its rate, so a sender
+ *     short of mail is not cut to its trickle; unlimited with nothing
+ *     accepted yet: from the attempts per second so far)
  *     and concurrency by decrease_pct, never below the minima; more
  *     within holdoff_us change nothing (one burst of 421s = one cut).
  *   OK: counts; once increase_us has passed since the last change, adds
  *     increase_pct of the reference rate (4x while below recover_pct of
  *     the rate at the last cut; plus a quarter of the excess once above
  *     it, so a raised limit is found quickly) and one connection, up to
- *     the maxima, unless the sender uses under 3/4 of its rate.
+ *     the maxima, unless the sender uses under 3/4 of its rate. An OK
+ *     that comes k >= 2 increase_us after the last raise applies up to
+ *     10 raises (slow sites send OKs seconds apart).
  *     Also ends a connection-failure backoff (SHAPE_R_CLEAR).
  *   HINT: suspends the site until now + retry_after_s (a later hint
  *     extends, an earlier one never shortens).

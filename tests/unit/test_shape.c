@@ -536,3 +536,98 @@ Test(shape, controller_follows_a_lowered_limit, .timeout = 20)
 {
 	sim_run2(300, 30, 20000, 20);
 }
+
+/*
+ * A receiver that takes 200 in the first 80 ms and then answers 421:
+ * the first cut counts what it took over a second (200/s -> 140/s), not
+ * over the 80 ms (2,500/s -> 1,750/s, which kept a live sender in 421s
+ * for the whole hold-off window).
+ */
+Test(shape, first_cut_counts_the_first_second)
+{
+	struct shape_ctl_conf	 conf;
+	struct shape_ctl	 c;
+
+	ctl_conf2(&conf, "unlimited", 10, false);
+	cr_assert_eq(shape_ctl_init(&c, &conf, T0), 0);
+	for (int i = 0; i < 200; i++)
+		shape_ctl_feedback(&c, T0 + i * 400, SHAPE_OK, 0, NULL);
+	cr_assert_eq(shape_ctl_feedback(&c, T0 + 80000, SHAPE_THROTTLE, 0,
+	    NULL), 1);
+	cr_assert_eq(c.rate_mpd, 140 * SHAPE_MPD_PER_S);
+	cr_assert_eq(c.conc, 7);
+}
+
+/*
+ * Refused attempts are not throughput: a sender pushing 2,000 attempts/s
+ * of which the site takes 20/s is cut from the 20/s it got through, not
+ * from its own rate or its attempts.
+ */
+Test(shape, throttles_are_not_throughput)
+{
+	struct shape_ctl_conf	 conf;
+	struct shape_ctl	 c;
+	int			 i;
+
+	ctl_conf2(&conf, "unlimited", 10, false);
+	cr_assert_eq(shape_ctl_init(&c, &conf, T0), 0);
+	for (i = 0; i < 100; i++)
+		shape_ctl_feedback(&c, T0 + i * 9900, SHAPE_OK, 0, NULL);
+	cr_assert_eq(shape_ctl_feedback(&c, T0 + S, SHAPE_THROTTLE, 0, NULL),
+	    1);
+	cr_assert_eq(c.rate_mpd, 70 * SHAPE_MPD_PER_S);
+	/* 2 s of 2,000 attempts/s, one in 100 accepted. */
+	for (i = 1; i <= 4000; i++)
+		shape_ctl_feedback(&c, T0 + S + i * 500, i % 100 == 0 ?
+		    SHAPE_OK : SHAPE_THROTTLE, 0, NULL);
+	cr_assert_eq(c.rate_mpd, 70 * SHAPE_MPD_PER_S, "no cut in the hold-off");
+	cr_assert_eq(shape_ctl_feedback(&c, T0 + 3 * S + 700,
+	    SHAPE_THROTTLE, 0, NULL), 1);
+	cr_assert_eq(c.rate_mpd, 14 * SHAPE_MPD_PER_S);
+}
+
+/*
+ * A sender with too little mail for its rate (2/s of 100/s) is cut from
+ * its rate, not from its trickle: what it sends is its demand, not the
+ * site's limit (cutting from it collapsed a worker thread that shared a
+ * site with a busy one).
+ */
+Test(shape, app_limited_sender_cut_from_rate)
+{
+	struct shape_ctl_conf	 conf;
+	struct shape_ctl	 c;
+
+	ctl_conf2(&conf, "100/s", 10, false);
+	cr_assert_eq(shape_ctl_init(&c, &conf, T0), 0);
+	for (int i = 1; i <= 6; i++)
+		shape_ctl_feedback(&c, T0 + i * (S / 2), SHAPE_OK, 0, NULL);
+	cr_assert_eq(shape_ctl_feedback(&c, T0 + 3 * S + S / 4,
+	    SHAPE_THROTTLE, 0, NULL), 1);
+	cr_assert_eq(c.rate_mpd, 70 * SHAPE_MPD_PER_S);
+}
+
+/* Adaptive: the burst shrinks with the rate (1/5 s of it); fixed keeps
+ * the configured one (1 s at the maximum). */
+Test(shape, adaptive_burst_follows_rate)
+{
+	struct shape_ctl_conf	 conf;
+	struct shape_ctl	 c;
+	int			 n;
+
+	ctl_conf(&conf, "100/s", 10);
+	cr_assert_eq(conf.burst, 100);
+	cr_assert_eq(shape_ctl_init(&c, &conf, T0), 0);
+	cr_assert_eq(c.msg.burst, 20);
+	shape_ctl_feedback(&c, T0, SHAPE_THROTTLE, 0, NULL);	/* 50/s */
+	cr_assert_eq(c.msg.burst, 10);
+	for (n = 0; shape_ctl_take(&c, T0 + 60 * S, 1) == 0; n++)
+		;
+	cr_assert_eq(n, 10);
+	conf.adaptive = false;
+	cr_assert_eq(shape_ctl_init(&c, &conf, T0), 0);
+	for (n = 0; shape_ctl_take(&c, T0 + S, 1) == 0; n++)
+		;
+	cr_assert_eq(n, 100);
+	ctl_conf(&conf, "unlimited", 10);
+	cr_assert_eq(conf.burst, 100);
+}
