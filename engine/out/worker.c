@@ -2679,6 +2679,13 @@ sched_pass(struct wthread *w)
 			sconn_flush(c);
 			continue;
 		}
+		/*
+		 * Parked for the site's pace: keep the wake-up armed. The loop
+		 * clears w->wake each turn, so an I/O event ending the wait
+		 * early would leave these asleep until the 100 ms tick.
+		 */
+		if (c->idle && c->d->nq > 0)
+			wake_at(w, c->d->park_until);
 		if (now < c->deadline)
 			continue;
 		if (c->st == SC_CONNECTING) {
