@@ -22,7 +22,8 @@ smtpd_proxy_filter (~1 ms of CPU per message on this machine: then the
 receiver is the bottleneck of a 2-core box).
 
 Runs, same message count and size, same receiver, same concurrency
-(--conns connections: ringmail connection_limit x threads; Postfix
+(--conns connections: ringmail connection_limit, which holds fleet-wide
+across its threads; Postfix
 smtp_destination_concurrency_limit with initial concurrency = limit):
   ringmail plain     smtp.tls: none
   ringmail STARTTLS  smtp.tls: opportunistic
@@ -330,7 +331,7 @@ class Sender(Postfix):
 
 def ringmail_run(wd, redis, rx, tls, csv, camp):
     redis.cli("FLUSHALL")
-    per = max(1, args.conns // args.threads)
+    per = args.conns     # connection_limit is fleet-wide (all threads)
     cfg = wd.file("rm-%s.yaml" % ("tls" if tls else "plain"), """redis: {host: 127.0.0.1, port: %d}
 worker: {threads: %d, fetch_batch: 64}
 smtp:
