@@ -30,6 +30,22 @@
  * by `ringmail explain` and `ringmail status --sites`.
  */
 #define RM_KEY_SITES		"rm:sites"
+/*
+ * Drop RM_KEY_SITES fields older than ARGV[2] ms at wall time ARGV[1]
+ * (a worker that died leaves its fields behind). KEYS: RM_KEY_SITES.
+ * Returns the number dropped.
+ */
+#define RM_LUA_SITES_PRUNE \
+	"local now, age = tonumber(ARGV[1]), tonumber(ARGV[2])\n" \
+	"local h, n = redis.call('HGETALL', KEYS[1]), 0\n" \
+	"for i = 1, #h, 2 do\n" \
+	"  local ts = tonumber(string.match(h[i + 1], '^(%d+)'))\n" \
+	"  if ts == nil or now - ts > age then\n" \
+	"    redis.call('HDEL', KEYS[1], h[i])\n" \
+	"    n = n + 1\n" \
+	"  end\n" \
+	"end\n" \
+	"return n\n"
 
 /* Per-campaign key suffixes: rm:{ID}:<suffix>. */
 #define RM_SFX_META		"meta"		/* hash: definition + state */

@@ -3684,8 +3684,14 @@ on_active(struct rconn *rc, void *r, void *priv)
 			    "XAUTOCLAIM %s %s %s %s 0-0 COUNT %u", c->k_jobs,
 			    RM_GROUP, w->consumer, idle, w->cfg->fetch_batch);
 	}
-	if (reclaim)
+	if (reclaim) {
 		w->next_reclaim = now + WORKER_RECLAIM_US;
+		/* Site records of workers gone for 10 min (crashed, or the
+		 * site went quiet): one thread per worker tidies. */
+		if (w->index == 0)
+			rconn_cmd(&w->ctl, on_ignore, NULL, "EVAL %s 1 %s %s %d",
+			    RM_LUA_SITES_PRUNE, RM_KEY_SITES, ms, 600000);
+	}
 	sites_publish(w, ms);
 	/* Heartbeat: ts FS threads FS host FS pid FS delivered FS held. */
 	snprintf(hb, sizeof(hb), "%s%c1%c%s%c%d%c%lu%c%u", ms, RM_FS, RM_FS,

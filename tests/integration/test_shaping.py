@@ -50,10 +50,15 @@ routes:
                                      "adaptive: false}\n")
         n = 100
         cid = self.submit(cfg, n)
+        # A record left by a worker that died an hour ago: pruned.
+        stale = "%d\x1fdead-1-0\x1f5\x1f0\x1fnone\x1fx\x1f\x1f0" % ((time.time() - 3600) * 1000)
+        self.redis.raw("HSET", "rm:sites", "old.site\x1fdead-1-0", stale)
         t0 = time.time()
         p = subprocess.Popen([BIN, "worker", "--config", cfg, "--until-done"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(2.5)
+        self.assertEqual(self.redis.raw("HEXISTS", "rm:sites", "old.site\x1fdead-1-0").strip(),
+                         "0", "stale site record pruned")
         ex = ringmail("explain", "--config", cfg, "127.0.0.1", check=False).stdout
         sites = ringmail("status", "--config", cfg, "--sites").stdout
         camp = ringmail("explain", "--config", cfg, cid).stdout
