@@ -163,6 +163,23 @@ struct dhost {
 };
 
 /*
+ * The adaptive controller of a destination is shared by the worker's
+ * threads (keyed by destination name): each thread keeps its own
+ * sessions, queue and parking, but one receiver's limit is found by one
+ * controller seeing all of the worker's traffic, not by several AIMD
+ * senders competing for it (measured: 118-154 msg/s with two per-thread
+ * controllers against a 200/s receiver, 158 with one thread). Each has
+ * its own mutex; sctl_mu guards only the table.
+ */
+struct sctl {
+	char		 name[DNS_SITE_MAX + 80];
+	pthread_mutex_t	 mu;
+	struct shape_ctl ctl;
+	unsigned	 nconn;		/* sessions of every thread (under mu) */
+	struct sctl	*next;
+};
+
+/*
  * A destination: a site (MX rollup: domains with the same MX host set
  * share it, its queue, its sessions and its limits) or a static route.
  */
@@ -177,7 +194,8 @@ struct dest {
 	 * the adaptive controller that finds its acceptable pace.
 	 */
 	struct config_shaping cs;
-	struct shape_ctl ctl;
+	struct shape_ctl ctl;		/* used only when sc is NULL */
+	struct sctl	*sc;		/* the worker's shared controller */
 	mono_us		 park_until;	/* no message before (rate, hint) */
 	/* Fleet-wide message rate: tokens leased from Redis (out/lease). */
 	uint32_t	 fleet_tokens;
@@ -224,6 +242,9 @@ struct dest {
 };
 
 #define WORKER_DEST_BUCKETS	4096
+
+static pthread_mutex_t	 sctl_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sctl	*sctl_tab[WORKER_DEST_BUCKETS];
 
 /*
  * A destination keeps one FIFO per campaign, so dispatch can honour
@@ -1122,6 +1143,73 @@ wake_at(struct wthread *w, mono_us t)
 		w->wake = t;
 }
 
+static uint64_t dest_hash(const char *s);
+
+/* The worker's controller for name, created from conf on first use. */
+static struct sctl *
+sctl_get(const char *name, const struct shape_ctl_conf *conf)
+{
+	uint64_t	 b = dest_hash(name) % WORKER_DEST_BUCKETS;
+	struct sctl	*sc;
+
+	pthread_mutex_lock(&sctl_mu);
+	for (sc = sctl_tab[b]; sc != NULL; sc = sc->next)
+		if (strcmp(sc->name, name) == 0)
+			break;
+	if (sc == NULL && (sc = calloc(1, sizeof(*sc))) != NULL) {
+		snprintf(sc->name, sizeof(sc->name), "%s", name);
+		pthread_mutex_init(&sc->mu, NULL);
+		if (shape_ctl_init(&sc->ctl, conf, mono_now()) != 0)
+			log_warn("dest=%s shaping limits inconsistent: clamped",
+			    name);
+		sc->next = sctl_tab[b];
+		sctl_tab[b] = sc;
+	}
+	pthread_mutex_unlock(&sctl_mu);
+	return sc;
+}
+
+static void
+sctl_free_all(void)
+{
+	for (size_t b = 0; b < WORKER_DEST_BUCKETS; b++)
+		while (sctl_tab[b] != NULL) {
+			struct sctl	*sc = sctl_tab[b];
+
+			sctl_tab[b] = sc->next;
+			pthread_mutex_destroy(&sc->mu);
+			free(sc);
+		}
+}
+
+/* d's controller, locked until dctl_unlock(d). */
+static struct shape_ctl *
+dctl_lock(struct dest *d)
+{
+	if (d->sc == NULL)
+		return &d->ctl;
+	pthread_mutex_lock(&d->sc->mu);
+	return &d->sc->ctl;
+}
+
+static void
+dctl_unlock(struct dest *d)
+{
+	if (d->sc != NULL)
+		pthread_mutex_unlock(&d->sc->mu);
+}
+
+/* Sessions to d of every thread, for the controller's concurrency. */
+static void
+dctl_nconn_add(struct dest *d, int k)
+{
+	if (d->sc == NULL)
+		return;
+	pthread_mutex_lock(&d->sc->mu);
+	d->sc->nconn += (unsigned)k;
+	pthread_mutex_unlock(&d->sc->mu);
+}
+
 /* Report one signal to the site's controller; log and publish changes. */
 static void
 dest_feedback(struct wthread *w, struct dest *d, enum shape_signal sig,
@@ -1129,10 +1217,13 @@ dest_feedback(struct wthread *w, struct dest *d, enum shape_signal sig,
 {
 	struct shape_event	ev;
 	mono_us			now = mono_now();
+	int			k;
 
 	if (sig == SHAPE_NONE)
 		return;
-	if (shape_ctl_feedback(&d->ctl, now, sig, hint_s, &ev) == 1) {
+	k = shape_ctl_feedback(dctl_lock(d), now, sig, hint_s, &ev);
+	dctl_unlock(d);
+	if (k == 1) {
 		shape_event_format(&ev, now, d->last_event,
 		    sizeof(d->last_event));
 		log_info("shape dest=%s thread=%u %s", d->name, w->index,
@@ -1210,7 +1301,8 @@ dest_get(struct wthread *w, const char *key, const struct config_pool *pool,
 		    "limit holds per worker thread only", key);
 	config_shaping_for(w->cfg, site, domain, NULL, &d->cs);
 	shape_ctl_conf_from(&conf, &d->cs);
-	if (shape_ctl_init(&d->ctl, &conf, mono_now()) != 0)
+	if ((d->sc = sctl_get(key, &conf)) == NULL &&
+	    shape_ctl_init(&d->ctl, &conf, mono_now()) != 0)
 		log_warn("dest=%s shaping limits inconsistent: clamped", key);
 	if (pool != NULL &&
 	    (d->src_nconn = calloc(pool->nsrc, sizeof(*d->src_nconn))) == NULL) {
@@ -2038,10 +2130,12 @@ sconn_dispatch(struct sconn *c)
 			t = now < c->d->park_until ? c->d->park_until : 0;
 			if (t == 0 && (ft = fleet_take(w, c->d)) != 0)
 				t = now + (ft - wall_ms()) * 1000;
-			else if (t == 0 &&
-			    (t = shape_ctl_take(&c->d->ctl, now, 1)) != 0 &&
-			    c->d->cs.max_message_rate.n > 0)
-				c->d->fleet_tokens++;	/* give it back */
+			else if (t == 0) {
+				t = shape_ctl_take(dctl_lock(c->d), now, 1);
+				dctl_unlock(c->d);
+				if (t != 0 && c->d->cs.max_message_rate.n > 0)
+					c->d->fleet_tokens++;	/* give back */
+			}
 			if (t != 0) {
 				if (c->warm != NULL && !c->warm->warm)
 					c->warm->tokens++;
@@ -2437,6 +2531,7 @@ sconn_close(struct sconn *c, const char *why)
 		snprintf(c->why, sizeof(c->why), "%s", why);
 	c->st = SC_CLOSING;
 	d->nconn--;
+	dctl_nconn_add(d, -1);
 	if (c->slot_quit)
 		d->nslot_quit--;
 	if (c->si >= 0)
@@ -2621,6 +2716,7 @@ sconn_open(struct wthread *w, struct dest *d)
 	w->conns = c;
 	w->nconns++;
 	d->nconn++;
+	dctl_nconn_add(d, 1);
 	d->nopening++;
 	c->counted_open = true;
 	c->st = SC_CONNECTING;
@@ -2726,7 +2822,13 @@ sched_pass(struct wthread *w)
 			if (!dest_slot_ok(w, d, now))
 				break;
 			/* The controller's concurrency and connection rate. */
-			k = shape_ctl_conn_take(&d->ctl, now, d->nconn, &until);
+			{
+				struct shape_ctl *sc = dctl_lock(d);
+
+				k = shape_ctl_conn_take(sc, now, d->sc ?
+				    d->sc->nconn : d->nconn, &until);
+				dctl_unlock(d);
+			}
 			if (k == -EAGAIN) {
 				d->conn_park_until = until;
 				wake_at(w, until);
@@ -3532,8 +3634,9 @@ sites_publish(struct wthread *w, const char *ms)
 		if (d->nq == 0 && d->nconn == 0 && d->published)
 			continue;
 		d->published = (d->nq == 0 && d->nconn == 0);
-		bind = shape_bind_name(shape_explain(&d->ctl, now,
+		bind = shape_bind_name(shape_explain(dctl_lock(d), now,
 		    d->nconn - d->nidle, &ex, text, sizeof(text)));
+		dctl_unlock(d);
 		if (d->nq > 0 && d->park_until > now &&
 		    d->cs.max_message_rate.n > 0 && d->fleet_tokens == 0) {
 			char	r[CONFIG_RATE_STR_MAX];
@@ -4196,6 +4299,7 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		buf_free(&w->b_tmp);
 	}
 	free(ws);
+	sctl_free_all();
 	for (size_t i = 0; i < cfg->nroutes; i++)
 		free(proto[i].hosts);
 	free(proto);
