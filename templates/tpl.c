@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "lib/buf.h"
+#include "mail/msg.h"
 
 #include "templates/tpl.h"
 
@@ -87,7 +88,11 @@ struct tpl_op {
 	size_t		 off;		/* LIT */
 	size_t		 len;		/* LIT */
 	size_t		 target;	/* jumps */
+	uint32_t	 slot;		/* LIT: its segment; VAR: its value
+					   slot, or TPL_NOSLOT (tpl_render_mime) */
 };
+
+#define TPL_NOSLOT	UINT32_MAX
 
 struct tpl_filter {
 	enum tpl_fkind	 kind;
@@ -105,6 +110,13 @@ struct tpl {
 	size_t		 capfilts;
 	size_t		 ncols;		/* a row needs at least this many */
 	size_t		 nlists;	/* lists needed at render time */
+	/* tpl_render_mime(): */
+	struct buf	 mime;		/* owns: the literals, prepared */
+	struct msg_seg	*segs;		/* owns: one per LIT op */
+	size_t		 nsegs;
+	uint32_t	*slotop;	/* owns: an op per value slot */
+	size_t		 nslots;
+	unsigned	 mflags;	/* MSG_SEG_* of all literals */
 };
 
 /* ---- compiler state ---------------------------------------------------- */
@@ -1164,6 +1176,72 @@ tpl_cc_file(struct tpl_cc *cc, const struct tpl_file *f)
 	return 0;
 }
 
+/* Same value, filters and escaping: rendered once per message. */
+static int
+tpl_same_value(const struct tpl *t, const struct tpl_op *a,
+    const struct tpl_op *b)
+{
+	const struct tpl_filter	*fa, *fb;
+	uint32_t		 k;
+
+	if (a->src.idx != b->src.idx || a->esc != b->esc ||
+	    a->nfilt != b->nfilt)
+		return 0;
+	for (k = 0; k < a->nfilt; k++) {
+		fa = &t->filts[a->filt + k];
+		fb = &t->filts[b->filt + k];
+		if (fa->kind != fb->kind || fa->len != fb->len ||
+		    memcmp(t->text.data + fa->off, t->text.data + fb->off,
+		    fa->len) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * For tpl_render_mime(): prepare every literal for both transfer
+ * encodings (mail/msg.h), and give each VAR op of a column a value slot
+ * shared by the ops that render the same thing. 0 or -ENOMEM.
+ */
+static int
+tpl_mime_prepare(struct tpl *t)
+{
+	struct tpl_op	*op;
+	size_t		 i, k, nlit = 0, off;
+	int		 r;
+
+	for (i = 0; i < t->nops; i++)
+		if (t->ops[i].kind == TPL_OP_LIT)
+			nlit++;
+	if ((t->segs = calloc(nlit + 1, sizeof(*t->segs))) == NULL ||
+	    (t->slotop = calloc(t->nops + 1, sizeof(*t->slotop))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < t->nops; i++) {
+		op = &t->ops[i];
+		op->slot = TPL_NOSLOT;
+		if (op->kind == TPL_OP_LIT) {
+			off = t->mime.len;
+			if ((r = buf_append(&t->mime, t->text.data + op->off,
+			    op->len)) != 0 ||
+			    (r = msg_seg_make(&t->mime, off, op->len,
+			    &t->segs[t->nsegs])) != 0)
+				return r;
+			t->mflags |= t->segs[t->nsegs].flags;
+			op->slot = (uint32_t)t->nsegs++;
+		} else if (op->kind == TPL_OP_VAR &&
+		    op->src.kind == TPL_SRC_COL) {
+			for (k = 0; k < t->nslots; k++)
+				if (tpl_same_value(t, &t->ops[t->slotop[k]],
+				    op))
+					break;
+			if (k == t->nslots)
+				t->slotop[t->nslots++] = (uint32_t)i;
+			op->slot = (uint32_t)k;
+		}
+	}
+	return buf_reserve(&t->mime, 0);
+}
+
 struct tpl *
 tpl_compile_ex(const char *src, size_t len, const char *name,
     enum tpl_ctx ctx, const char *const *columns, size_t ncolumns,
@@ -1192,7 +1270,9 @@ tpl_compile_ex(const char *src, size_t len, const char *name,
 		return NULL;
 	}
 	buf_init(&cc.t->text);
-	if (tpl_cc_file(&cc, &f) != 0 || buf_reserve(&cc.t->text, 0) != 0) {
+	buf_init(&cc.t->mime);
+	if (tpl_cc_file(&cc, &f) != 0 || buf_reserve(&cc.t->text, 0) != 0 ||
+	    tpl_mime_prepare(cc.t) != 0) {
 		if (err[0] == '\0' && errlen > 1)
 			tpl_err(&cc, &f, 0, "out of memory");
 		tpl_free(cc.t);
@@ -1215,6 +1295,9 @@ tpl_free(struct tpl *t)
 	if (t == NULL)
 		return;
 	buf_free(&t->text);
+	buf_free(&t->mime);
+	free(t->segs);
+	free(t->slotop);
 	free(t->ops);
 	free(t->filts);
 	free(t);
@@ -1839,4 +1922,138 @@ int
 tpl_render(const struct tpl *t, const struct tpl_row *row, struct buf *out)
 {
 	return tpl_render_ex(t, row, NULL, 0, out);
+}
+
+/* ---- rendering into a MIME part (tpl.h fast path) ------------------------ */
+
+void
+tpl_scratch_init(struct tpl_scratch *sc)
+{
+	buf_init(&sc->vals);
+	buf_init(&sc->segs);
+}
+
+void
+tpl_scratch_fini(struct tpl_scratch *sc)
+{
+	buf_free(&sc->vals);
+	buf_free(&sc->segs);
+}
+
+/* One pass over the program into the encoder; as tpl_render_ex(). */
+static int
+tpl_mime_emit(const struct tpl *t, struct tpl_rs *rs,
+    const struct tpl_list *lists, struct tpl_scratch *sc,
+    const struct msg_seg *slots, struct msg_enc *e)
+{
+	const struct tpl_op	*op;
+	struct msg_seg		 sg;
+	size_t			 pc = 0, lv, off;
+	int			 r = 0;
+
+	while (pc < t->nops && r == 0) {
+		op = &t->ops[pc++];
+		switch (op->kind) {
+		case TPL_OP_LIT:
+			r = msg_enc_seg(e, t->mime.data, &t->segs[op->slot]);
+			break;
+		case TPL_OP_VAR:
+			if (op->slot != TPL_NOSLOT) {
+				r = msg_enc_seg(e, sc->vals.data,
+				    &slots[op->slot]);
+				break;
+			}
+			/* A list field or loop variable: per item. */
+			off = sc->vals.len;
+			if ((r = tpl_render_var(t, op, rs, &sc->vals)) == 0 &&
+			    (r = msg_seg_make(&sc->vals, off, sc->vals.len - off,
+			    &sg)) == 0)
+				r = msg_enc_seg(e, sc->vals.data, &sg);
+			sc->vals.len = off;
+			break;
+		case TPL_OP_JF:
+			if (!tpl_truthy(rs, &op->src))
+				pc = op->target;
+			break;
+		case TPL_OP_JT:
+			if (tpl_truthy(rs, &op->src))
+				pc = op->target;
+			break;
+		case TPL_OP_JMP:
+			pc = op->target;
+			break;
+		case TPL_OP_LBEGIN:
+			lv = op->src.level;
+			rs->lst[lv] = &lists[op->src.idx];
+			rs->item[lv] = 0;
+			if (rs->lst[lv]->n == 0)
+				pc = op->target;
+			else if (rs->lst[lv]->values == NULL)
+				r = -EINVAL;
+			break;
+		case TPL_OP_LNEXT:
+			lv = op->src.level;
+			if (++rs->item[lv] < rs->lst[lv]->n)
+				pc = op->target;
+			break;
+		}
+	}
+	return r;
+}
+
+int
+tpl_render_mime(const struct tpl *t, const struct tpl_row *row,
+    const struct tpl_list *lists, size_t nlists, struct tpl_scratch *sc,
+    struct buf *out, struct msg_encoded *res)
+{
+	struct tpl_rs	 rs;
+	struct msg_enc	 e;
+	struct msg_seg	*slots;
+	size_t		 k, off, start = out->len;
+	unsigned	 flags = t->mflags;
+	int		 r, qp, pass;
+
+	if (t->ncols > 0 && (row == NULL || row->n < t->ncols ||
+	    row->values == NULL))
+		return -EINVAL;
+	if (t->nlists > 0 && (lists == NULL || nlists < t->nlists))
+		return -EINVAL;
+	memset(&rs, 0, sizeof(rs));
+	rs.row = row;
+	rs.lists = lists;
+	buf_reset(&sc->vals);
+	buf_reset(&sc->segs);
+	if ((r = buf_reserve(&sc->segs, (t->nslots + 1) *
+	    sizeof(*slots))) != 0)
+		return r;
+	slots = (struct msg_seg *)(void *)sc->segs.data;
+	/* Each distinct value once: escaped, then prepared. */
+	for (k = 0; k < t->nslots; k++) {
+		off = sc->vals.len;
+		if ((r = tpl_render_var(t, &t->ops[t->slotop[k]], &rs,
+		    &sc->vals)) != 0 ||
+		    (r = msg_seg_make(&sc->vals, off, sc->vals.len - off,
+		    &slots[k])) != 0)
+			return r;
+		flags |= slots[k].flags;
+	}
+	/*
+	 * Guess the encoding from what the parts hold; a long line made of
+	 * several parts (or an 8-bit value in a branch not taken) costs a
+	 * second pass in the other encoding.
+	 */
+	qp = (flags & (MSG_SEG_8BIT | MSG_SEG_LONG)) != 0;
+	for (pass = 0; pass < 2; pass++, qp = !qp) {
+		msg_enc_begin(&e, out, qp);
+		if ((r = tpl_mime_emit(t, &rs, lists, sc, slots, &e)) != 0 ||
+		    (r = msg_enc_end(&e, res)) <= 0)
+			break;
+	}
+	if (r != 0) {
+		out->len = start;
+		if (out->data != NULL)
+			out->data[start] = '\0';
+		return r > 0 ? -EINVAL : r;
+	}
+	return 0;
 }

@@ -505,22 +505,36 @@ static const unsigned char msg_qp_plain[256] = {
  * CPU for nothing).
  */
 static int
-msg_is_7bit(const char *s, size_t n)
+msg_is_7bit_bytes(const char *s, size_t n)
 {
 	const uint64_t	 lo = 0x0101010101010101ULL;
 	const uint64_t	 hi = 0x8080808080808080ULL;
-	uint64_t	 w;
-	size_t		 i = 0, e;
+	uint64_t	 w, acc = 0;
+	size_t		 i = 0;
 
-	/* Eight bytes at a time: any byte >= 0x80 or == 0 fails. */
+	/*
+	 * Eight bytes at a time: any byte >= 0x80 or == 0 fails. The loop
+	 * only ORs, so it runs at load speed; the verdict comes at the end.
+	 */
 	for (; i + 8 <= n; i += 8) {
 		memcpy(&w, s + i, 8);
-		if ((w & hi) != 0 || ((w - lo) & ~w & hi) != 0)
-			return 0;
+		acc |= w | ((w - lo) & ~w & hi);
 	}
+	if ((acc & hi) != 0)
+		return 0;
 	for (; i < n; i++)
 		if (s[i] == 0 || (unsigned char)s[i] >= 0x80)
 			return 0;
+	return 1;
+}
+
+static int
+msg_is_7bit(const char *s, size_t n)
+{
+	size_t		 i, e;
+
+	if (!msg_is_7bit_bytes(s, n))
+		return 0;
 	/* Line lengths, CR and LF both ending a line. */
 	for (i = 0; i < n; i = e + 1) {
 		e = msg_eol(s, i, n);
@@ -641,6 +655,330 @@ msg_put_qp(struct buf *b, const char *s, size_t n)
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Fast path: prepared segments and the streaming encoder (msg.h).     */
+
+/*
+ * One QP token for c (RFC 2045 6.7 rules 1-3), as msg_put_qp writes it:
+ * last says c ends its hard line (or the body), where space and tab must
+ * be encoded. Returns its octets.
+ */
+static size_t
+msg_qp_tok(char *o, unsigned char c, int last)
+{
+	if ((c >= 33 && c <= 126 && c != '=') ||
+	    ((c == ' ' || c == '\t') && !last)) {
+		o[0] = (char)c;
+		return 1;
+	}
+	o[0] = '=';
+	o[1] = msg_hex[c >> 4];
+	o[2] = msg_hex[c & 15];
+	return 3;
+}
+
+/*
+ * QP-encode the raw line s[i..e) from column *col, soft breaks as
+ * msg_put_qp places them. hard: a line end follows e (the last octet is
+ * then encoded as line-final); else more octets follow on this line.
+ */
+static char *
+msg_qp_run(char *o, const unsigned char *s, size_t i, size_t e, int hard,
+    size_t *col)
+{
+	char	 tok[3];
+	size_t	 w;
+	int	 last;
+
+	for (; i < e; i++) {
+		last = hard && i + 1 == e;
+		w = msg_qp_tok(tok, s[i], last);
+		if (*col + w > (last ? MSG_QP_LINE : MSG_QP_LINE - 1)) {
+			memcpy(o, "=\r\n", 3);
+			o += 3;
+			*col = 0;
+		}
+		memcpy(o, tok, w);
+		o += w;
+		*col += w;
+	}
+	return o;
+}
+
+int
+msg_seg_make(struct buf *st, size_t off, size_t n, struct msg_seg *sg)
+{
+	const unsigned char	*s;
+	size_t			 i, e, next, body, col, a;
+	unsigned		 f = 0;
+	char			*o, *q;
+	int			 r;
+
+	if (n > (SIZE_MAX - 64) / 8)
+		return -ENOMEM;
+	if ((r = buf_reserve(st, 8 * n + 32)) != 0)
+		return r;
+	s = (const unsigned char *)st->data + off;
+	memset(sg, 0, sizeof(*sg));
+	sg->raw = n;
+
+	/* Raw facts. */
+	if (!msg_is_7bit_bytes((const char *)s, n))
+		f |= MSG_SEG_8BIT;
+	if (n > 0) {
+		if (s[0] == '\r' || s[0] == '\n')
+			f |= MSG_SEG_SOL;
+		if (s[0] == '\n')
+			f |= MSG_SEG_LF0;
+		if (s[0] == '_')
+			f |= MSG_SEG_US0;
+		if (s[n - 1] == '\r')
+			f |= MSG_SEG_CR1;
+		if (s[n - 1] == '=')
+			f |= MSG_SEG_EQ1;
+		if (s[n - 1] != '\r' && s[n - 1] != '\n')
+			f |= MSG_SEG_HOLD;
+		if (memmem(s, n, "=_", 2) != NULL)
+			f |= MSG_SEG_EQUS;
+	}
+	e = msg_eol((const char *)s, 0, n);
+	sg->h1 = e;
+	sg->hend = n;
+	if (e < n) {
+		f |= MSG_SEG_EOL;
+		for (i = 0; i < n; i = e + 1) {
+			e = msg_eol((const char *)s, i, n);
+			if (e - i > MSG_LINE_HARD)
+				f |= MSG_SEG_LONG;
+			if (e < n)
+				sg->hend = n - e - 1;
+		}
+	} else if (n > MSG_LINE_HARD)
+		f |= MSG_SEG_LONG;
+	if (sg->h1 > MSG_LINE_HARD || sg->hend > MSG_LINE_HARD)
+		f |= MSG_SEG_LONG;
+
+	/* 7bit form: msg_put_7bit's. */
+	sg->o7 = st->len;
+	o = q = st->data + st->len;
+	for (i = 0; i < n;) {
+		e = msg_eol((const char *)s, i, n);
+		memcpy(o, s + i, e - i);
+		o += e - i;
+		if (e == n)
+			break;
+		*o++ = '\r';
+		*o++ = '\n';
+		i = e + ((s[e] == '\r' && e + 1 < n && s[e + 1] == '\n') ? 2 : 1);
+	}
+	sg->n7 = (size_t)(o - q);
+
+	/*
+	 * QP form: [first line's tokens, no soft breaks: they depend on the
+	 * column the segment starts at] [its line end, the other lines from
+	 * column 0 with their soft breaks, the last one up to the held byte]
+	 * [the held byte's token when it does not depend on what follows].
+	 */
+	sg->oqp = (size_t)(o - st->data);
+	q = o;
+	body = (f & MSG_SEG_HOLD) ? n - 1 : n;
+	e = msg_eol((const char *)s, 0, body);
+	for (i = 0; i < e; i++)
+		o += msg_qp_tok(o, s[i], (f & MSG_SEG_EOL) && i + 1 == e);
+	sg->q1 = (size_t)(o - q);
+	col = 0;
+	while (e < body) {
+		/* s[e] is a line end: CRLF, then the next line from 0. */
+		next = e + ((s[e] == '\r' && e + 1 < n && s[e + 1] == '\n') ?
+		    2 : 1);
+		*o++ = '\r';
+		*o++ = '\n';
+		col = 0;
+		if (next > body)	/* the CR of a CRLF was held? never */
+			break;
+		a = next;
+		e = msg_eol((const char *)s, a, body);
+		o = msg_qp_run(o, s, a, e, e < body ||
+		    ((f & MSG_SEG_HOLD) == 0 && e < n), &col);
+	}
+	sg->nqp = (size_t)(o - q);
+	sg->qend = col;
+	if (f & MSG_SEG_HOLD) {
+		sg->last = s[n - 1];
+		if (sg->last != ' ' && sg->last != '\t')
+			sg->lastw = (unsigned char)msg_qp_tok(o, sg->last, 0);
+		o += sg->lastw;
+	}
+	sg->flags = f;
+	st->len = (size_t)(o - st->data);
+	st->data[st->len] = '\0';
+	return 0;
+}
+
+void
+msg_enc_begin(struct msg_enc *e, struct buf *b, int qp)
+{
+	memset(e, 0, sizeof(*e));
+	e->b = b;
+	e->start = b->len;
+	e->qp = qp;
+	e->pend = -1;
+}
+
+/* QP: write the held byte, now that what follows it is known. */
+static char *
+msg_enc_flush(struct msg_enc *e, char *o, int last)
+{
+	char	 tok[3];
+	size_t	 w;
+
+	w = msg_qp_tok(tok, (unsigned char)e->pend, last);
+	if (e->col + w > (last ? MSG_QP_LINE : MSG_QP_LINE - 1)) {
+		memcpy(o, "=\r\n", 3);
+		o += 3;
+		e->col = 0;
+	}
+	memcpy(o, tok, w);
+	e->col += w;
+	e->pend = -1;
+	return o + w;
+}
+
+/*
+ * QP: encoded tokens p[0..n) (no line end inside) from the current
+ * column, soft breaks where msg_put_qp puts them; hard: a line end
+ * follows, so the last token may take column 76. A break never splits a
+ * token: '=' only ever starts one.
+ */
+static char *
+msg_enc_run(struct msg_enc *e, char *o, const char *p, size_t n, int hard)
+{
+	size_t	 k;
+
+	while (e->col + n > (hard ? MSG_QP_LINE : MSG_QP_LINE - 1)) {
+		k = MSG_QP_LINE - 1 - e->col;
+		if (k >= 1 && p[k - 1] == '=')
+			k -= 1;
+		else if (k >= 2 && p[k - 2] == '=')
+			k -= 2;
+		memcpy(o, p, k);
+		memcpy(o + k, "=\r\n", 3);
+		o += k + 3;
+		p += k;
+		n -= k;
+		e->col = 0;
+	}
+	memcpy(o, p, n);
+	e->col += n;
+	return o + n;
+}
+
+int
+msg_enc_seg(struct msg_enc *e, const char *store, const struct msg_seg *sg)
+{
+	struct buf	*b = e->b;
+	unsigned	 f = sg->flags;
+	size_t		 skip, need;
+	const char	*p;
+	char		*o;
+	int		 r;
+
+	if (sg->raw == 0)
+		return 0;
+	/* A CR ending the last segment and this LF are one line end. */
+	skip = (e->prev & MSG_SEG_CR1) && (f & MSG_SEG_LF0) ? 2 : 0;
+	need = (e->qp ? sg->nqp + sg->nqp / 16 : sg->n7) + 32;
+	if (need >= b->cap - b->len && (r = buf_reserve(b, need)) != 0)
+		return r;
+	o = b->data + b->len;
+
+	/* Facts about the raw text, whichever the encoding. */
+	if (!(f & MSG_SEG_EOL))
+		e->rawcol += sg->raw;
+	else {
+		if (e->rawcol + sg->h1 > MSG_LINE_HARD)
+			e->facts |= MSG_SEG_LONG;
+		e->rawcol = sg->hend;
+	}
+	e->facts |= f & (MSG_SEG_8BIT | MSG_SEG_LONG | MSG_SEG_EQUS);
+	if ((e->prev & MSG_SEG_EQ1) && (f & MSG_SEG_US0))
+		e->facts |= MSG_SEG_EQUS;
+	e->prev = f;
+
+	if (!e->qp) {
+		memcpy(o, store + sg->o7 + skip, sg->n7 - skip);
+		b->len += sg->n7 - skip;
+		return 0;
+	}
+	if (e->pend >= 0)
+		o = msg_enc_flush(e, o, (f & MSG_SEG_SOL) != 0);
+	p = store + sg->oqp;
+	if (!(f & MSG_SEG_EOL)) {
+		/* One line, and the held byte: copy at once when it fits. */
+		if (sg->lastw != 0 &&
+		    e->col + sg->q1 + sg->lastw <= MSG_QP_LINE - 1) {
+			memcpy(o, p, sg->q1 + sg->lastw);
+			o += sg->q1 + sg->lastw;
+			e->col += sg->q1 + sg->lastw;
+			goto out;
+		}
+		o = msg_enc_run(e, o, p, sg->q1, 0);
+	} else if (skip != 0) {
+		/* The first line is empty and its line end already written. */
+		memcpy(o, p + 2, sg->nqp - 2);
+		o += sg->nqp - 2;
+		e->col = sg->qend;
+	} else {
+		o = msg_enc_run(e, o, p, sg->q1, 1);
+		memcpy(o, p + sg->q1, sg->nqp - sg->q1);
+		o += sg->nqp - sg->q1;
+		e->col = sg->qend;
+	}
+	if (f & MSG_SEG_HOLD) {
+		if (sg->lastw != 0 &&
+		    e->col + sg->lastw <= MSG_QP_LINE - 1) {
+			memcpy(o, p + sg->nqp, sg->lastw);
+			o += sg->lastw;
+			e->col += sg->lastw;
+		} else
+			e->pend = sg->last;
+	}
+out:
+	b->len = (size_t)(o - b->data);
+	return 0;
+}
+
+int
+msg_enc_end(struct msg_enc *e, struct msg_encoded *res)
+{
+	struct buf	*b = e->b;
+	int		 is7, r;
+
+	if (e->pend >= 0) {
+		if ((r = buf_reserve(b, 8)) != 0)
+			return r;
+		b->len = (size_t)(msg_enc_flush(e, b->data + b->len, 1) -
+		    b->data);
+	}
+	if (e->rawcol > MSG_LINE_HARD)
+		e->facts |= MSG_SEG_LONG;
+	is7 = !(e->facts & (MSG_SEG_8BIT | MSG_SEG_LONG));
+	if (is7 == e->qp) {
+		b->len = e->start;
+		if (b->data != NULL)
+			b->data[b->len] = '\0';
+		return 1;
+	}
+	if ((r = buf_reserve(b, 0)) != 0)
+		return r;
+	b->data[b->len] = '\0';
+	res->s = b->data + e->start;
+	res->n = b->len - e->start;
+	res->qp = e->qp;
+	res->bnd = !e->qp && (e->facts & MSG_SEG_EQUS) != 0;
+	return 0;
+}
+
 static uint64_t
 msg_mix(uint64_t x)
 {
@@ -684,14 +1022,56 @@ struct msg_part {
 	const char	*s;		/* borrows: the caller's body */
 	size_t		 n;
 	int		 qp;		/* quoted-printable, else 7bit */
+	int		 pre;		/* s is already encoded: MSG_PRE_* */
+	int		 bnd;		/* MSG_PRE_7BIT: may hold "=_" */
 };
+
+#define MSG_PRE_RAW	0
+#define MSG_PRE_7BIT	1	/* = raw text with CRLF line ends */
+#define MSG_PRE_QP	2
 
 static int
 msg_put_part_body(struct buf *b, const struct msg_part *p)
 {
+	if (p->pre == (p->qp ? MSG_PRE_QP : MSG_PRE_7BIT))
+		return buf_append(b, p->s, p->n);
+	/*
+	 * Also a MSG_PRE_7BIT body forced to QP: QP of the CRLF form is QP
+	 * of the raw text, since either line end is one hard break.
+	 */
 	if (p->qp)
 		return msg_put_qp(b, p->s, p->n);
 	return msg_put_7bit(b, p->s, p->n);
+}
+
+/* Can this part's encoded body hold the boundary? */
+static int
+msg_part_may_clash(const struct msg_part *p)
+{
+	/* QP output never holds "=_": '=' is followed by hex or CR. */
+	if (p->qp)
+		return 0;
+	return p->pre == MSG_PRE_RAW || p->bnd;
+}
+
+static void
+msg_part_from(struct msg_part *p, const char *type, const char *s,
+    size_t n, const struct msg_encoded *enc)
+{
+	p->type = type;
+	if (enc != NULL) {
+		p->s = enc->s != NULL ? enc->s : "";
+		p->n = enc->n;
+		p->qp = enc->qp;
+		p->pre = enc->qp ? MSG_PRE_QP : MSG_PRE_7BIT;
+		p->bnd = enc->bnd;
+		return;
+	}
+	p->s = s;
+	p->n = n;
+	p->qp = !msg_is_7bit(s, n);
+	p->pre = MSG_PRE_RAW;
+	p->bnd = 0;
 }
 
 static int
@@ -1055,8 +1435,9 @@ msg_put_body_attach(struct buf *b, const struct msg_input *in,
 		msg_boundary(bnd, in, attempt);
 		clash = 0;
 		for (i = 0; i < np; i++)
-			if (!parts[i].qp && memmem(parts[i].s, parts[i].n,
-			    bnd, strlen(bnd)) != NULL)
+			if (msg_part_may_clash(&parts[i]) &&
+			    memmem(parts[i].s, parts[i].n, bnd,
+			    strlen(bnd)) != NULL)
 				clash = 1;
 		/*
 		 * Not a real clash (never at a line start), but keep it out
@@ -1096,7 +1477,7 @@ msg_put_body_attach(struct buf *b, const struct msg_input *in,
 		    0)) != 0)
 			return r;
 	} else {
-		struct msg_part	 empty = { "text/plain", "", 0, 0 };
+		struct msg_part	 empty = { "text/plain", "", 0, 0, 0, 0 };
 		const struct msg_part *t = text != NULL ? text : &empty;
 
 		if ((r = msg_put_part_headers(b, t)) != 0 ||
@@ -1128,16 +1509,16 @@ msg_put_body(struct buf *b, const struct msg_input *in)
 	unsigned	 attempt;
 	int		 r, clash;
 
-	if (in->text != NULL)
-		parts[np++] = (struct msg_part){ "text/plain", in->text,
-		    in->textlen, !msg_is_7bit(in->text, in->textlen) };
-	if (in->html != NULL)
-		parts[np++] = (struct msg_part){ "text/html", in->html,
-		    in->htmllen, !msg_is_7bit(in->html, in->htmllen) };
+	if (in->text_enc != NULL || in->text != NULL)
+		msg_part_from(&parts[np++], "text/plain", in->text,
+		    in->textlen, in->text_enc);
+	if (in->html_enc != NULL || in->html != NULL)
+		msg_part_from(&parts[np++], "text/html", in->html,
+		    in->htmllen, in->html_enc);
 	if (in->nattachments > 0)
 		return msg_put_body_attach(b, in, parts, np);
 	if (np == 0)
-		parts[np++] = (struct msg_part){ "text/plain", "", 0, 0 };
+		parts[np++] = (struct msg_part){ "text/plain", "", 0, 0, 0, 0 };
 
 	if (np == 1) {
 		if ((r = msg_put_part_headers(b, &parts[0])) != 0 ||
@@ -1178,7 +1559,8 @@ msg_put_body(struct buf *b, const struct msg_input *in)
 			return r;
 		clash = 0;
 		for (i = 0; i < np; i++)
-			if (memmem(b->data + pstart[i], pend[i] - pstart[i],
+			if (msg_part_may_clash(&parts[i]) &&
+			    memmem(b->data + pstart[i], pend[i] - pstart[i],
 			    bnd, strlen(bnd)) != NULL)
 				clash = 1;
 		if (!clash || attempt >= MSG_BOUNDARY_TRIES)
