@@ -117,6 +117,10 @@ struct tpl {
 	uint32_t	*slotop;	/* owns: an op per value slot */
 	size_t		 nslots;
 	unsigned	 mflags;	/* MSG_SEG_* of all literals */
+	/* owns: the segments in order when there are no blocks or lists
+	   (NULL otherwise): literals, and slots with MSG_PLAN_ALT */
+	uint32_t	*plan;
+	size_t		 nplan;
 };
 
 /* ---- compiler state ---------------------------------------------------- */
@@ -1208,11 +1212,15 @@ tpl_mime_prepare(struct tpl *t)
 {
 	struct tpl_op	*op;
 	size_t		 i, k, nlit = 0, off;
-	int		 r;
+	int		 r, straight = 1;
 
-	for (i = 0; i < t->nops; i++)
+	for (i = 0; i < t->nops; i++) {
 		if (t->ops[i].kind == TPL_OP_LIT)
 			nlit++;
+		else if (t->ops[i].kind != TPL_OP_VAR ||
+		    t->ops[i].src.kind != TPL_SRC_COL)
+			straight = 0;
+	}
 	if ((t->segs = calloc(nlit + 1, sizeof(*t->segs))) == NULL ||
 	    (t->slotop = calloc(t->nops + 1, sizeof(*t->slotop))) == NULL)
 		return -ENOMEM;
@@ -1238,6 +1246,16 @@ tpl_mime_prepare(struct tpl *t)
 				t->slotop[t->nslots++] = (uint32_t)i;
 			op->slot = (uint32_t)k;
 		}
+	}
+	if (t->nsegs >= MSG_PLAN_ALT || t->nslots >= MSG_PLAN_ALT)
+		return -ENOMEM;
+	if (straight) {
+		/* The common case: the plan is the program itself. */
+		if ((t->plan = calloc(t->nops + 1, sizeof(*t->plan))) == NULL)
+			return -ENOMEM;
+		for (i = 0; i < t->nops; i++)
+			t->plan[t->nplan++] = t->ops[i].kind == TPL_OP_LIT ?
+			    t->ops[i].slot : t->ops[i].slot | MSG_PLAN_ALT;
 	}
 	return buf_reserve(&t->mime, 0);
 }
@@ -1298,6 +1316,7 @@ tpl_free(struct tpl *t)
 	buf_free(&t->mime);
 	free(t->segs);
 	free(t->slotop);
+	free(t->plan);
 	free(t->ops);
 	free(t->filts);
 	free(t);
@@ -1931,6 +1950,7 @@ tpl_scratch_init(struct tpl_scratch *sc)
 {
 	buf_init(&sc->vals);
 	buf_init(&sc->segs);
+	buf_init(&sc->plan);
 }
 
 void
@@ -1938,38 +1958,57 @@ tpl_scratch_fini(struct tpl_scratch *sc)
 {
 	buf_free(&sc->vals);
 	buf_free(&sc->segs);
+	buf_free(&sc->plan);
 }
 
-/* One pass over the program into the encoder; as tpl_render_ex(). */
+/* Append a plan entry to sc->plan. */
 static int
-tpl_mime_emit(const struct tpl *t, struct tpl_rs *rs,
-    const struct tpl_list *lists, struct tpl_scratch *sc,
-    const struct msg_seg *slots, struct msg_enc *e)
+tpl_plan_add(struct tpl_scratch *sc, uint32_t x)
+{
+	return buf_append(&sc->plan, &x, sizeof(x));
+}
+
+/*
+ * Run the program as tpl_render_ex() does, recording the segments it
+ * writes in sc->plan. Values inside lists are rendered and prepared here,
+ * their segments appended to sc->segs after the slots'.
+ */
+static int
+tpl_mime_walk(const struct tpl *t, struct tpl_rs *rs,
+    const struct tpl_list *lists, struct tpl_scratch *sc, unsigned *flags)
 {
 	const struct tpl_op	*op;
 	struct msg_seg		 sg;
-	size_t			 pc = 0, lv, off;
+	size_t			 pc = 0, lv, off, nseg;
 	int			 r = 0;
 
 	while (pc < t->nops && r == 0) {
 		op = &t->ops[pc++];
 		switch (op->kind) {
 		case TPL_OP_LIT:
-			r = msg_enc_seg(e, t->mime.data, &t->segs[op->slot]);
+			r = tpl_plan_add(sc, op->slot);
 			break;
 		case TPL_OP_VAR:
 			if (op->slot != TPL_NOSLOT) {
-				r = msg_enc_seg(e, sc->vals.data,
-				    &slots[op->slot]);
+				r = tpl_plan_add(sc, op->slot | MSG_PLAN_ALT);
 				break;
 			}
 			/* A list field or loop variable: per item. */
+			nseg = sc->segs.len / sizeof(sg);
 			off = sc->vals.len;
-			if ((r = tpl_render_var(t, op, rs, &sc->vals)) == 0 &&
-			    (r = msg_seg_make(&sc->vals, off, sc->vals.len - off,
-			    &sg)) == 0)
-				r = msg_enc_seg(e, sc->vals.data, &sg);
-			sc->vals.len = off;
+			if (nseg >= MSG_PLAN_ALT)
+				r = -ENOMEM;
+			if (r == 0)
+				r = tpl_render_var(t, op, rs, &sc->vals);
+			if (r == 0)
+				r = msg_seg_make(&sc->vals, off,
+				    sc->vals.len - off, &sg);
+			if (r == 0)
+				r = buf_append(&sc->segs, &sg, sizeof(sg));
+			if (r == 0)
+				r = tpl_plan_add(sc, (uint32_t)nseg |
+				    MSG_PLAN_ALT);
+			*flags |= sg.flags;
 			break;
 		case TPL_OP_JF:
 			if (!tpl_truthy(rs, &op->src))
@@ -2009,7 +2048,8 @@ tpl_render_mime(const struct tpl *t, const struct tpl_row *row,
 	struct tpl_rs	 rs;
 	struct msg_enc	 e;
 	struct msg_seg	*slots;
-	size_t		 k, off, start = out->len;
+	const uint32_t	*plan;
+	size_t		 k, off, nplan, start = out->len;
 	unsigned	 flags = t->mflags;
 	int		 r, qp, pass;
 
@@ -2018,11 +2058,11 @@ tpl_render_mime(const struct tpl *t, const struct tpl_row *row,
 		return -EINVAL;
 	if (t->nlists > 0 && (lists == NULL || nlists < t->nlists))
 		return -EINVAL;
-	memset(&rs, 0, sizeof(rs));
 	rs.row = row;
 	rs.lists = lists;
 	buf_reset(&sc->vals);
 	buf_reset(&sc->segs);
+	buf_reset(&sc->plan);
 	if ((r = buf_reserve(&sc->segs, (t->nslots + 1) *
 	    sizeof(*slots))) != 0)
 		return r;
@@ -2037,6 +2077,17 @@ tpl_render_mime(const struct tpl *t, const struct tpl_row *row,
 			return r;
 		flags |= slots[k].flags;
 	}
+	sc->segs.len = t->nslots * sizeof(*slots);
+	if (t->plan != NULL) {
+		plan = t->plan;
+		nplan = t->nplan;
+	} else {
+		if ((r = tpl_mime_walk(t, &rs, lists, sc, &flags)) != 0)
+			return r;
+		plan = (const uint32_t *)(void *)sc->plan.data;
+		nplan = sc->plan.len / sizeof(*plan);
+	}
+	slots = (struct msg_seg *)(void *)sc->segs.data;
 	/*
 	 * Guess the encoding from what the parts hold; a long line made of
 	 * several parts (or an 8-bit value in a branch not taken) costs a
@@ -2045,7 +2096,8 @@ tpl_render_mime(const struct tpl *t, const struct tpl_row *row,
 	qp = (flags & (MSG_SEG_8BIT | MSG_SEG_LONG)) != 0;
 	for (pass = 0; pass < 2; pass++, qp = !qp) {
 		msg_enc_begin(&e, out, qp);
-		if ((r = tpl_mime_emit(t, &rs, lists, sc, slots, &e)) != 0 ||
+		if ((r = msg_enc_plan(&e, t->segs, t->mime.data, slots,
+		    sc->vals.data, plan, nplan)) != 0 ||
 		    (r = msg_enc_end(&e, res)) <= 0)
 			break;
 	}

@@ -104,6 +104,8 @@ int	tpl_render_ex(const struct tpl *t, const struct tpl_row *row,
 struct tpl_scratch {
 	struct buf	 vals;	/* owns: merged values and their encodings */
 	struct buf	 segs;	/* owns: a struct msg_seg per distinct value */
+	struct buf	 plan;	/* owns: segment order, for templates with
+				   blocks or lists */
 };
 
 void	tpl_scratch_init(struct tpl_scratch *sc);

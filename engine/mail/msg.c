@@ -658,16 +658,17 @@ msg_put_qp(struct buf *b, const char *s, size_t n)
 /* ------------------------------------------------------------------ */
 /* Fast path: prepared segments and the streaming encoder (msg.h).     */
 
+#define MSG_STORE_MAX	((size_t)UINT32_MAX - 64)
+
 /*
  * One QP token for c (RFC 2045 6.7 rules 1-3), as msg_put_qp writes it:
  * last says c ends its hard line (or the body), where space and tab must
  * be encoded. Returns its octets.
  */
-static size_t
+static inline size_t
 msg_qp_tok(char *o, unsigned char c, int last)
 {
-	if ((c >= 33 && c <= 126 && c != '=') ||
-	    ((c == ' ' || c == '\t') && !last)) {
+	if (msg_qp_plain[c] || ((c == ' ' || c == '\t') && !last)) {
 		o[0] = (char)c;
 		return 1;
 	}
@@ -705,61 +706,96 @@ msg_qp_run(char *o, const unsigned char *s, size_t i, size_t e, int hard,
 	return o;
 }
 
+/* Does s[0..n) hold "=_"? */
+static int
+msg_has_eq_us(const unsigned char *s, size_t n)
+{
+	const unsigned char	*p, *end = s + n;
+
+	for (p = s; p < end && (p = memchr(p, '=', (size_t)(end - p))) != NULL;
+	    p++)
+		if (p + 1 < end && p[1] == '_')
+			return 1;
+	return 0;
+}
+
 int
 msg_seg_make(struct buf *st, size_t off, size_t n, struct msg_seg *sg)
 {
 	const unsigned char	*s;
-	size_t			 i, e, next, body, col, a;
+	size_t			 i, e, next, body, col;
 	unsigned		 f = 0;
 	char			*o, *q;
 	int			 r;
 
-	if (n > (SIZE_MAX - 64) / 8)
+	if (n > MSG_STORE_MAX / 8 || st->len > MSG_STORE_MAX - 8 * n - 32)
 		return -ENOMEM;
 	if ((r = buf_reserve(st, 8 * n + 32)) != 0)
 		return r;
 	s = (const unsigned char *)st->data + off;
 	memset(sg, 0, sizeof(*sg));
-	sg->raw = n;
+	sg->raw = (uint32_t)n;
+	if (n == 0)
+		return 0;
 
 	/* Raw facts. */
 	if (!msg_is_7bit_bytes((const char *)s, n))
 		f |= MSG_SEG_8BIT;
-	if (n > 0) {
-		if (s[0] == '\r' || s[0] == '\n')
-			f |= MSG_SEG_SOL;
-		if (s[0] == '\n')
-			f |= MSG_SEG_LF0;
-		if (s[0] == '_')
-			f |= MSG_SEG_US0;
-		if (s[n - 1] == '\r')
-			f |= MSG_SEG_CR1;
-		if (s[n - 1] == '=')
-			f |= MSG_SEG_EQ1;
-		if (s[n - 1] != '\r' && s[n - 1] != '\n')
-			f |= MSG_SEG_HOLD;
-		if (memmem(s, n, "=_", 2) != NULL)
-			f |= MSG_SEG_EQUS;
-	}
+	if (s[0] == '_')
+		f |= MSG_SEG_US0;
+	if (s[n - 1] == '=')
+		f |= MSG_SEG_EQ1;
+	if (msg_has_eq_us(s, n))
+		f |= MSG_SEG_EQUS;
 	e = msg_eol((const char *)s, 0, n);
-	sg->h1 = e;
-	sg->hend = n;
-	if (e < n) {
-		f |= MSG_SEG_EOL;
-		for (i = 0; i < n; i = e + 1) {
-			e = msg_eol((const char *)s, i, n);
-			if (e - i > MSG_LINE_HARD)
-				f |= MSG_SEG_LONG;
-			if (e < n)
-				sg->hend = n - e - 1;
+	if (e == n) {
+		/*
+		 * One line without its end, as most merged values are: the
+		 * 7bit form is the text itself, and the QP form its tokens
+		 * up to the held last byte.
+		 */
+		sg->h1 = sg->hend = (uint32_t)n;
+		if (n > MSG_LINE_HARD)
+			f |= MSG_SEG_LONG;
+		f |= MSG_SEG_HOLD;
+		sg->o7 = (uint32_t)off;
+		sg->n7 = (uint32_t)n;
+		sg->oqp = (uint32_t)st->len;
+		o = q = st->data + st->len;
+		for (i = 0; i + 1 < n; i++) {
+			if (msg_qp_plain[s[i]] || s[i] == ' ' || s[i] == '\t')
+				*o++ = (char)s[i];
+			else {
+				o[0] = '=';
+				o[1] = msg_hex[s[i] >> 4];
+				o[2] = msg_hex[s[i] & 15];
+				o += 3;
+			}
 		}
-	} else if (n > MSG_LINE_HARD)
-		f |= MSG_SEG_LONG;
-	if (sg->h1 > MSG_LINE_HARD || sg->hend > MSG_LINE_HARD)
-		f |= MSG_SEG_LONG;
+		sg->q1 = sg->nqp = (uint32_t)(o - q);
+		goto held;
+	}
+
+	f |= MSG_SEG_EOL;
+	if (s[0] == '\r' || s[0] == '\n')
+		f |= MSG_SEG_SOL;
+	if (s[0] == '\n')
+		f |= MSG_SEG_LF0;
+	if (s[n - 1] == '\r')
+		f |= MSG_SEG_CR1;
+	if (s[n - 1] != '\r' && s[n - 1] != '\n')
+		f |= MSG_SEG_HOLD;
+	sg->h1 = (uint32_t)e;
+	for (i = 0; i < n; i = e + 1) {
+		e = msg_eol((const char *)s, i, n);
+		if (e - i > MSG_LINE_HARD)
+			f |= MSG_SEG_LONG;
+		if (e < n)
+			sg->hend = (uint32_t)(n - e - 1);
+	}
 
 	/* 7bit form: msg_put_7bit's. */
-	sg->o7 = st->len;
+	sg->o7 = (uint32_t)st->len;
 	o = q = st->data + st->len;
 	for (i = 0; i < n;) {
 		e = msg_eol((const char *)s, i, n);
@@ -771,7 +807,7 @@ msg_seg_make(struct buf *st, size_t off, size_t n, struct msg_seg *sg)
 		*o++ = '\n';
 		i = e + ((s[e] == '\r' && e + 1 < n && s[e + 1] == '\n') ? 2 : 1);
 	}
-	sg->n7 = (size_t)(o - q);
+	sg->n7 = (uint32_t)(o - q);
 
 	/*
 	 * QP form: [first line's tokens, no soft breaks: they depend on the
@@ -779,13 +815,13 @@ msg_seg_make(struct buf *st, size_t off, size_t n, struct msg_seg *sg)
 	 * column 0 with their soft breaks, the last one up to the held byte]
 	 * [the held byte's token when it does not depend on what follows].
 	 */
-	sg->oqp = (size_t)(o - st->data);
+	sg->oqp = (uint32_t)(o - st->data);
 	q = o;
 	body = (f & MSG_SEG_HOLD) ? n - 1 : n;
 	e = msg_eol((const char *)s, 0, body);
 	for (i = 0; i < e; i++)
-		o += msg_qp_tok(o, s[i], (f & MSG_SEG_EOL) && i + 1 == e);
-	sg->q1 = (size_t)(o - q);
+		o += msg_qp_tok(o, s[i], i + 1 == e);
+	sg->q1 = (uint32_t)(o - q);
 	col = 0;
 	while (e < body) {
 		/* s[e] is a line end: CRLF, then the next line from 0. */
@@ -794,15 +830,12 @@ msg_seg_make(struct buf *st, size_t off, size_t n, struct msg_seg *sg)
 		*o++ = '\r';
 		*o++ = '\n';
 		col = 0;
-		if (next > body)	/* the CR of a CRLF was held? never */
-			break;
-		a = next;
-		e = msg_eol((const char *)s, a, body);
-		o = msg_qp_run(o, s, a, e, e < body ||
-		    ((f & MSG_SEG_HOLD) == 0 && e < n), &col);
+		e = msg_eol((const char *)s, next, body);
+		o = msg_qp_run(o, s, next, e, e < body, &col);
 	}
-	sg->nqp = (size_t)(o - q);
-	sg->qend = col;
+	sg->nqp = (uint32_t)(o - q);
+	sg->qend = (uint32_t)col;
+held:
 	if (f & MSG_SEG_HOLD) {
 		sg->last = s[n - 1];
 		if (sg->last != ' ' && sg->last != '\t')
@@ -825,11 +858,46 @@ msg_enc_begin(struct msg_enc *e, struct buf *b, int qp)
 	e->pend = -1;
 }
 
+/*
+ * Copy n octets. Most segments are short: two overlapping fixed-size
+ * moves beat a call into libc for them.
+ */
+static inline char *
+msg_copy(char *o, const char *p, size_t n)
+{
+	uint64_t	 a, b;
+	uint32_t	 c, d;
+
+	if (n > 16) {
+		if (n > 32) {
+			memcpy(o, p, n);
+			return o + n;
+		}
+		memcpy(o, p, 16);
+		memcpy(o + n - 16, p + n - 16, 16);
+	} else if (n >= 8) {
+		memcpy(&a, p, 8);
+		memcpy(&b, p + n - 8, 8);
+		memcpy(o, &a, 8);
+		memcpy(o + n - 8, &b, 8);
+	} else if (n >= 4) {
+		memcpy(&c, p, 4);
+		memcpy(&d, p + n - 4, 4);
+		memcpy(o, &c, 4);
+		memcpy(o + n - 4, &d, 4);
+	} else if (n > 0) {
+		o[0] = p[0];
+		o[n / 2] = p[n / 2];
+		o[n - 1] = p[n - 1];
+	}
+	return o + n;
+}
+
 /* QP: write the held byte, now that what follows it is known. */
-static char *
+static inline char *
 msg_enc_flush(struct msg_enc *e, char *o, int last)
 {
-	char	 tok[3];
+	char	 tok[3] = { 0, 0, 0 };
 	size_t	 w;
 
 	w = msg_qp_tok(tok, (unsigned char)e->pend, last);
@@ -838,7 +906,7 @@ msg_enc_flush(struct msg_enc *e, char *o, int last)
 		o += 3;
 		e->col = 0;
 	}
-	memcpy(o, tok, w);
+	memcpy(o, tok, 3);	/* room was reserved; w counts */
 	e->col += w;
 	e->pend = -1;
 	return o + w;
@@ -873,25 +941,20 @@ msg_enc_run(struct msg_enc *e, char *o, const char *p, size_t n, int hard)
 	return o + n;
 }
 
-int
-msg_enc_seg(struct msg_enc *e, const char *store, const struct msg_seg *sg)
+/* One non-empty segment at o (room reserved). Returns the new end. */
+static inline char *
+msg_enc_one(struct msg_enc *e, char *o, const char *store,
+    const struct msg_seg *sg)
 {
-	struct buf	*b = e->b;
 	unsigned	 f = sg->flags;
-	size_t		 skip, need;
+	size_t		 skip, k;
 	const char	*p;
-	char		*o;
-	int		 r;
 
-	if (sg->raw == 0)
-		return 0;
-	/* A CR ending the last segment and this LF are one line end. */
-	skip = (e->prev & MSG_SEG_CR1) && (f & MSG_SEG_LF0) ? 2 : 0;
-	need = (e->qp ? sg->nqp + sg->nqp / 16 : sg->n7) + 32;
-	if (need >= b->cap - b->len && (r = buf_reserve(b, need)) != 0)
-		return r;
-	o = b->data + b->len;
-
+	/*
+	 * A CR ending the last segment and an LF starting this one are one
+	 * line end, already written: skip its two octets (CR1 is LF0 << 1).
+	 */
+	skip = ((e->prev >> 1) & f & MSG_SEG_LF0) ? 2 : 0;
 	/* Facts about the raw text, whichever the encoding. */
 	if (!(f & MSG_SEG_EOL))
 		e->rawcol += sg->raw;
@@ -900,52 +963,103 @@ msg_enc_seg(struct msg_enc *e, const char *store, const struct msg_seg *sg)
 			e->facts |= MSG_SEG_LONG;
 		e->rawcol = sg->hend;
 	}
-	e->facts |= f & (MSG_SEG_8BIT | MSG_SEG_LONG | MSG_SEG_EQUS);
-	if ((e->prev & MSG_SEG_EQ1) && (f & MSG_SEG_US0))
-		e->facts |= MSG_SEG_EQUS;
+	/* "=" ending the last segment and "_" starting this one (EQ1 << 1
+	 * is US0, US0 << 1 is EQUS). */
+	e->facts |= (f & (MSG_SEG_8BIT | MSG_SEG_LONG | MSG_SEG_EQUS)) |
+	    (((e->prev << 1) & f & MSG_SEG_US0) << 1);
 	e->prev = f;
+	if (!e->qp)
+		return msg_copy(o, store + sg->o7 + skip, sg->n7 - skip);
 
-	if (!e->qp) {
-		memcpy(o, store + sg->o7 + skip, sg->n7 - skip);
-		b->len += sg->n7 - skip;
-		return 0;
-	}
 	if (e->pend >= 0)
 		o = msg_enc_flush(e, o, (f & MSG_SEG_SOL) != 0);
 	p = store + sg->oqp;
 	if (!(f & MSG_SEG_EOL)) {
-		/* One line, and the held byte: copy at once when it fits. */
-		if (sg->lastw != 0 &&
-		    e->col + sg->q1 + sg->lastw <= MSG_QP_LINE - 1) {
-			memcpy(o, p, sg->q1 + sg->lastw);
-			o += sg->q1 + sg->lastw;
-			e->col += sg->q1 + sg->lastw;
-			goto out;
+		/* One line, and the held byte: at once when it fits. */
+		k = sg->q1 + sg->lastw;
+		if (sg->lastw != 0 && e->col + k <= MSG_QP_LINE - 1) {
+			e->col += k;
+			return msg_copy(o, p, k);
 		}
 		o = msg_enc_run(e, o, p, sg->q1, 0);
-	} else if (skip != 0) {
-		/* The first line is empty and its line end already written. */
-		memcpy(o, p + 2, sg->nqp - 2);
-		o += sg->nqp - 2;
-		e->col = sg->qend;
+		p += sg->q1;
+		k = 0;
 	} else {
-		o = msg_enc_run(e, o, p, sg->q1, 1);
-		memcpy(o, p + sg->q1, sg->nqp - sg->q1);
-		o += sg->nqp - sg->q1;
+		if (skip != 0) {
+			/* The first line is empty, its line end written. */
+			p += 2;
+			k = sg->nqp - 2;
+		} else if (e->col + sg->q1 <= MSG_QP_LINE)
+			k = sg->nqp;
+		else {
+			o = msg_enc_run(e, o, p, sg->q1, 1);
+			p += sg->q1;
+			k = sg->nqp - sg->q1;
+		}
 		e->col = sg->qend;
 	}
 	if (f & MSG_SEG_HOLD) {
-		if (sg->lastw != 0 &&
-		    e->col + sg->lastw <= MSG_QP_LINE - 1) {
-			memcpy(o, p + sg->nqp, sg->lastw);
-			o += sg->lastw;
+		if (sg->lastw != 0 && e->col + sg->lastw <= MSG_QP_LINE - 1) {
+			k += sg->lastw;
 			e->col += sg->lastw;
 		} else
 			e->pend = sg->last;
 	}
-out:
+	return msg_copy(o, p, k);
+}
+
+int
+msg_enc_plan(struct msg_enc *e, const struct msg_seg *segs0,
+    const char *store0, const struct msg_seg *segs1, const char *store1,
+    const uint32_t *plan, size_t n)
+{
+	struct msg_enc		 l = *e;
+	struct buf		*b = e->b;
+	const struct msg_seg	*sg;
+	const char		*st;
+	size_t			 i, need, len;
+	uint32_t		 x;
+	char			*o;
+	int			 r;
+
+	if ((r = buf_reserve(b, 64)) != 0)
+		return r;
+	o = b->data + b->len;
+	for (i = 0; i < n; i++) {
+		x = plan[i];
+		if (x & MSG_PLAN_ALT) {
+			sg = &segs1[x & ~MSG_PLAN_ALT];
+			st = store1;
+		} else {
+			sg = &segs0[x];
+			st = store0;
+		}
+		if (sg->raw == 0)
+			continue;
+		/* Soft breaks add at most 3 octets per 73. */
+		need = (l.qp ? (size_t)sg->nqp + sg->nqp / 16 : sg->n7) + 32;
+		len = (size_t)(o - b->data);
+		if (need >= b->cap - len) {
+			b->len = len;
+			if ((r = buf_reserve(b, need)) != 0) {
+				*e = l;
+				return r;
+			}
+			o = b->data + len;
+		}
+		o = msg_enc_one(&l, o, st, sg);
+	}
 	b->len = (size_t)(o - b->data);
+	*e = l;
 	return 0;
+}
+
+int
+msg_enc_seg(struct msg_enc *e, const char *store, const struct msg_seg *sg)
+{
+	uint32_t	 x = 0;
+
+	return msg_enc_plan(e, sg, store, NULL, NULL, &x, 1);
 }
 
 int
@@ -954,23 +1068,19 @@ msg_enc_end(struct msg_enc *e, struct msg_encoded *res)
 	struct buf	*b = e->b;
 	int		 is7, r;
 
-	if (e->pend >= 0) {
-		if ((r = buf_reserve(b, 8)) != 0)
-			return r;
+	if ((r = buf_reserve(b, 8)) != 0)
+		return r;
+	if (e->pend >= 0)
 		b->len = (size_t)(msg_enc_flush(e, b->data + b->len, 1) -
 		    b->data);
-	}
 	if (e->rawcol > MSG_LINE_HARD)
 		e->facts |= MSG_SEG_LONG;
 	is7 = !(e->facts & (MSG_SEG_8BIT | MSG_SEG_LONG));
 	if (is7 == e->qp) {
 		b->len = e->start;
-		if (b->data != NULL)
-			b->data[b->len] = '\0';
+		b->data[b->len] = '\0';
 		return 1;
 	}
-	if ((r = buf_reserve(b, 0)) != 0)
-		return r;
 	b->data[b->len] = '\0';
 	res->s = b->data + e->start;
 	res->n = b->len - e->start;

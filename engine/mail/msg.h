@@ -132,15 +132,15 @@ int	msg_build(struct buf *out, const struct msg_input *in);
 
 /* A prepared segment. Offsets are into the store it was made in. */
 struct msg_seg {
-	size_t		 raw;	/* raw octets */
-	size_t		 h1;	/* raw octets before the first line end */
-	size_t		 hend;	/* raw octets after the last line end */
-	size_t		 o7;	/* 7bit form: store offset and length */
-	size_t		 n7;
-	size_t		 oqp;	/* QP form: store offset */
-	size_t		 q1;	/* QP octets of the first line (no breaks) */
-	size_t		 nqp;	/* QP octets before the held byte's token */
-	size_t		 qend;	/* column after them (when MSG_SEG_EOL) */
+	uint32_t	 raw;	/* raw octets */
+	uint32_t	 h1;	/* raw octets before the first line end */
+	uint32_t	 hend;	/* raw octets after the last line end */
+	uint32_t	 o7;	/* 7bit form: store offset and length */
+	uint32_t	 n7;
+	uint32_t	 oqp;	/* QP form: store offset */
+	uint32_t	 q1;	/* QP octets of the first line (no breaks) */
+	uint32_t	 nqp;	/* QP octets before the held byte's token */
+	uint32_t	 qend;	/* column after them (when MSG_SEG_EOL) */
 	unsigned	 flags;	/* MSG_SEG_* */
 	unsigned char	 last;	/* the held byte (MSG_SEG_HOLD) */
 	unsigned char	 lastw;	/* its token's octets at oqp + nqp when it
@@ -149,7 +149,8 @@ struct msg_seg {
 
 /*
  * Prepare store->data[off..off+n) (already in store) as a segment; the
- * encodings are appended to store. 0 or -ENOMEM.
+ * encodings are appended to store. 0, or -ENOMEM (also when the store
+ * would pass 4 GB).
  */
 int	msg_seg_make(struct buf *store, size_t off, size_t n,
 	    struct msg_seg *sg);
@@ -180,6 +181,15 @@ void	msg_enc_begin(struct msg_enc *e, struct buf *b, int qp);
 /* Append a segment prepared in store (its current data). 0 or -ENOMEM. */
 int	msg_enc_seg(struct msg_enc *e, const char *store,
 	    const struct msg_seg *sg);
+/*
+ * Append n segments in one call: plan[i] is segs0[plan[i]] (prepared in
+ * store0), or with MSG_PLAN_ALT set segs1[plan[i] & ~MSG_PLAN_ALT] (in
+ * store1). 0 or -ENOMEM.
+ */
+#define MSG_PLAN_ALT	0x80000000u
+int	msg_enc_plan(struct msg_enc *e, const struct msg_seg *segs0,
+	    const char *store0, const struct msg_seg *segs1,
+	    const char *store1, const uint32_t *plan, size_t n);
 /*
  * Finish. 0 with *res filled when the body got the encoding msg_build()
  * would choose; 1 when it needs the other one (b is cut back: start again
