@@ -1346,40 +1346,63 @@ tpl_url_unreserved(unsigned char c)
 static int
 tpl_url_keep(unsigned char c)
 {
-	return tpl_url_unreserved(c) || (c != 0 &&
-	    strchr(":/?#[]@!$&'()*+,;=%", c) != NULL);
+	static const unsigned char keep[256] = {
+		[':'] = 1, ['/'] = 1, ['?'] = 1, ['#'] = 1, ['['] = 1,
+		[']'] = 1, ['@'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1,
+		['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1,
+		[','] = 1, [';'] = 1, ['='] = 1, ['%'] = 1,
+	};
+
+	return tpl_url_unreserved(c) || keep[c];
 }
 
-/* HTML: & < > " ' (and, unquoted, also ` = and whitespace) as entities. */
+/*
+ * HTML escaping classes: 1 is escaped everywhere, 2 only in unquoted
+ * attribute values (tpl_isspace, NUL, '`' and '=').
+ */
+static const unsigned char tpl_html_cls[256] = {
+	['&'] = 1, ['<'] = 1, ['>'] = 1, ['"'] = 1, ['\''] = 1,
+	['`'] = 2, ['='] = 2, [' '] = 2, ['\t'] = 2, ['\r'] = 2, ['\n'] = 2,
+	['\f'] = 2, [0] = 2,
+};
+
+/*
+ * HTML: & < > " ' (and, unquoted, also ` = NUL and whitespace) as
+ * entities. Runs of other bytes are copied whole.
+ */
 static size_t
 tpl_esc_html(char *d, const char *s, size_t n, int unq)
 {
-	size_t		 i, o = 0, k;
-	const char	*ent;
-	char		 num[8];
+	unsigned	 mask = unq ? 3 : 1;
+	size_t		 i = 0, j, o = 0;
+	unsigned char	 c;
 
-	for (i = 0; i < n; i++) {
-		unsigned char	 c = (unsigned char)s[i];
-
+	while (i < n) {
+		for (j = i; j < n &&
+		    !(tpl_html_cls[(unsigned char)s[j]] & mask); j++)
+			;
+		memcpy(d + o, s + i, j - i);
+		o += j - i;
+		if (j == n)
+			break;
+		c = (unsigned char)s[j];
 		switch (c) {
-		case '&': ent = "&amp;"; break;
-		case '<': ent = "&lt;"; break;
-		case '>': ent = "&gt;"; break;
-		case '"': ent = "&quot;"; break;
-		case '\'': ent = "&#39;"; break;
+		case '&': memcpy(d + o, "&amp;", 5); o += 5; break;
+		case '<': memcpy(d + o, "&lt;", 4); o += 4; break;
+		case '>': memcpy(d + o, "&gt;", 4); o += 4; break;
+		case '"': memcpy(d + o, "&quot;", 6); o += 6; break;
+		case '\'': memcpy(d + o, "&#39;", 5); o += 5; break;
 		default:
-			if (unq && (c == '`' || c == '=' || tpl_isspace(c) ||
-			    c == 0)) {
-				snprintf(num, sizeof(num), "&#%d;", c);
-				ent = num;
-				break;
-			}
-			d[o++] = (char)c;
-			continue;
+			/* "&#%d;" */
+			d[o++] = '&';
+			d[o++] = '#';
+			if (c >= 10)
+				d[o++] = (char)('0' + c / 10);
+			d[o++] = (char)('0' + c % 10);
+			d[o++] = ';';
+			break;
 		}
-		k = strlen(ent);
-		memcpy(d + o, ent, k);
-		o += k;
+		i = j + 1;
 	}
 	return o;
 }

@@ -13,6 +13,7 @@
  * so that no value can start a header of its own.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -409,11 +410,11 @@ msg_valid_token(const char *s, const char *bad, int allow8)
 	for (n = 0; s[n] != '\0'; n++) {
 		unsigned char	 c = (unsigned char)s[n];
 
-		if (msg_isctl(c) || c == ' ' || (c >= 0x80 && !allow8) ||
-		    strchr(bad, c) != NULL)
+		if (msg_isctl(c) || c == ' ' || (c >= 0x80 && !allow8))
 			return 0;
 	}
-	return n <= MSG_WORD_MAX / 2;
+	/* strcspn looks for all of bad at once, not a strchr per octet. */
+	return n <= MSG_WORD_MAX / 2 && s[strcspn(s, bad)] == '\0';
 }
 
 /* RFC 5322 2.2: ftext is printable ASCII except ':'. */
@@ -442,6 +443,29 @@ msg_valid_name(const char *name)
 	return 1;
 }
 
+/* Two decimal digits of v (0..99). */
+static void
+msg_put2(char *d, int v)
+{
+	d[0] = (char)('0' + v / 10);
+	d[1] = (char)('0' + v % 10);
+}
+
+/* Append the strings up to NULL: header lines without printf. */
+static int
+msg_cat(struct buf *b, ...)
+{
+	va_list		 ap;
+	const char	*s;
+	int		 r = 0;
+
+	va_start(ap, b);
+	while (r == 0 && (s = va_arg(ap, const char *)) != NULL)
+		r = buf_append(b, s, strlen(s));
+	va_end(ap);
+	return r;
+}
+
 /* RFC 5322 3.3, always in UTC. */
 static int
 msg_put_date(struct buf *b, int64_t date_ms)
@@ -453,15 +477,31 @@ msg_put_date(struct buf *b, int64_t date_ms)
 	struct tm	 tm;
 	time_t		 t;
 	int64_t		 sec;
+	char		 d[40];
 
 	sec = date_ms / 1000 - (date_ms % 1000 < 0 ? 1 : 0);
 	t = (time_t)sec;
 	if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 < 1900 ||
 	    tm.tm_year + 1900 > 9999)
 		return -EINVAL;
-	return buf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n",
-	    wday[tm.tm_wday], tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900,
-	    tm.tm_hour, tm.tm_min, tm.tm_sec);
+	/* "Date: Tue, 14 Nov 2023 22:13:20 +0000": by hand, no printf. */
+	memcpy(d, "Date: ", 6);
+	memcpy(d + 6, wday[tm.tm_wday], 3);
+	memcpy(d + 9, ", ", 2);
+	msg_put2(d + 11, tm.tm_mday);
+	d[13] = ' ';
+	memcpy(d + 14, mon[tm.tm_mon], 3);
+	d[17] = ' ';
+	msg_put2(d + 18, (tm.tm_year + 1900) / 100);
+	msg_put2(d + 20, (tm.tm_year + 1900) % 100);
+	d[22] = ' ';
+	msg_put2(d + 23, tm.tm_hour);
+	d[25] = ':';
+	msg_put2(d + 26, tm.tm_min);
+	d[28] = ':';
+	msg_put2(d + 29, tm.tm_sec);
+	memcpy(d + 31, " +0000\r\n", 8);
+	return buf_append(b, d, 39);
 }
 
 /* Index of the first CR or LF in s[i..n), or n: memchr beats a byte loop. */
@@ -1123,8 +1163,12 @@ msg_boundary(char out[40], const struct msg_input *in, unsigned attempt)
 	a = msg_mix(h ^ (uint64_t)in->date_ms);
 	c = msg_mix(a + attempt + 1);
 	a = msg_mix(a ^ ((uint64_t)attempt << 32));
-	snprintf(out, 40, "=_rm%016llx%016llx", (unsigned long long)a,
-	    (unsigned long long)c);
+	memcpy(out, "=_rm", 4);
+	for (int k = 0; k < 16; k++) {
+		out[4 + k] = "0123456789abcdef"[(a >> (60 - 4 * k)) & 15];
+		out[20 + k] = "0123456789abcdef"[(c >> (60 - 4 * k)) & 15];
+	}
+	out[36] = '\0';
 }
 
 struct msg_part {
@@ -1187,9 +1231,9 @@ msg_part_from(struct msg_part *p, const char *type, const char *s,
 static int
 msg_put_part_headers(struct buf *b, const struct msg_part *p)
 {
-	return buf_printf(b, "Content-Type: %s; charset=utf-8\r\n"
-	    "Content-Transfer-Encoding: %s\r\n\r\n", p->type,
-	    p->qp ? "quoted-printable" : "7bit");
+	return msg_cat(b, "Content-Type: ", p->type, "; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: ", p->qp ? "quoted-printable" : "7bit",
+	    "\r\n\r\n", (const char *)NULL);
 }
 
 static int
@@ -1217,10 +1261,9 @@ msg_valid_printable(const char *s, const char *bad, size_t max)
 	if (s == NULL || *s == '\0')
 		return 0;
 	for (n = 0; s[n] != '\0'; n++)
-		if ((unsigned char)s[n] <= 32 || (unsigned char)s[n] >= 127 ||
-		    strchr(bad, s[n]) != NULL)
+		if ((unsigned char)s[n] <= 32 || (unsigned char)s[n] >= 127)
 			return 0;
-	return n <= max;
+	return n <= max && s[strcspn(s, bad)] == '\0';
 }
 
 /* RFC 2045 5.1 token "/" token. */
@@ -1650,11 +1693,13 @@ msg_put_body(struct buf *b, const struct msg_input *in)
 				parts[i].qp = 1;
 		msg_boundary(bnd, in, attempt);
 		b->len = start;
-		if ((r = buf_printf(b, "Content-Type: multipart/alternative;"
-		    "\r\n boundary=\"%s\"\r\n\r\n", bnd)) != 0)
+		if ((r = msg_cat(b, "Content-Type: multipart/alternative;"
+		    "\r\n boundary=\"", bnd, "\"\r\n\r\n",
+		    (const char *)NULL)) != 0)
 			return r;
 		for (i = 0; i < np; i++) {
-			if ((r = buf_printf(b, "--%s\r\n", bnd)) != 0 ||
+			if ((r = msg_cat(b, "--", bnd, "\r\n",
+			    (const char *)NULL)) != 0 ||
 			    (r = msg_put_part_headers(b, &parts[i])) != 0)
 				return r;
 			pstart[i] = b->len;
@@ -1665,7 +1710,8 @@ msg_put_body(struct buf *b, const struct msg_input *in)
 			if ((r = buf_append(b, "\r\n", 2)) != 0)
 				return r;
 		}
-		if ((r = buf_printf(b, "--%s--\r\n", bnd)) != 0)
+		if ((r = msg_cat(b, "--", bnd, "--\r\n",
+		    (const char *)NULL)) != 0)
 			return r;
 		clash = 0;
 		for (i = 0; i < np; i++)
@@ -1697,10 +1743,11 @@ msg_build(struct buf *out, const struct msg_input *in)
 		return -EINVAL;
 
 	if ((r = msg_put_date(out, in->date_ms)) != 0 ||
-	    (r = buf_printf(out, "Message-ID: <%s@%s>\r\n", in->msgid_local,
-	    in->msgid_domain)) != 0 ||
+	    (r = msg_cat(out, "Message-ID: <", in->msgid_local, "@",
+	    in->msgid_domain, ">\r\n", (const char *)NULL)) != 0 ||
 	    (r = msg_put_mailbox(&h, "From", in->from)) != 0 ||
-	    (r = buf_printf(out, "To: %s\r\n", in->to)) != 0 ||
+	    (r = msg_cat(out, "To: ", in->to, "\r\n",
+	    (const char *)NULL)) != 0 ||
 	    (r = msg_put_unstructured(&h, "Subject", in->subject, 1)) != 0)
 		goto fail;
 	if (in->reply_to != NULL &&
@@ -1708,8 +1755,8 @@ msg_build(struct buf *out, const struct msg_input *in)
 		goto fail;
 	if ((r = msg_put_list_unsub(&h, in)) != 0)
 		goto fail;
-	if (in->feedback_id != NULL && (r = buf_printf(out,
-	    "Feedback-ID: %s\r\n", in->feedback_id)) != 0)
+	if (in->feedback_id != NULL && (r = msg_cat(out, "Feedback-ID: ",
+	    in->feedback_id, "\r\n", (const char *)NULL)) != 0)
 		goto fail;
 	for (i = 0; i < in->nheaders; i++)
 		if (!msg_extra_shadowed(in, in->headers[i].name) &&
