@@ -909,11 +909,15 @@ msg_copy(char *o, const char *p, size_t n)
 	uint32_t	 c, d;
 
 	if (n > 16) {
-		if (n > 32) {
+		if (n > 64) {
 			memcpy(o, p, n);
 			return o + n;
 		}
 		memcpy(o, p, 16);
+		if (n > 32) {
+			memcpy(o + 16, p + 16, 16);
+			memcpy(o + n - 32, p + n - 32, 16);
+		}
 		memcpy(o + n - 16, p + n - 16, 16);
 	} else if (n >= 8) {
 		memcpy(&a, p, 8);
@@ -933,38 +937,40 @@ msg_copy(char *o, const char *p, size_t n)
 	return o + n;
 }
 
-/* QP: write the held byte, now that what follows it is known. */
-static inline char *
-msg_enc_flush(struct msg_enc *e, char *o, int last)
+/*
+ * QP: the held byte c, now that what follows it is known (last: a line
+ * end or the body's end). Returns the new end; *col is updated.
+ */
+static char *
+msg_enc_flush(char *o, unsigned char c, int last, size_t *col)
 {
 	char	 tok[3] = { 0, 0, 0 };
 	size_t	 w;
 
-	w = msg_qp_tok(tok, (unsigned char)e->pend, last);
-	if (e->col + w > (last ? MSG_QP_LINE : MSG_QP_LINE - 1)) {
+	w = msg_qp_tok(tok, c, last);
+	if (*col + w > (last ? MSG_QP_LINE : MSG_QP_LINE - 1)) {
 		memcpy(o, "=\r\n", 3);
 		o += 3;
-		e->col = 0;
+		*col = 0;
 	}
 	memcpy(o, tok, 3);	/* room was reserved; w counts */
-	e->col += w;
-	e->pend = -1;
+	*col += w;
 	return o + w;
 }
 
 /*
- * QP: encoded tokens p[0..n) (no line end inside) from the current
- * column, soft breaks where msg_put_qp puts them; hard: a line end
- * follows, so the last token may take column 76. A break never splits a
- * token: '=' only ever starts one.
+ * QP: encoded tokens p[0..n) (no line end inside) from column *col, soft
+ * breaks where msg_put_qp puts them; hard: a line end follows, so the
+ * last token may take column 76. A break never splits a token: '=' only
+ * ever starts one.
  */
 static char *
-msg_enc_run(struct msg_enc *e, char *o, const char *p, size_t n, int hard)
+msg_enc_run(char *o, const char *p, size_t n, int hard, size_t *col)
 {
 	size_t	 k;
 
-	while (e->col + n > (hard ? MSG_QP_LINE : MSG_QP_LINE - 1)) {
-		k = MSG_QP_LINE - 1 - e->col;
+	while (*col + n > (hard ? MSG_QP_LINE : MSG_QP_LINE - 1)) {
+		k = MSG_QP_LINE - 1 - *col;
 		if (k >= 1 && p[k - 1] == '=')
 			k -= 1;
 		else if (k >= 2 && p[k - 2] == '=')
@@ -974,93 +980,49 @@ msg_enc_run(struct msg_enc *e, char *o, const char *p, size_t n, int hard)
 		o += k + 3;
 		p += k;
 		n -= k;
-		e->col = 0;
+		*col = 0;
 	}
 	memcpy(o, p, n);
-	e->col += n;
+	*col += n;
 	return o + n;
 }
 
-/* One non-empty segment at o (room reserved). Returns the new end. */
-static inline char *
-msg_enc_one(struct msg_enc *e, char *o, const char *store,
-    const struct msg_seg *sg)
-{
-	unsigned	 f = sg->flags;
-	size_t		 skip, k;
-	const char	*p;
-
-	/*
-	 * A CR ending the last segment and an LF starting this one are one
-	 * line end, already written: skip its two octets (CR1 is LF0 << 1).
-	 */
-	skip = ((e->prev >> 1) & f & MSG_SEG_LF0) ? 2 : 0;
-	/* Facts about the raw text, whichever the encoding. */
-	if (!(f & MSG_SEG_EOL))
-		e->rawcol += sg->raw;
-	else {
-		if (e->rawcol + sg->h1 > MSG_LINE_HARD)
-			e->facts |= MSG_SEG_LONG;
-		e->rawcol = sg->hend;
-	}
-	/* "=" ending the last segment and "_" starting this one (EQ1 << 1
-	 * is US0, US0 << 1 is EQUS). */
-	e->facts |= (f & (MSG_SEG_8BIT | MSG_SEG_LONG | MSG_SEG_EQUS)) |
-	    (((e->prev << 1) & f & MSG_SEG_US0) << 1);
-	e->prev = f;
-	if (!e->qp)
-		return msg_copy(o, store + sg->o7 + skip, sg->n7 - skip);
-
-	if (e->pend >= 0)
-		o = msg_enc_flush(e, o, (f & MSG_SEG_SOL) != 0);
-	p = store + sg->oqp;
-	if (!(f & MSG_SEG_EOL)) {
-		/* One line, and the held byte: at once when it fits. */
-		k = sg->q1 + sg->lastw;
-		if (sg->lastw != 0 && e->col + k <= MSG_QP_LINE - 1) {
-			e->col += k;
-			return msg_copy(o, p, k);
-		}
-		o = msg_enc_run(e, o, p, sg->q1, 0);
-		p += sg->q1;
-		k = 0;
-	} else {
-		if (skip != 0) {
-			/* The first line is empty, its line end written. */
-			p += 2;
-			k = sg->nqp - 2;
-		} else if (e->col + sg->q1 <= MSG_QP_LINE)
-			k = sg->nqp;
-		else {
-			o = msg_enc_run(e, o, p, sg->q1, 1);
-			p += sg->q1;
-			k = sg->nqp - sg->q1;
-		}
-		e->col = sg->qend;
-	}
-	if (f & MSG_SEG_HOLD) {
-		if (sg->lastw != 0 && e->col + sg->lastw <= MSG_QP_LINE - 1) {
-			k += sg->lastw;
-			e->col += sg->lastw;
-		} else
-			e->pend = sg->last;
-	}
-	return msg_copy(o, p, k);
-}
+/*
+ * The loops below keep the encoder's state in locals (not in *e) so that
+ * it stays in registers: this is the per-segment path of every message.
+ *
+ * Raw facts, whichever the encoding: the current raw line's length
+ * (a line over 998 octets rules out 7bit), and "=" ending one segment
+ * with "_" starting the next (EQ1 << 1 is US0, US0 << 1 is EQUS).
+ * A CR ending one segment and an LF starting the next are one line end,
+ * already written: the next one's first two octets are skipped
+ * (CR1 >> 1 is LF0, LF0 >> 3 is 2).
+ */
+#define MSG_ENC_FACTS(sg, f, prev, rawcol, facts) do {			\
+	if (!((f) & MSG_SEG_EOL))					\
+		(rawcol) += (sg)->raw;					\
+	else {								\
+		if ((rawcol) + (sg)->h1 > MSG_LINE_HARD)		\
+			(facts) |= MSG_SEG_LONG;			\
+		(rawcol) = (sg)->hend;					\
+	}								\
+	(facts) |= (f) | ((((prev) << 1) & (f) & MSG_SEG_US0) << 1);	\
+} while (0)
 
 int
 msg_enc_plan(struct msg_enc *e, const struct msg_seg *segs0,
     const char *store0, const struct msg_seg *segs1, const char *store1,
     const uint32_t *plan, size_t n)
 {
-	struct msg_enc		 l = *e;
 	struct buf		*b = e->b;
 	const struct msg_seg	*sg;
-	const char		*st;
-	size_t			 i, need, len;
+	const char		*st, *p;
+	size_t			 i, need, len, skip, k;
+	size_t			 col = e->col, rawcol = e->rawcol, c;
+	unsigned		 facts = e->facts, prev = e->prev, f;
+	int			 pend = e->pend, r = 0;
 	uint32_t		 x;
 	char			*o;
-	int			 r;
 
 	if ((r = buf_reserve(b, 64)) != 0)
 		return r;
@@ -1077,21 +1039,76 @@ msg_enc_plan(struct msg_enc *e, const struct msg_seg *segs0,
 		if (sg->raw == 0)
 			continue;
 		/* Soft breaks add at most 3 octets per 73. */
-		need = (l.qp ? (size_t)sg->nqp + sg->nqp / 16 : sg->n7) + 32;
+		need = (e->qp ? (size_t)sg->nqp + sg->nqp / 16 : sg->n7) + 32;
 		len = (size_t)(o - b->data);
 		if (need >= b->cap - len) {
 			b->len = len;
-			if ((r = buf_reserve(b, need)) != 0) {
-				*e = l;
-				return r;
-			}
+			if ((r = buf_reserve(b, need)) != 0)
+				break;
 			o = b->data + len;
 		}
-		o = msg_enc_one(&l, o, st, sg);
+		f = sg->flags;
+		MSG_ENC_FACTS(sg, f, prev, rawcol, facts);
+		skip = (((prev >> 1) & f & MSG_SEG_LF0) >> 3);
+		prev = f;
+		if (!e->qp) {
+			o = msg_copy(o, st + sg->o7 + skip, sg->n7 - skip);
+			continue;
+		}
+
+		if (pend >= 0) {
+			c = col;
+			o = msg_enc_flush(o, (unsigned char)pend,
+			    (f & MSG_SEG_SOL) != 0, &c);
+			col = c;
+			pend = -1;
+		}
+		p = st + sg->oqp;
+		if (!(f & MSG_SEG_EOL)) {
+			/* One line, and the held byte: at once when it fits. */
+			k = sg->q1 + sg->lastw;
+			if (sg->lastw != 0 && col + k <= MSG_QP_LINE - 1) {
+				col += k;
+				o = msg_copy(o, p, k);
+				continue;
+			}
+			c = col;
+			o = msg_enc_run(o, p, sg->q1, 0, &c);
+			col = c;
+			p += sg->q1;
+			k = 0;
+		} else {
+			if (skip != 0) {
+				/* The first line is empty, its end written. */
+				p += 2;
+				k = sg->nqp - 2;
+			} else if (col + sg->q1 <= MSG_QP_LINE)
+				k = sg->nqp;
+			else {
+				c = col;
+				o = msg_enc_run(o, p, sg->q1, 1, &c);
+				p += sg->q1;
+				k = sg->nqp - sg->q1;
+			}
+			col = sg->qend;
+		}
+		if (f & MSG_SEG_HOLD) {
+			if (sg->lastw != 0 &&
+			    col + sg->lastw <= MSG_QP_LINE - 1) {
+				k += sg->lastw;
+				col += sg->lastw;
+			} else
+				pend = sg->last;
+		}
+		o = msg_copy(o, p, k);
 	}
 	b->len = (size_t)(o - b->data);
-	*e = l;
-	return 0;
+	e->col = col;
+	e->rawcol = rawcol;
+	e->facts = facts;
+	e->prev = prev;
+	e->pend = pend;
+	return r;
 }
 
 int
@@ -1110,12 +1127,15 @@ msg_enc_end(struct msg_enc *e, struct msg_encoded *res)
 
 	if ((r = buf_reserve(b, 8)) != 0)
 		return r;
-	if (e->pend >= 0)
-		b->len = (size_t)(msg_enc_flush(e, b->data + b->len, 1) -
-		    b->data);
+	if (e->pend >= 0) {
+		b->len = (size_t)(msg_enc_flush(b->data + b->len,
+		    (unsigned char)e->pend, 1, &e->col) - b->data);
+		e->pend = -1;
+	}
 	if (e->rawcol > MSG_LINE_HARD)
 		e->facts |= MSG_SEG_LONG;
 	is7 = !(e->facts & (MSG_SEG_8BIT | MSG_SEG_LONG));
+	/* facts holds every segment's flags; only these three matter. */
 	if (is7 == e->qp) {
 		b->len = e->start;
 		b->data[b->len] = '\0';
