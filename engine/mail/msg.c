@@ -902,7 +902,7 @@ msg_enc_begin(struct msg_enc *e, struct buf *b, int qp)
  * Copy n octets. Most segments are short: two overlapping fixed-size
  * moves beat a call into libc for them.
  */
-static inline char *
+static inline __attribute__((always_inline)) char *
 msg_copy(char *o, const char *p, size_t n)
 {
 	uint64_t	 a, b;
@@ -1009,6 +1009,24 @@ msg_enc_run(char *o, const char *p, size_t n, int hard, size_t *col)
 	(facts) |= (f) | ((((prev) << 1) & (f) & MSG_SEG_US0) << 1);	\
 } while (0)
 
+/*
+ * Make room for need more octets at *o (whose buffer is b); *lim is the
+ * end of the room. 0 or -ENOMEM.
+ */
+static int
+msg_enc_room(struct buf *b, char **o, char **lim, size_t need)
+{
+	size_t	 len = (size_t)(*o - b->data);
+	int	 r;
+
+	b->len = len;
+	if ((r = buf_reserve(b, need + 64)) != 0)
+		return r;
+	*o = b->data + len;
+	*lim = b->data + b->cap - 1;
+	return 0;
+}
+
 int
 msg_enc_plan(struct msg_enc *e, const struct msg_seg *segs0,
     const char *store0, const struct msg_seg *segs1, const char *store1,
@@ -1017,16 +1035,22 @@ msg_enc_plan(struct msg_enc *e, const struct msg_seg *segs0,
 	struct buf		*b = e->b;
 	const struct msg_seg	*sg;
 	const char		*st, *p;
-	size_t			 i, need, len, skip, k;
+	size_t			 i, skip, k, need;
 	size_t			 col = e->col, rawcol = e->rawcol, c;
 	unsigned		 facts = e->facts, prev = e->prev, f;
 	int			 pend = e->pend, r = 0;
+	const int		 qp = e->qp;
 	uint32_t		 x;
-	char			*o;
+	char			*o, *lim;
 
+	/*
+	 * Locals, not *e or *b: stores through o are char stores that could
+	 * alias them, so the compiler would reload them per segment.
+	 */
 	if ((r = buf_reserve(b, 64)) != 0)
 		return r;
 	o = b->data + b->len;
+	lim = b->data + b->cap - 1;
 	for (i = 0; i < n; i++) {
 		x = plan[i];
 		if (x & MSG_PLAN_ALT) {
@@ -1038,24 +1062,26 @@ msg_enc_plan(struct msg_enc *e, const struct msg_seg *segs0,
 		}
 		if (sg->raw == 0)
 			continue;
-		/* Soft breaks add at most 3 octets per 73. */
-		need = (e->qp ? (size_t)sg->nqp + sg->nqp / 16 : sg->n7) + 32;
-		len = (size_t)(o - b->data);
-		if (need >= b->cap - len) {
-			b->len = len;
-			if ((r = buf_reserve(b, need)) != 0)
-				break;
-			o = b->data + len;
-		}
 		f = sg->flags;
-		MSG_ENC_FACTS(sg, f, prev, rawcol, facts);
-		skip = (((prev >> 1) & f & MSG_SEG_LF0) >> 3);
-		prev = f;
-		if (!e->qp) {
+		if (!qp) {
+			if ((size_t)(lim - o) < (size_t)sg->n7 + 16 &&
+			    (r = msg_enc_room(b, &o, &lim, sg->n7)) != 0)
+				break;
+			MSG_ENC_FACTS(sg, f, prev, rawcol, facts);
+			skip = ((prev >> 1) & f & MSG_SEG_LF0) >> 3;
+			prev = f;
 			o = msg_copy(o, st + sg->o7 + skip, sg->n7 - skip);
 			continue;
 		}
 
+		/* Soft breaks add at most 3 octets per 73. */
+		need = (size_t)sg->nqp + sg->nqp / 16 + 32;
+		if ((size_t)(lim - o) < need &&
+		    (r = msg_enc_room(b, &o, &lim, need)) != 0)
+			break;
+		MSG_ENC_FACTS(sg, f, prev, rawcol, facts);
+		skip = ((prev >> 1) & f & MSG_SEG_LF0) >> 3;
+		prev = f;
 		if (pend >= 0) {
 			c = col;
 			o = msg_enc_flush(o, (unsigned char)pend,
