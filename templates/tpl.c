@@ -1203,6 +1203,44 @@ tpl_same_value(const struct tpl *t, const struct tpl_op *a,
 }
 
 /*
+ * Rewrite t->mime as [every 7bit form][every QP form], in program order:
+ * a message reads one of the two from start to end, so it streams
+ * through memory instead of skipping over the raw text and the other
+ * encoding. 0 or -ENOMEM.
+ */
+static int
+tpl_mime_pack(struct tpl *t)
+{
+	struct buf	 nb;
+	struct msg_seg	*sg;
+	size_t		 i, n;
+	int		 r;
+
+	buf_init(&nb);
+	for (i = 0; i < t->nsegs; i++) {
+		sg = &t->segs[i];
+		if (nb.len > UINT32_MAX - (size_t)sg->n7 ||
+		    (r = buf_append(&nb, t->mime.data + sg->o7, sg->n7)) != 0)
+			goto fail;
+		sg->o7 = (uint32_t)(nb.len - sg->n7);
+	}
+	for (i = 0; i < t->nsegs; i++) {
+		sg = &t->segs[i];
+		n = (size_t)sg->nqp + sg->lastw;
+		if (nb.len > UINT32_MAX - n ||
+		    (r = buf_append(&nb, t->mime.data + sg->oqp, n)) != 0)
+			goto fail;
+		sg->oqp = (uint32_t)(nb.len - n);
+	}
+	buf_free(&t->mime);
+	t->mime = nb;
+	return 0;
+fail:
+	buf_free(&nb);
+	return -ENOMEM;
+}
+
+/*
  * For tpl_render_mime(): prepare every literal for both transfer
  * encodings (mail/msg.h), and give each VAR op of a column a value slot
  * shared by the ops that render the same thing. 0 or -ENOMEM.
@@ -1249,6 +1287,8 @@ tpl_mime_prepare(struct tpl *t)
 	}
 	if (t->nsegs >= MSG_PLAN_ALT || t->nslots >= MSG_PLAN_ALT)
 		return -ENOMEM;
+	if ((r = tpl_mime_pack(t)) != 0)
+		return r;
 	if (straight) {
 		/* The common case: the plan is the program itself. */
 		if ((t->plan = calloc(t->nops + 1, sizeof(*t->plan))) == NULL)

@@ -1083,26 +1083,32 @@ msg_enc_plan(struct msg_enc *e, const struct msg_seg *segs0,
 		skip = ((prev >> 1) & f & MSG_SEG_LF0) >> 3;
 		prev = f;
 		if (pend >= 0) {
-			c = col;
-			o = msg_enc_flush(o, (unsigned char)pend,
-			    (f & MSG_SEG_SOL) != 0, &c);
-			col = c;
+			if ((pend == ' ' || pend == '\t') &&
+			    !(f & MSG_SEG_SOL) && col < MSG_QP_LINE - 1) {
+				/* The usual: a space before more text. */
+				*o++ = (char)pend;
+				col++;
+			} else {
+				c = col;
+				o = msg_enc_flush(o, (unsigned char)pend,
+				    (f & MSG_SEG_SOL) != 0, &c);
+				col = c;
+			}
 			pend = -1;
 		}
 		p = st + sg->oqp;
 		if (!(f & MSG_SEG_EOL)) {
-			/* One line, and the held byte: at once when it fits. */
-			k = sg->q1 + sg->lastw;
-			if (sg->lastw != 0 && col + k <= MSG_QP_LINE - 1) {
+			/* One line, no soft break needed: the usual. */
+			if (col + sg->q1 <= MSG_QP_LINE - 1) {
+				k = sg->q1;
 				col += k;
-				o = msg_copy(o, p, k);
-				continue;
+			} else {
+				c = col;
+				o = msg_enc_run(o, p, sg->q1, 0, &c);
+				col = c;
+				p += sg->q1;
+				k = 0;
 			}
-			c = col;
-			o = msg_enc_run(o, p, sg->q1, 0, &c);
-			col = c;
-			p += sg->q1;
-			k = 0;
 		} else {
 			if (skip != 0) {
 				/* The first line is empty, its end written. */
