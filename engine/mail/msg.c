@@ -443,6 +443,26 @@ msg_valid_name(const char *name)
 	return 1;
 }
 
+/*
+ * ASCII case-insensitive: does s start with lower-case p (n octets)?
+ * strncasecmp goes through the locale, on every message.
+ */
+static int
+msg_prefix_ci(const char *s, const char *p, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char	 c = (unsigned char)s[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c + 32);
+		if (c != (unsigned char)p[i])
+			return 0;
+	}
+	return 1;
+}
+
 /* Two decimal digits of v (0..99). */
 static void
 msg_put2(char *d, int v)
@@ -999,14 +1019,11 @@ msg_enc_run(char *o, const char *p, size_t n, int hard, size_t *col)
  * (CR1 >> 1 is LF0, LF0 >> 3 is 2).
  */
 #define MSG_ENC_FACTS(sg, f, prev, rawcol, facts) do {			\
-	if (!((f) & MSG_SEG_EOL))					\
-		(rawcol) += (sg)->raw;					\
-	else {								\
-		if ((rawcol) + (sg)->h1 > MSG_LINE_HARD)		\
-			(facts) |= MSG_SEG_LONG;			\
-		(rawcol) = (sg)->hend;					\
-	}								\
-	(facts) |= (f) | ((((prev) << 1) & (f) & MSG_SEG_US0) << 1);	\
+	size_t	 t_ = (rawcol) + (sg)->h1;	/* h1 is raw without EOL */ \
+									\
+	(facts) |= (f) | ((((prev) << 1) & (f) & MSG_SEG_US0) << 1) |	\
+	    (t_ > MSG_LINE_HARD ? MSG_SEG_LONG : 0);			\
+	(rawcol) = ((f) & MSG_SEG_EOL) ? (sg)->hend : t_;		\
 } while (0)
 
 /*
@@ -1358,7 +1375,7 @@ msg_valid_extras(const struct msg_input *in)
 	size_t	 i;
 
 	if (in->unsub_url != NULL &&
-	    (strncasecmp(in->unsub_url, "https://", 8) != 0 ||
+	    (!msg_prefix_ci(in->unsub_url, "https://", 8) ||
 	    !msg_valid_printable(in->unsub_url, "<>\",", MSG_URI_MAX)))
 		return 0;
 	if (in->unsub_mailto != NULL &&
@@ -1432,7 +1449,7 @@ msg_put_list_unsub(struct msg_hdr *h, const struct msg_input *in)
 		first = 0;
 	}
 	if (m != NULL && (r = msg_put_uri(h,
-	    strncasecmp(m, "mailto:", 7) == 0 ? "" : "mailto:", m,
+	    msg_prefix_ci(m, "mailto:", 7) ? "" : "mailto:", m,
 	    first)) != 0)
 		return r;
 	if ((r = msg_hdr_end(h)) != 0)
