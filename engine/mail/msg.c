@@ -798,6 +798,50 @@ msg_seg_make(struct buf *st, size_t off, size_t n, struct msg_seg *sg)
 	if (n == 0)
 		return 0;
 
+	/*
+	 * One short line without its end, as most merged values are: one
+	 * pass. The 7bit form is the text itself, the QP form its tokens up
+	 * to the held last byte.
+	 */
+	if (n <= MSG_LINE_HARD) {
+		o = q = st->data + st->len;
+		for (i = 0; i < n; i++) {
+			unsigned char	 c = s[i];
+
+			if (msg_qp_plain[c] || c == ' ' || c == '\t') {
+				*o++ = (char)c;
+				continue;
+			}
+			if (c == '\r' || c == '\n')
+				break;
+			if (c == 0 || c >= 0x80)
+				f |= MSG_SEG_8BIT;
+			else if (c == '=' && i + 1 < n && s[i + 1] == '_')
+				f |= MSG_SEG_EQUS;
+			o[0] = '=';
+			o[1] = msg_hex[c >> 4];
+			o[2] = msg_hex[c & 15];
+			o += 3;
+		}
+		if (i == n) {
+			/* Drop the last byte's token: it is held. */
+			o -= msg_qp_plain[s[n - 1]] || s[n - 1] == ' ' ||
+			    s[n - 1] == '\t' ? 1 : 3;
+			if (s[0] == '_')
+				f |= MSG_SEG_US0;
+			if (s[n - 1] == '=')
+				f |= MSG_SEG_EQ1;
+			f |= MSG_SEG_HOLD;
+			sg->h1 = sg->hend = (uint32_t)n;
+			sg->o7 = (uint32_t)off;
+			sg->n7 = (uint32_t)n;
+			sg->oqp = (uint32_t)st->len;
+			sg->q1 = sg->nqp = (uint32_t)(o - q);
+			goto held;
+		}
+		f = 0;		/* a line end: the general way */
+	}
+
 	/* Raw facts. */
 	if (!msg_is_7bit_bytes((const char *)s, n))
 		f |= MSG_SEG_8BIT;
@@ -809,11 +853,7 @@ msg_seg_make(struct buf *st, size_t off, size_t n, struct msg_seg *sg)
 		f |= MSG_SEG_EQUS;
 	e = msg_eol((const char *)s, 0, n);
 	if (e == n) {
-		/*
-		 * One line without its end, as most merged values are: the
-		 * 7bit form is the text itself, and the QP form its tokens
-		 * up to the held last byte.
-		 */
+		/* One long line: as above, in more passes. */
 		sg->h1 = sg->hend = (uint32_t)n;
 		if (n > MSG_LINE_HARD)
 			f |= MSG_SEG_LONG;
@@ -822,16 +862,8 @@ msg_seg_make(struct buf *st, size_t off, size_t n, struct msg_seg *sg)
 		sg->n7 = (uint32_t)n;
 		sg->oqp = (uint32_t)st->len;
 		o = q = st->data + st->len;
-		for (i = 0; i + 1 < n; i++) {
-			if (msg_qp_plain[s[i]] || s[i] == ' ' || s[i] == '\t')
-				*o++ = (char)s[i];
-			else {
-				o[0] = '=';
-				o[1] = msg_hex[s[i] >> 4];
-				o[2] = msg_hex[s[i] & 15];
-				o += 3;
-			}
-		}
+		for (i = 0; i + 1 < n; i++)
+			o += msg_qp_tok(o, s[i], 0);
 		sg->q1 = sg->nqp = (uint32_t)(o - q);
 		goto held;
 	}
