@@ -137,21 +137,24 @@ static const char msg_b64[] =
 static int
 msg_put_q(struct msg_hdr *h, const unsigned char *s, size_t n)
 {
-	char	 e[3];
-	size_t	 i;
+	char	 e[3 * 32];
+	size_t	 i, o;
 	int	 r = 0;
 
-	for (i = 0; i < n && r == 0; i++) {
-		if (msg_isfws(s[i]))
-			r = msg_put(h, "_", 1);
-		else if (msg_q_safe(s[i]))
-			r = msg_put(h, (const char *)&s[i], 1);
-		else {
-			e[0] = '=';
-			e[1] = msg_hex[s[i] >> 4];
-			e[2] = msg_hex[s[i] & 15];
-			r = msg_put(h, e, 3);
+	/* Into a local buffer, 32 octets at a time: one append each. */
+	for (i = 0; i < n && r == 0;) {
+		for (o = 0; i < n && o < sizeof(e) - 3; i++) {
+			if (msg_isfws(s[i]))
+				e[o++] = '_';
+			else if (msg_q_safe(s[i]))
+				e[o++] = (char)s[i];
+			else {
+				e[o++] = '=';
+				e[o++] = msg_hex[s[i] >> 4];
+				e[o++] = msg_hex[s[i] & 15];
+			}
 		}
+		r = msg_put(h, e, o);
 	}
 	return r;
 }
@@ -399,9 +402,23 @@ msg_put_mailbox(struct msg_hdr *h, const char *name, const char *v)
 	return msg_hdr_end(h);
 }
 
+/*
+ * Octets a token may not hold, one bit per set: a table lookup per octet
+ * rather than a strchr over the set.
+ */
+#define MSG_BAD_ADDR	0x01	/* <>(),;:"\[] */
+#define MSG_BAD_AT	0x02	/* @, with ADDR: a Message-ID half */
+#define MSG_BAD_URI	0x04	/* <>", */
+#define MSG_BAD_CID	0x08	/* <>"()[]\,;: */
+static const unsigned char msg_bad[256] = {
+	['<'] = 0x0d, ['>'] = 0x0d, ['('] = 0x09, [')'] = 0x09,
+	[','] = 0x0d, [';'] = 0x09, [':'] = 0x09, ['"'] = 0x0d,
+	['\\'] = 0x09, ['['] = 0x09, [']'] = 0x09, ['@'] = 0x02,
+};
+
 /* A bare address or Message-ID half: printable, no space or specials. */
 static int
-msg_valid_token(const char *s, const char *bad, int allow8)
+msg_valid_token(const char *s, unsigned bad, int allow8)
 {
 	size_t	 n;
 
@@ -410,11 +427,11 @@ msg_valid_token(const char *s, const char *bad, int allow8)
 	for (n = 0; s[n] != '\0'; n++) {
 		unsigned char	 c = (unsigned char)s[n];
 
-		if (msg_isctl(c) || c == ' ' || (c >= 0x80 && !allow8))
+		if (msg_isctl(c) || c == ' ' || (c >= 0x80 && !allow8) ||
+		    (msg_bad[c] & bad))
 			return 0;
 	}
-	/* strcspn looks for all of bad at once, not a strchr per octet. */
-	return n <= MSG_WORD_MAX / 2 && s[strcspn(s, bad)] == '\0';
+	return n <= MSG_WORD_MAX / 2;
 }
 
 /* RFC 5322 2.2: ftext is printable ASCII except ':'. */
@@ -426,6 +443,8 @@ msg_valid_name(const char *name)
 		"Reply-To", "Sender", "MIME-Version", "Content-Type",
 		"Content-Transfer-Encoding",
 	};
+	static const size_t reslen[] = { 4, 10, 4, 2, 2, 3, 7, 8, 6, 12, 12,
+		25 };
 	size_t	 n, i;
 
 	if (name == NULL)
@@ -438,7 +457,7 @@ msg_valid_name(const char *name)
 		return 0;
 	/* Headers we write ourselves would be duplicated or contradicted. */
 	for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
-		if (strcasecmp(name, reserved[i]) == 0)
+		if (reslen[i] == n && strcasecmp(name, reserved[i]) == 0)
 			return 0;
 	return 1;
 }
@@ -1355,16 +1374,17 @@ msg_ends_crlf(const struct buf *b)
 
 /* Printable ASCII without space or the listed characters, 1..max. */
 static int
-msg_valid_printable(const char *s, const char *bad, size_t max)
+msg_valid_printable(const char *s, unsigned bad, size_t max)
 {
 	size_t	 n;
 
 	if (s == NULL || *s == '\0')
 		return 0;
 	for (n = 0; s[n] != '\0'; n++)
-		if ((unsigned char)s[n] <= 32 || (unsigned char)s[n] >= 127)
+		if ((unsigned char)s[n] <= 32 || (unsigned char)s[n] >= 127 ||
+		    (msg_bad[(unsigned char)s[n]] & bad))
 			return 0;
-	return n <= max && s[strcspn(s, bad)] == '\0';
+	return n <= max;
 }
 
 /* RFC 2045 5.1 token "/" token. */
@@ -1408,13 +1428,14 @@ msg_valid_extras(const struct msg_input *in)
 
 	if (in->unsub_url != NULL &&
 	    (!msg_prefix_ci(in->unsub_url, "https://", 8) ||
-	    !msg_valid_printable(in->unsub_url, "<>\",", MSG_URI_MAX)))
+	    !msg_valid_printable(in->unsub_url, MSG_BAD_URI, MSG_URI_MAX)))
 		return 0;
 	if (in->unsub_mailto != NULL &&
-	    !msg_valid_printable(in->unsub_mailto, "<>\",", MSG_URI_MAX - 7))
+	    !msg_valid_printable(in->unsub_mailto, MSG_BAD_URI,
+	    MSG_URI_MAX - 7))
 		return 0;
 	if (in->feedback_id != NULL &&
-	    !msg_valid_printable(in->feedback_id, "", MSG_FBID_MAX))
+	    !msg_valid_printable(in->feedback_id, 0, MSG_FBID_MAX))
 		return 0;
 	if (in->nattachments > MSG_ATTACH_MAX ||
 	    (in->nattachments > 0 && in->attachments == NULL))
@@ -1426,7 +1447,7 @@ msg_valid_extras(const struct msg_input *in)
 		    !msg_valid_ctype(a->content_type) ||
 		    (a->data == NULL && a->len > 0) ||
 		    (a->content_id != NULL &&
-		    !msg_valid_printable(a->content_id, "<>\"()[]\\,;:",
+		    !msg_valid_printable(a->content_id, MSG_BAD_CID,
 		    MSG_CID_MAX)))
 			return 0;
 	}
@@ -1833,9 +1854,9 @@ msg_build(struct buf *out, const struct msg_input *in)
 	int		 r;
 
 	if (in->from == NULL || in->to == NULL ||
-	    !msg_valid_token(in->to, "<>(),;:\"\\[]", 1) ||
-	    !msg_valid_token(in->msgid_local, "<>@(),;:\"\\[]", 0) ||
-	    !msg_valid_token(in->msgid_domain, "<>@(),;:\"\\[]", 0))
+	    !msg_valid_token(in->to, MSG_BAD_ADDR, 1) ||
+	    !msg_valid_token(in->msgid_local, MSG_BAD_ADDR | MSG_BAD_AT, 0) ||
+	    !msg_valid_token(in->msgid_domain, MSG_BAD_ADDR | MSG_BAD_AT, 0))
 		return -EINVAL;
 	for (i = 0; i < in->nheaders; i++)
 		if (!msg_valid_name(in->headers[i].name))
