@@ -1232,6 +1232,9 @@ tpl_mime_pack(struct tpl *t)
 			goto fail;
 		sg->oqp = (uint32_t)(nb.len - n);
 	}
+	/* The encoder may read MSG_STORE_PAD octets past a segment. */
+	if (buf_reserve(&nb, MSG_STORE_PAD) != 0)
+		goto fail;
 	buf_free(&t->mime);
 	t->mime = nb;
 	return 0;
