@@ -121,6 +121,10 @@ struct tpl {
 	   (NULL otherwise): literals, and slots with MSG_PLAN_ALT */
 	uint32_t	*plan;
 	size_t		 nplan;
+	/* With a plan: the longest line's literal octets and most values
+	   on one line, to bound line lengths without tracking them */
+	size_t		 maxstatic;
+	size_t		 maxvars;
 };
 
 /* ---- compiler state ---------------------------------------------------- */
@@ -1243,6 +1247,37 @@ fail:
 	return -ENOMEM;
 }
 
+/* Line bounds of a template without blocks (struct tpl). */
+static void
+tpl_mime_lines(struct tpl *t)
+{
+	const struct msg_seg	*sg;
+	size_t			 i, cur = 0, nv = 0;
+
+	for (i = 0; i < t->nops; i++) {
+		if (t->ops[i].kind != TPL_OP_LIT) {
+			nv++;
+			continue;
+		}
+		sg = &t->segs[t->ops[i].slot];
+		if (!(sg->flags & MSG_SEG_EOL)) {
+			cur += sg->raw;
+			continue;
+		}
+		cur += sg->h1;
+		if (cur > t->maxstatic)
+			t->maxstatic = cur;
+		if (nv > t->maxvars)
+			t->maxvars = nv;
+		cur = sg->hend;
+		nv = 0;
+	}
+	if (cur > t->maxstatic)
+		t->maxstatic = cur;
+	if (nv > t->maxvars)
+		t->maxvars = nv;
+}
+
 /*
  * For tpl_render_mime(): prepare every literal for both transfer
  * encodings (mail/msg.h), and give each VAR op of a column a value slot
@@ -1299,6 +1334,7 @@ tpl_mime_prepare(struct tpl *t)
 		for (i = 0; i < t->nops; i++)
 			t->plan[t->nplan++] = t->ops[i].kind == TPL_OP_LIT ?
 			    t->ops[i].slot : t->ops[i].slot | MSG_PLAN_ALT;
+		tpl_mime_lines(t);
 	}
 	return buf_reserve(&t->mime, 0);
 }
@@ -2116,8 +2152,9 @@ tpl_render_mime(const struct tpl *t, const struct tpl_row *row,
 	struct msg_seg	*slots;
 	const uint32_t	*plan;
 	size_t		 k, off, nplan, start = out->len;
-	unsigned	 flags = t->mflags;
-	int		 r, qp, pass;
+	unsigned	 flags = t->mflags, sflags = 0, all;
+	size_t		 maxslot = 0;
+	int		 r, qp, pass, lean;
 
 	if (t->ncols > 0 && (row == NULL || row->n < t->ncols ||
 	    row->values == NULL))
@@ -2141,8 +2178,11 @@ tpl_render_mime(const struct tpl *t, const struct tpl_row *row,
 		    (r = msg_seg_make(&sc->vals, off, sc->vals.len - off,
 		    &slots[k])) != 0)
 			return r;
-		flags |= slots[k].flags;
+		sflags |= slots[k].flags;
+		if (slots[k].raw > maxslot)
+			maxslot = slots[k].raw;
 	}
+	flags |= sflags;
 	sc->segs.len = t->nslots * sizeof(*slots);
 	if (t->plan != NULL) {
 		plan = t->plan;
@@ -2160,8 +2200,22 @@ tpl_render_mime(const struct tpl *t, const struct tpl_row *row,
 	 * second pass in the other encoding.
 	 */
 	qp = (flags & (MSG_SEG_8BIT | MSG_SEG_LONG)) != 0;
-	for (pass = 0; pass < 2; pass++, qp = !qp) {
+	/*
+	 * The usual case knows every fact in advance: all of a plain
+	 * template's literals and values are written, values hold no line
+	 * end, and no line can reach 998 octets even if each value on it
+	 * were the longest one. Then the encoder need not track them.
+	 */
+	all = t->mflags | sflags;
+	lean = t->plan != NULL && !(sflags & MSG_SEG_EOL) &&
+	    !(all & (MSG_SEG_CR1 | MSG_SEG_LONG)) &&
+	    t->maxstatic + t->maxvars * maxslot <= 998;
+	for (pass = 0; pass < 2; pass++, qp = !qp, lean = 0) {
 		msg_enc_begin(&e, out, qp);
+		if (lean)
+			msg_enc_lean(&e, (all & MSG_SEG_8BIT) |
+			    (all & (MSG_SEG_EQ1 | MSG_SEG_US0 |
+			    MSG_SEG_EQUS) ? MSG_SEG_EQUS : 0));
 		if ((r = msg_enc_plan(&e, t->segs, t->mime.data, slots,
 		    sc->vals.data, plan, nplan)) != 0 ||
 		    (r = msg_enc_end(&e, res)) <= 0)

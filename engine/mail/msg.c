@@ -1077,10 +1077,14 @@ msg_enc_room(struct buf *b, char **o, char **lim, size_t need)
 	return 0;
 }
 
-int
-msg_enc_plan(struct msg_enc *e, const struct msg_seg *segs0,
+/*
+ * The loop of msg_enc_plan, compiled twice: lean leaves out the raw
+ * facts and the CR-LF join (msg_enc_lean: the caller knows them).
+ */
+static inline __attribute__((always_inline)) int
+msg_enc_loop(struct msg_enc *e, const struct msg_seg *segs0,
     const char *store0, const struct msg_seg *segs1, const char *store1,
-    const uint32_t *plan, size_t n)
+    const uint32_t *plan, size_t n, const int lean)
 {
 	struct buf		*b = e->b;
 	const struct msg_seg	*sg;
@@ -1113,13 +1117,16 @@ msg_enc_plan(struct msg_enc *e, const struct msg_seg *segs0,
 		if (sg->raw == 0)
 			continue;
 		f = sg->flags;
+		skip = 0;
 		if (!qp) {
 			if ((size_t)(lim - o) < (size_t)sg->n7 + 80 &&
 			    (r = msg_enc_room(b, &o, &lim, sg->n7 + 80)) != 0)
 				break;
-			MSG_ENC_FACTS(sg, f, prev, rawcol, facts);
-			skip = ((prev >> 1) & f & MSG_SEG_LF0) >> 3;
-			prev = f;
+			if (!lean) {
+				MSG_ENC_FACTS(sg, f, prev, rawcol, facts);
+				skip = ((prev >> 1) & f & MSG_SEG_LF0) >> 3;
+				prev = f;
+			}
 			o = msg_copy64(o, st + sg->o7 + skip, sg->n7 - skip);
 			continue;
 		}
@@ -1129,9 +1136,11 @@ msg_enc_plan(struct msg_enc *e, const struct msg_seg *segs0,
 		if ((size_t)(lim - o) < need &&
 		    (r = msg_enc_room(b, &o, &lim, need)) != 0)
 			break;
-		MSG_ENC_FACTS(sg, f, prev, rawcol, facts);
-		skip = ((prev >> 1) & f & MSG_SEG_LF0) >> 3;
-		prev = f;
+		if (!lean) {
+			MSG_ENC_FACTS(sg, f, prev, rawcol, facts);
+			skip = ((prev >> 1) & f & MSG_SEG_LF0) >> 3;
+			prev = f;
+		}
 		if (pend >= 0) {
 			if ((pend == ' ' || pend == '\t') &&
 			    !(f & MSG_SEG_SOL) && col < MSG_QP_LINE - 1) {
@@ -1194,6 +1203,24 @@ msg_enc_plan(struct msg_enc *e, const struct msg_seg *segs0,
 }
 
 int
+msg_enc_plan(struct msg_enc *e, const struct msg_seg *segs0,
+    const char *store0, const struct msg_seg *segs1, const char *store1,
+    const uint32_t *plan, size_t n)
+{
+	if (e->lean)
+		return msg_enc_loop(e, segs0, store0, segs1, store1, plan, n,
+		    1);
+	return msg_enc_loop(e, segs0, store0, segs1, store1, plan, n, 0);
+}
+
+void
+msg_enc_lean(struct msg_enc *e, unsigned facts)
+{
+	e->lean = 1;
+	e->facts = facts & (MSG_SEG_8BIT | MSG_SEG_EQUS);
+}
+
+int
 msg_enc_seg(struct msg_enc *e, const char *store, const struct msg_seg *sg)
 {
 	uint32_t	 x = 0;
@@ -1214,7 +1241,7 @@ msg_enc_end(struct msg_enc *e, struct msg_encoded *res)
 		    (unsigned char)e->pend, 1, &e->col) - b->data);
 		e->pend = -1;
 	}
-	if (e->rawcol > MSG_LINE_HARD)
+	if (!e->lean && e->rawcol > MSG_LINE_HARD)
 		e->facts |= MSG_SEG_LONG;
 	is7 = !(e->facts & (MSG_SEG_8BIT | MSG_SEG_LONG));
 	/* facts holds every segment's flags; only these three matter. */

@@ -178,6 +178,7 @@ struct msg_enc {
 	unsigned	 prev;	/* flags of the last non-empty segment */
 	int		 qp;
 	int		 pend;	/* QP: held byte not yet written, or -1 */
+	int		 lean;	/* msg_enc_lean() */
 };
 
 /* Start a body appended to b, quoted-printable when qp. */
@@ -194,6 +195,15 @@ int	msg_enc_seg(struct msg_enc *e, const char *store,
 int	msg_enc_plan(struct msg_enc *e, const struct msg_seg *segs0,
 	    const char *store0, const struct msg_seg *segs1,
 	    const char *store1, const uint32_t *plan, size_t n);
+/*
+ * Optional, right after msg_enc_begin(): the caller knows the raw facts
+ * in advance and vouches for them, so segments are copied without
+ * tracking them. It vouches that no segment ends with CR before one that
+ * starts with LF and that no raw line (across segments) exceeds 998
+ * octets; facts says MSG_SEG_8BIT when a NUL or 8-bit byte occurs and
+ * MSG_SEG_EQUS when "=_" may (over-stating is safe, under-stating not).
+ */
+void	msg_enc_lean(struct msg_enc *e, unsigned facts);
 /*
  * Finish. 0 with *res filled when the body got the encoding msg_build()
  * would choose; 1 when it needs the other one (b is cut back: start again
