@@ -1457,11 +1457,10 @@ tpl_esc_html(char *d, const char *s, size_t n, int unq)
 	unsigned char	 c;
 
 	while (i < n) {
+		/* Values are short: a byte loop beats a memcpy call. */
 		for (j = i; j < n &&
 		    !(tpl_html_cls[(unsigned char)s[j]] & mask); j++)
-			;
-		memcpy(d + o, s + i, j - i);
-		o += j - i;
+			d[o++] = s[j];
 		if (j == n)
 			break;
 		c = (unsigned char)s[j];
@@ -1934,7 +1933,7 @@ tpl_render_var(const struct tpl *t, const struct tpl_op *op,
 		if (n > ((size_t)-1) / 8 - TPL_DATEOUT)
 			return -ENOMEM;
 		need = (inbuf ? n : 0) + tpl_filter_max(fl, n);
-		if ((r = buf_reserve(out, need)) != 0)
+		if ((r = buf_room(out, need)) != 0)
 			return r;
 		if (inbuf)
 			v = out->data + start;
@@ -1964,7 +1963,7 @@ tpl_render_var(const struct tpl *t, const struct tpl_op *op,
 	if (n > ((size_t)-1) / 8)
 		return -ENOMEM;
 	need = (inbuf ? n : 0) + tpl_esc_max(op->esc, n);
-	if ((r = buf_reserve(out, need)) != 0)
+	if ((r = buf_room(out, need)) != 0)
 		return r;
 	if (inbuf) {
 		v = out->data + start;

@@ -809,7 +809,7 @@ msg_seg_make(struct buf *st, size_t off, size_t n, struct msg_seg *sg)
 
 	if (n > MSG_STORE_MAX / 8 || st->len > MSG_STORE_MAX - 8 * n - 32)
 		return -ENOMEM;
-	if ((r = buf_reserve(st, 8 * n + 32 + MSG_STORE_PAD)) != 0)
+	if ((r = buf_room(st, 8 * n + 32 + MSG_STORE_PAD)) != 0)
 		return r;
 	s = (const unsigned char *)st->data + off;
 	memset(sg, 0, sizeof(*sg));
@@ -971,17 +971,23 @@ msg_enc_begin(struct msg_enc *e, struct buf *b, int qp)
 }
 
 /*
- * Copy n octets. Most segments are short: up to 64 octets are copied as
- * four fixed 16-octet moves whatever n is (no branch on the length to
+ * Copy n octets. Most segments are short: up to 128 octets are copied as
+ * four or eight fixed 16-octet moves whatever n is (no branch on the length to
  * mispredict): the stores keep MSG_STORE_PAD readable octets after their
  * data, and the encoder reserves as many past its output.
  */
 static inline __attribute__((always_inline)) char *
 msg_copy64(char *o, const char *p, size_t n)
 {
-	if (n > MSG_STORE_PAD) {
-		memcpy(o, p, n);
-		return o + n;
+	if (n > 64) {
+		if (n > MSG_STORE_PAD) {
+			memcpy(o, p, n);
+			return o + n;
+		}
+		memcpy(o + 64, p + 64, 16);
+		memcpy(o + 80, p + 80, 16);
+		memcpy(o + 96, p + 96, 16);
+		memcpy(o + 112, p + 112, 16);
 	}
 	memcpy(o, p, 16);
 	memcpy(o + 16, p + 16, 16);
@@ -1101,7 +1107,7 @@ msg_enc_loop(struct msg_enc *e, const struct msg_seg *segs0,
 	 * Locals, not *e or *b: stores through o are char stores that could
 	 * alias them, so the compiler would reload them per segment.
 	 */
-	if ((r = buf_reserve(b, 64)) != 0)
+	if ((r = buf_room(b, 64)) != 0)
 		return r;
 	o = b->data + b->len;
 	lim = b->data + b->cap - 1;
@@ -1119,8 +1125,8 @@ msg_enc_loop(struct msg_enc *e, const struct msg_seg *segs0,
 		f = sg->flags;
 		skip = 0;
 		if (!qp) {
-			if ((size_t)(lim - o) < (size_t)sg->n7 + 80 &&
-			    (r = msg_enc_room(b, &o, &lim, sg->n7 + 80)) != 0)
+			if ((size_t)(lim - o) < (size_t)sg->n7 + 144 &&
+			    (r = msg_enc_room(b, &o, &lim, sg->n7 + 144)) != 0)
 				break;
 			if (!lean) {
 				MSG_ENC_FACTS(sg, f, prev, rawcol, facts);
@@ -1131,8 +1137,8 @@ msg_enc_loop(struct msg_enc *e, const struct msg_seg *segs0,
 			continue;
 		}
 
-		/* Soft breaks add at most 3 octets per 73; 64 for copies. */
-		need = (size_t)sg->nqp + sg->nqp / 16 + 96;
+		/* Soft breaks add at most 3 octets per 73; 128 for copies. */
+		need = (size_t)sg->nqp + sg->nqp / 16 + 160;
 		if ((size_t)(lim - o) < need &&
 		    (r = msg_enc_room(b, &o, &lim, need)) != 0)
 			break;
@@ -1234,7 +1240,7 @@ msg_enc_end(struct msg_enc *e, struct msg_encoded *res)
 	struct buf	*b = e->b;
 	int		 is7, r;
 
-	if ((r = buf_reserve(b, 8)) != 0)
+	if ((r = buf_room(b, 8)) != 0)
 		return r;
 	if (e->pend >= 0) {
 		b->len = (size_t)(msg_enc_flush(b->data + b->len,

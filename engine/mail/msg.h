@@ -150,12 +150,12 @@ struct msg_seg {
 /*
  * Prepare store->data[off..off+n) (already in store) as a segment; the
  * encodings are appended to store, and MSG_STORE_PAD octets of room are
- * left after them: the encoder copies short segments in fixed 64-octet
- * moves and may read that far past a segment's end (so a store keeps
+ * left after them: the encoder copies short segments in fixed 64- or
+ * 128-octet moves and may read that far past a segment's end (so a store keeps
  * the room if it is ever copied elsewhere). 0, or -ENOMEM (also when the
  * store would pass 4 GB).
  */
-#define MSG_STORE_PAD	64
+#define MSG_STORE_PAD	128
 int	msg_seg_make(struct buf *store, size_t off, size_t n,
 	    struct msg_seg *sg);
 
