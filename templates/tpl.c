@@ -88,8 +88,8 @@ struct tpl_op {
 	size_t		 off;		/* LIT */
 	size_t		 len;		/* LIT */
 	size_t		 target;	/* jumps */
-	uint32_t	 slot;		/* LIT: its segment; VAR: its value
-					   slot, or TPL_NOSLOT (tpl_render_mime) */
+	uint32_t	 slot;		/* tpl_render_mime: LIT: its segment;
+					   VAR: its value slot or TPL_NOSLOT */
 };
 
 #define TPL_NOSLOT	UINT32_MAX

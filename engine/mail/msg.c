@@ -916,7 +916,8 @@ msg_seg_make(struct buf *st, size_t off, size_t n, struct msg_seg *sg)
 			break;
 		*o++ = '\r';
 		*o++ = '\n';
-		i = e + ((s[e] == '\r' && e + 1 < n && s[e + 1] == '\n') ? 2 : 1);
+		i = e + ((s[e] == '\r' && e + 1 < n && s[e + 1] == '\n') ?
+		    2 : 1);
 	}
 	sg->n7 = (uint32_t)(o - q);
 
