@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "lib/buf.h"
+#include "mail/msg.h"
 
 #include "templates/tpl.h"
 
@@ -87,7 +88,11 @@ struct tpl_op {
 	size_t		 off;		/* LIT */
 	size_t		 len;		/* LIT */
 	size_t		 target;	/* jumps */
+	uint32_t	 slot;		/* tpl_render_mime: LIT: its segment;
+					   VAR: its value slot or TPL_NOSLOT */
 };
+
+#define TPL_NOSLOT	UINT32_MAX
 
 struct tpl_filter {
 	enum tpl_fkind	 kind;
@@ -105,6 +110,21 @@ struct tpl {
 	size_t		 capfilts;
 	size_t		 ncols;		/* a row needs at least this many */
 	size_t		 nlists;	/* lists needed at render time */
+	/* tpl_render_mime(): */
+	struct buf	 mime;		/* owns: the literals, prepared */
+	struct msg_seg	*segs;		/* owns: one per LIT op */
+	size_t		 nsegs;
+	uint32_t	*slotop;	/* owns: an op per value slot */
+	size_t		 nslots;
+	unsigned	 mflags;	/* MSG_SEG_* of all literals */
+	/* owns: the segments in order when there are no blocks or lists
+	   (NULL otherwise): literals, and slots with MSG_PLAN_ALT */
+	uint32_t	*plan;
+	size_t		 nplan;
+	/* With a plan: the longest line's literal octets and most values
+	   on one line, to bound line lengths without tracking them */
+	size_t		 maxstatic;
+	size_t		 maxvars;
 };
 
 /* ---- compiler state ---------------------------------------------------- */
@@ -1164,6 +1184,161 @@ tpl_cc_file(struct tpl_cc *cc, const struct tpl_file *f)
 	return 0;
 }
 
+/* Same value, filters and escaping: rendered once per message. */
+static int
+tpl_same_value(const struct tpl *t, const struct tpl_op *a,
+    const struct tpl_op *b)
+{
+	const struct tpl_filter	*fa, *fb;
+	uint32_t		 k;
+
+	if (a->src.idx != b->src.idx || a->esc != b->esc ||
+	    a->nfilt != b->nfilt)
+		return 0;
+	for (k = 0; k < a->nfilt; k++) {
+		fa = &t->filts[a->filt + k];
+		fb = &t->filts[b->filt + k];
+		if (fa->kind != fb->kind || fa->len != fb->len ||
+		    memcmp(t->text.data + fa->off, t->text.data + fb->off,
+		    fa->len) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Rewrite t->mime as [every 7bit form][every QP form], in program order:
+ * a message reads one of the two from start to end, so it streams
+ * through memory instead of skipping over the raw text and the other
+ * encoding. 0 or -ENOMEM.
+ */
+static int
+tpl_mime_pack(struct tpl *t)
+{
+	struct buf	 nb;
+	struct msg_seg	*sg;
+	size_t		 i, n;
+	int		 r;
+
+	buf_init(&nb);
+	for (i = 0; i < t->nsegs; i++) {
+		sg = &t->segs[i];
+		if (nb.len > UINT32_MAX - (size_t)sg->n7 ||
+		    (r = buf_append(&nb, t->mime.data + sg->o7, sg->n7)) != 0)
+			goto fail;
+		sg->o7 = (uint32_t)(nb.len - sg->n7);
+	}
+	for (i = 0; i < t->nsegs; i++) {
+		sg = &t->segs[i];
+		n = (size_t)sg->nqp + sg->lastw;
+		if (nb.len > UINT32_MAX - n ||
+		    (r = buf_append(&nb, t->mime.data + sg->oqp, n)) != 0)
+			goto fail;
+		sg->oqp = (uint32_t)(nb.len - n);
+	}
+	/* The encoder may read MSG_STORE_PAD octets past a segment. */
+	if (buf_reserve(&nb, MSG_STORE_PAD) != 0)
+		goto fail;
+	buf_free(&t->mime);
+	t->mime = nb;
+	return 0;
+fail:
+	buf_free(&nb);
+	return -ENOMEM;
+}
+
+/* Line bounds of a template without blocks (struct tpl). */
+static void
+tpl_mime_lines(struct tpl *t)
+{
+	const struct msg_seg	*sg;
+	size_t			 i, cur = 0, nv = 0;
+
+	for (i = 0; i < t->nops; i++) {
+		if (t->ops[i].kind != TPL_OP_LIT) {
+			nv++;
+			continue;
+		}
+		sg = &t->segs[t->ops[i].slot];
+		if (!(sg->flags & MSG_SEG_EOL)) {
+			cur += sg->raw;
+			continue;
+		}
+		cur += sg->h1;
+		if (cur > t->maxstatic)
+			t->maxstatic = cur;
+		if (nv > t->maxvars)
+			t->maxvars = nv;
+		cur = sg->hend;
+		nv = 0;
+	}
+	if (cur > t->maxstatic)
+		t->maxstatic = cur;
+	if (nv > t->maxvars)
+		t->maxvars = nv;
+}
+
+/*
+ * For tpl_render_mime(): prepare every literal for both transfer
+ * encodings (mail/msg.h), and give each VAR op of a column a value slot
+ * shared by the ops that render the same thing. 0 or -ENOMEM.
+ */
+static int
+tpl_mime_prepare(struct tpl *t)
+{
+	struct tpl_op	*op;
+	size_t		 i, k, nlit = 0, off;
+	int		 r, straight = 1;
+
+	for (i = 0; i < t->nops; i++) {
+		if (t->ops[i].kind == TPL_OP_LIT)
+			nlit++;
+		else if (t->ops[i].kind != TPL_OP_VAR ||
+		    t->ops[i].src.kind != TPL_SRC_COL)
+			straight = 0;
+	}
+	if ((t->segs = calloc(nlit + 1, sizeof(*t->segs))) == NULL ||
+	    (t->slotop = calloc(t->nops + 1, sizeof(*t->slotop))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < t->nops; i++) {
+		op = &t->ops[i];
+		op->slot = TPL_NOSLOT;
+		if (op->kind == TPL_OP_LIT) {
+			off = t->mime.len;
+			if ((r = buf_append(&t->mime, t->text.data + op->off,
+			    op->len)) != 0 ||
+			    (r = msg_seg_make(&t->mime, off, op->len,
+			    &t->segs[t->nsegs])) != 0)
+				return r;
+			t->mflags |= t->segs[t->nsegs].flags;
+			op->slot = (uint32_t)t->nsegs++;
+		} else if (op->kind == TPL_OP_VAR &&
+		    op->src.kind == TPL_SRC_COL) {
+			for (k = 0; k < t->nslots; k++)
+				if (tpl_same_value(t, &t->ops[t->slotop[k]],
+				    op))
+					break;
+			if (k == t->nslots)
+				t->slotop[t->nslots++] = (uint32_t)i;
+			op->slot = (uint32_t)k;
+		}
+	}
+	if (t->nsegs >= MSG_PLAN_ALT || t->nslots >= MSG_PLAN_ALT)
+		return -ENOMEM;
+	if ((r = tpl_mime_pack(t)) != 0)
+		return r;
+	if (straight) {
+		/* The common case: the plan is the program itself. */
+		if ((t->plan = calloc(t->nops + 1, sizeof(*t->plan))) == NULL)
+			return -ENOMEM;
+		for (i = 0; i < t->nops; i++)
+			t->plan[t->nplan++] = t->ops[i].kind == TPL_OP_LIT ?
+			    t->ops[i].slot : t->ops[i].slot | MSG_PLAN_ALT;
+		tpl_mime_lines(t);
+	}
+	return buf_reserve(&t->mime, 0);
+}
+
 struct tpl *
 tpl_compile_ex(const char *src, size_t len, const char *name,
     enum tpl_ctx ctx, const char *const *columns, size_t ncolumns,
@@ -1192,7 +1367,9 @@ tpl_compile_ex(const char *src, size_t len, const char *name,
 		return NULL;
 	}
 	buf_init(&cc.t->text);
-	if (tpl_cc_file(&cc, &f) != 0 || buf_reserve(&cc.t->text, 0) != 0) {
+	buf_init(&cc.t->mime);
+	if (tpl_cc_file(&cc, &f) != 0 || buf_reserve(&cc.t->text, 0) != 0 ||
+	    tpl_mime_prepare(cc.t) != 0) {
 		if (err[0] == '\0' && errlen > 1)
 			tpl_err(&cc, &f, 0, "out of memory");
 		tpl_free(cc.t);
@@ -1215,6 +1392,10 @@ tpl_free(struct tpl *t)
 	if (t == NULL)
 		return;
 	buf_free(&t->text);
+	buf_free(&t->mime);
+	free(t->segs);
+	free(t->slotop);
+	free(t->plan);
 	free(t->ops);
 	free(t->filts);
 	free(t);
@@ -1244,40 +1425,62 @@ tpl_url_unreserved(unsigned char c)
 static int
 tpl_url_keep(unsigned char c)
 {
-	return tpl_url_unreserved(c) || (c != 0 &&
-	    strchr(":/?#[]@!$&'()*+,;=%", c) != NULL);
+	static const unsigned char keep[256] = {
+		[':'] = 1, ['/'] = 1, ['?'] = 1, ['#'] = 1, ['['] = 1,
+		[']'] = 1, ['@'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1,
+		['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1,
+		[','] = 1, [';'] = 1, ['='] = 1, ['%'] = 1,
+	};
+
+	return tpl_url_unreserved(c) || keep[c];
 }
 
-/* HTML: & < > " ' (and, unquoted, also ` = and whitespace) as entities. */
+/*
+ * HTML escaping classes: 1 is escaped everywhere, 2 only in unquoted
+ * attribute values (tpl_isspace, NUL, '`' and '=').
+ */
+static const unsigned char tpl_html_cls[256] = {
+	['&'] = 1, ['<'] = 1, ['>'] = 1, ['"'] = 1, ['\''] = 1,
+	['`'] = 2, ['='] = 2, [' '] = 2, ['\t'] = 2, ['\r'] = 2, ['\n'] = 2,
+	['\f'] = 2, [0] = 2,
+};
+
+/*
+ * HTML: & < > " ' (and, unquoted, also ` = NUL and whitespace) as
+ * entities. Runs of other bytes are copied whole.
+ */
 static size_t
 tpl_esc_html(char *d, const char *s, size_t n, int unq)
 {
-	size_t		 i, o = 0, k;
-	const char	*ent;
-	char		 num[8];
+	unsigned	 mask = unq ? 3 : 1;
+	size_t		 i = 0, j, o = 0;
+	unsigned char	 c;
 
-	for (i = 0; i < n; i++) {
-		unsigned char	 c = (unsigned char)s[i];
-
+	while (i < n) {
+		/* Values are short: a byte loop beats a memcpy call. */
+		for (j = i; j < n &&
+		    !(tpl_html_cls[(unsigned char)s[j]] & mask); j++)
+			d[o++] = s[j];
+		if (j == n)
+			break;
+		c = (unsigned char)s[j];
 		switch (c) {
-		case '&': ent = "&amp;"; break;
-		case '<': ent = "&lt;"; break;
-		case '>': ent = "&gt;"; break;
-		case '"': ent = "&quot;"; break;
-		case '\'': ent = "&#39;"; break;
+		case '&': memcpy(d + o, "&amp;", 5); o += 5; break;
+		case '<': memcpy(d + o, "&lt;", 4); o += 4; break;
+		case '>': memcpy(d + o, "&gt;", 4); o += 4; break;
+		case '"': memcpy(d + o, "&quot;", 6); o += 6; break;
+		case '\'': memcpy(d + o, "&#39;", 5); o += 5; break;
 		default:
-			if (unq && (c == '`' || c == '=' || tpl_isspace(c) ||
-			    c == 0)) {
-				snprintf(num, sizeof(num), "&#%d;", c);
-				ent = num;
-				break;
-			}
-			d[o++] = (char)c;
-			continue;
+			/* "&#%d;" */
+			d[o++] = '&';
+			d[o++] = '#';
+			if (c >= 10)
+				d[o++] = (char)('0' + c / 10);
+			d[o++] = (char)('0' + c % 10);
+			d[o++] = ';';
+			break;
 		}
-		k = strlen(ent);
-		memcpy(d + o, ent, k);
-		o += k;
+		i = j + 1;
 	}
 	return o;
 }
@@ -1730,7 +1933,7 @@ tpl_render_var(const struct tpl *t, const struct tpl_op *op,
 		if (n > ((size_t)-1) / 8 - TPL_DATEOUT)
 			return -ENOMEM;
 		need = (inbuf ? n : 0) + tpl_filter_max(fl, n);
-		if ((r = buf_reserve(out, need)) != 0)
+		if ((r = buf_room(out, need)) != 0)
 			return r;
 		if (inbuf)
 			v = out->data + start;
@@ -1760,7 +1963,7 @@ tpl_render_var(const struct tpl *t, const struct tpl_op *op,
 	if (n > ((size_t)-1) / 8)
 		return -ENOMEM;
 	need = (inbuf ? n : 0) + tpl_esc_max(op->esc, n);
-	if ((r = buf_reserve(out, need)) != 0)
+	if ((r = buf_room(out, need)) != 0)
 		return r;
 	if (inbuf) {
 		v = out->data + start;
@@ -1839,4 +2042,189 @@ int
 tpl_render(const struct tpl *t, const struct tpl_row *row, struct buf *out)
 {
 	return tpl_render_ex(t, row, NULL, 0, out);
+}
+
+/* ---- rendering into a MIME part (tpl.h fast path) ------------------------ */
+
+void
+tpl_scratch_init(struct tpl_scratch *sc)
+{
+	buf_init(&sc->vals);
+	buf_init(&sc->segs);
+	buf_init(&sc->plan);
+}
+
+void
+tpl_scratch_fini(struct tpl_scratch *sc)
+{
+	buf_free(&sc->vals);
+	buf_free(&sc->segs);
+	buf_free(&sc->plan);
+}
+
+/* Append a plan entry to sc->plan. */
+static int
+tpl_plan_add(struct tpl_scratch *sc, uint32_t x)
+{
+	return buf_append(&sc->plan, &x, sizeof(x));
+}
+
+/*
+ * Run the program as tpl_render_ex() does, recording the segments it
+ * writes in sc->plan. Values inside lists are rendered and prepared here,
+ * their segments appended to sc->segs after the slots'.
+ */
+static int
+tpl_mime_walk(const struct tpl *t, struct tpl_rs *rs,
+    const struct tpl_list *lists, struct tpl_scratch *sc, unsigned *flags)
+{
+	const struct tpl_op	*op;
+	struct msg_seg		 sg;
+	size_t			 pc = 0, lv, off, nseg;
+	int			 r = 0;
+
+	while (pc < t->nops && r == 0) {
+		op = &t->ops[pc++];
+		switch (op->kind) {
+		case TPL_OP_LIT:
+			r = tpl_plan_add(sc, op->slot);
+			break;
+		case TPL_OP_VAR:
+			if (op->slot != TPL_NOSLOT) {
+				r = tpl_plan_add(sc, op->slot | MSG_PLAN_ALT);
+				break;
+			}
+			/* A list field or loop variable: per item. */
+			nseg = sc->segs.len / sizeof(sg);
+			off = sc->vals.len;
+			if (nseg >= MSG_PLAN_ALT)
+				r = -ENOMEM;
+			if (r == 0)
+				r = tpl_render_var(t, op, rs, &sc->vals);
+			if (r == 0)
+				r = msg_seg_make(&sc->vals, off,
+				    sc->vals.len - off, &sg);
+			if (r == 0)
+				r = buf_append(&sc->segs, &sg, sizeof(sg));
+			if (r == 0)
+				r = tpl_plan_add(sc, (uint32_t)nseg |
+				    MSG_PLAN_ALT);
+			*flags |= sg.flags;
+			break;
+		case TPL_OP_JF:
+			if (!tpl_truthy(rs, &op->src))
+				pc = op->target;
+			break;
+		case TPL_OP_JT:
+			if (tpl_truthy(rs, &op->src))
+				pc = op->target;
+			break;
+		case TPL_OP_JMP:
+			pc = op->target;
+			break;
+		case TPL_OP_LBEGIN:
+			lv = op->src.level;
+			rs->lst[lv] = &lists[op->src.idx];
+			rs->item[lv] = 0;
+			if (rs->lst[lv]->n == 0)
+				pc = op->target;
+			else if (rs->lst[lv]->values == NULL)
+				r = -EINVAL;
+			break;
+		case TPL_OP_LNEXT:
+			lv = op->src.level;
+			if (++rs->item[lv] < rs->lst[lv]->n)
+				pc = op->target;
+			break;
+		}
+	}
+	return r;
+}
+
+int
+tpl_render_mime(const struct tpl *t, const struct tpl_row *row,
+    const struct tpl_list *lists, size_t nlists, struct tpl_scratch *sc,
+    struct buf *out, struct msg_encoded *res)
+{
+	struct tpl_rs	 rs;
+	struct msg_enc	 e;
+	struct msg_seg	*slots;
+	const uint32_t	*plan;
+	size_t		 k, off, nplan, start = out->len;
+	unsigned	 flags = t->mflags, sflags = 0, all;
+	size_t		 maxslot = 0;
+	int		 r, qp, pass, lean;
+
+	if (t->ncols > 0 && (row == NULL || row->n < t->ncols ||
+	    row->values == NULL))
+		return -EINVAL;
+	if (t->nlists > 0 && (lists == NULL || nlists < t->nlists))
+		return -EINVAL;
+	rs.row = row;
+	rs.lists = lists;
+	buf_reset(&sc->vals);
+	buf_reset(&sc->segs);
+	buf_reset(&sc->plan);
+	if ((r = buf_reserve(&sc->segs, (t->nslots + 1) *
+	    sizeof(*slots))) != 0)
+		return r;
+	slots = (struct msg_seg *)(void *)sc->segs.data;
+	/* Each distinct value once: escaped, then prepared. */
+	for (k = 0; k < t->nslots; k++) {
+		off = sc->vals.len;
+		if ((r = tpl_render_var(t, &t->ops[t->slotop[k]], &rs,
+		    &sc->vals)) != 0 ||
+		    (r = msg_seg_make(&sc->vals, off, sc->vals.len - off,
+		    &slots[k])) != 0)
+			return r;
+		sflags |= slots[k].flags;
+		if (slots[k].raw > maxslot)
+			maxslot = slots[k].raw;
+	}
+	flags |= sflags;
+	sc->segs.len = t->nslots * sizeof(*slots);
+	if (t->plan != NULL) {
+		plan = t->plan;
+		nplan = t->nplan;
+	} else {
+		if ((r = tpl_mime_walk(t, &rs, lists, sc, &flags)) != 0)
+			return r;
+		plan = (const uint32_t *)(void *)sc->plan.data;
+		nplan = sc->plan.len / sizeof(*plan);
+	}
+	slots = (struct msg_seg *)(void *)sc->segs.data;
+	/*
+	 * Guess the encoding from what the parts hold; a long line made of
+	 * several parts (or an 8-bit value in a branch not taken) costs a
+	 * second pass in the other encoding.
+	 */
+	qp = (flags & (MSG_SEG_8BIT | MSG_SEG_LONG)) != 0;
+	/*
+	 * The usual case knows every fact in advance: all of a plain
+	 * template's literals and values are written, values hold no line
+	 * end, and no line can reach 998 octets even if each value on it
+	 * were the longest one. Then the encoder need not track them.
+	 */
+	all = t->mflags | sflags;
+	lean = t->plan != NULL && !(sflags & MSG_SEG_EOL) &&
+	    !(all & (MSG_SEG_CR1 | MSG_SEG_LONG)) &&
+	    t->maxstatic + t->maxvars * maxslot <= 998;
+	for (pass = 0; pass < 2; pass++, qp = !qp, lean = 0) {
+		msg_enc_begin(&e, out, qp);
+		if (lean)
+			msg_enc_lean(&e, (all & MSG_SEG_8BIT) |
+			    (all & (MSG_SEG_EQ1 | MSG_SEG_US0 |
+			    MSG_SEG_EQUS) ? MSG_SEG_EQUS : 0));
+		if ((r = msg_enc_plan(&e, t->segs, t->mime.data, slots,
+		    sc->vals.data, plan, nplan)) != 0 ||
+		    (r = msg_enc_end(&e, res)) <= 0)
+			break;
+	}
+	if (r != 0) {
+		out->len = start;
+		if (out->data != NULL)
+			out->data[start] = '\0';
+		return r > 0 ? -EINVAL : r;
+	}
+	return 0;
 }

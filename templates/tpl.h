@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "lib/buf.h"
+#include "mail/msg.h"
 
 enum tpl_ctx { TPL_CTX_TEXT, TPL_CTX_HTML, TPL_CTX_HEADER };
 
@@ -88,5 +89,35 @@ struct tpl *tpl_compile_ex(const char *src, size_t len, const char *name,
  */
 int	tpl_render_ex(const struct tpl *t, const struct tpl_row *row,
 	    const struct tpl_list *lists, size_t nlists, struct buf *out);
+
+/*
+ * Fast path (issue 5 performance): render straight into a MIME part body
+ * for msg_build(), in->text_enc or in->html_enc. The template's static
+ * text was prepared for both transfer encodings when it was compiled;
+ * per recipient each distinct merged value (column, filters, escaping) is
+ * escaped and prepared once, and the body is assembled by copying. The
+ * result is byte for byte what tpl_render_ex() and then msg_build() with
+ * in->text or in->html make (tests/fuzz/fuzz_tpl_mime.c checks it).
+ */
+
+/* Per-worker scratch for tpl_render_mime(), reused across messages. */
+struct tpl_scratch {
+	struct buf	 vals;	/* owns: merged values and their encodings */
+	struct buf	 segs;	/* owns: a struct msg_seg per distinct value */
+	struct buf	 plan;	/* owns: segment order, for templates with
+				   blocks or lists */
+};
+
+void	tpl_scratch_init(struct tpl_scratch *sc);
+void	tpl_scratch_fini(struct tpl_scratch *sc);
+/*
+ * Append the part body for this row to out, in the transfer encoding
+ * msg_build() would choose, and describe it in *res (res->s points into
+ * out: valid until out changes). 0, -ENOMEM, or -EINVAL (row or list
+ * array too short). On error out is left as it was.
+ */
+int	tpl_render_mime(const struct tpl *t, const struct tpl_row *row,
+	    const struct tpl_list *lists, size_t nlists,
+	    struct tpl_scratch *sc, struct buf *out, struct msg_encoded *res);
 
 #endif

@@ -26,6 +26,15 @@ void	buf_reset(struct buf *b);
 /* Make room for `extra` more bytes (+1 for the NUL). 0 or -ENOMEM. */
 int	buf_reserve(struct buf *b, size_t extra);
 int	buf_append_slow(struct buf *b, const void *p, size_t n);
+
+/* buf_reserve() with its no-op case inline, for per-message paths. */
+static inline int
+buf_room(struct buf *b, size_t extra)
+{
+	if (extra < b->cap - b->len)
+		return 0;
+	return buf_reserve(b, extra);
+}
 int	buf_puts(struct buf *b, const char *s);
 
 /*

@@ -13,6 +13,7 @@
  * so that no value can start a header of its own.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -136,21 +137,24 @@ static const char msg_b64[] =
 static int
 msg_put_q(struct msg_hdr *h, const unsigned char *s, size_t n)
 {
-	char	 e[3];
-	size_t	 i;
+	char	 e[3 * 32];
+	size_t	 i, o;
 	int	 r = 0;
 
-	for (i = 0; i < n && r == 0; i++) {
-		if (msg_isfws(s[i]))
-			r = msg_put(h, "_", 1);
-		else if (msg_q_safe(s[i]))
-			r = msg_put(h, (const char *)&s[i], 1);
-		else {
-			e[0] = '=';
-			e[1] = msg_hex[s[i] >> 4];
-			e[2] = msg_hex[s[i] & 15];
-			r = msg_put(h, e, 3);
+	/* Into a local buffer, 32 octets at a time: one append each. */
+	for (i = 0; i < n && r == 0;) {
+		for (o = 0; i < n && o < sizeof(e) - 3; i++) {
+			if (msg_isfws(s[i]))
+				e[o++] = '_';
+			else if (msg_q_safe(s[i]))
+				e[o++] = (char)s[i];
+			else {
+				e[o++] = '=';
+				e[o++] = msg_hex[s[i] >> 4];
+				e[o++] = msg_hex[s[i] & 15];
+			}
 		}
+		r = msg_put(h, e, o);
 	}
 	return r;
 }
@@ -398,9 +402,23 @@ msg_put_mailbox(struct msg_hdr *h, const char *name, const char *v)
 	return msg_hdr_end(h);
 }
 
+/*
+ * Octets a token may not hold, one bit per set: a table lookup per octet
+ * rather than a strchr over the set.
+ */
+#define MSG_BAD_ADDR	0x01	/* <>(),;:"\[] */
+#define MSG_BAD_AT	0x02	/* @, with ADDR: a Message-ID half */
+#define MSG_BAD_URI	0x04	/* <>", */
+#define MSG_BAD_CID	0x08	/* <>"()[]\,;: */
+static const unsigned char msg_bad[256] = {
+	['<'] = 0x0d, ['>'] = 0x0d, ['('] = 0x09, [')'] = 0x09,
+	[','] = 0x0d, [';'] = 0x09, [':'] = 0x09, ['"'] = 0x0d,
+	['\\'] = 0x09, ['['] = 0x09, [']'] = 0x09, ['@'] = 0x02,
+};
+
 /* A bare address or Message-ID half: printable, no space or specials. */
 static int
-msg_valid_token(const char *s, const char *bad, int allow8)
+msg_valid_token(const char *s, unsigned bad, int allow8)
 {
 	size_t	 n;
 
@@ -410,7 +428,7 @@ msg_valid_token(const char *s, const char *bad, int allow8)
 		unsigned char	 c = (unsigned char)s[n];
 
 		if (msg_isctl(c) || c == ' ' || (c >= 0x80 && !allow8) ||
-		    strchr(bad, c) != NULL)
+		    (msg_bad[c] & bad))
 			return 0;
 	}
 	return n <= MSG_WORD_MAX / 2;
@@ -425,6 +443,8 @@ msg_valid_name(const char *name)
 		"Reply-To", "Sender", "MIME-Version", "Content-Type",
 		"Content-Transfer-Encoding",
 	};
+	static const size_t reslen[] = { 4, 10, 4, 2, 2, 3, 7, 8, 6, 12, 12,
+		25 };
 	size_t	 n, i;
 
 	if (name == NULL)
@@ -437,9 +457,52 @@ msg_valid_name(const char *name)
 		return 0;
 	/* Headers we write ourselves would be duplicated or contradicted. */
 	for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
-		if (strcasecmp(name, reserved[i]) == 0)
+		if (reslen[i] == n && strcasecmp(name, reserved[i]) == 0)
 			return 0;
 	return 1;
+}
+
+/*
+ * ASCII case-insensitive: does s start with lower-case p (n octets)?
+ * strncasecmp goes through the locale, on every message.
+ */
+static int
+msg_prefix_ci(const char *s, const char *p, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char	 c = (unsigned char)s[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c + 32);
+		if (c != (unsigned char)p[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* Two decimal digits of v (0..99). */
+static void
+msg_put2(char *d, int v)
+{
+	d[0] = (char)('0' + v / 10);
+	d[1] = (char)('0' + v % 10);
+}
+
+/* Append the strings up to NULL: header lines without printf. */
+static int
+msg_cat(struct buf *b, ...)
+{
+	va_list		 ap;
+	const char	*s;
+	int		 r = 0;
+
+	va_start(ap, b);
+	while (r == 0 && (s = va_arg(ap, const char *)) != NULL)
+		r = buf_append(b, s, strlen(s));
+	va_end(ap);
+	return r;
 }
 
 /* RFC 5322 3.3, always in UTC. */
@@ -453,15 +516,31 @@ msg_put_date(struct buf *b, int64_t date_ms)
 	struct tm	 tm;
 	time_t		 t;
 	int64_t		 sec;
+	char		 d[40];
 
 	sec = date_ms / 1000 - (date_ms % 1000 < 0 ? 1 : 0);
 	t = (time_t)sec;
 	if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 < 1900 ||
 	    tm.tm_year + 1900 > 9999)
 		return -EINVAL;
-	return buf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n",
-	    wday[tm.tm_wday], tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900,
-	    tm.tm_hour, tm.tm_min, tm.tm_sec);
+	/* "Date: Tue, 14 Nov 2023 22:13:20 +0000": by hand, no printf. */
+	memcpy(d, "Date: ", 6);
+	memcpy(d + 6, wday[tm.tm_wday], 3);
+	memcpy(d + 9, ", ", 2);
+	msg_put2(d + 11, tm.tm_mday);
+	d[13] = ' ';
+	memcpy(d + 14, mon[tm.tm_mon], 3);
+	d[17] = ' ';
+	msg_put2(d + 18, (tm.tm_year + 1900) / 100);
+	msg_put2(d + 20, (tm.tm_year + 1900) % 100);
+	d[22] = ' ';
+	msg_put2(d + 23, tm.tm_hour);
+	d[25] = ':';
+	msg_put2(d + 26, tm.tm_min);
+	d[28] = ':';
+	msg_put2(d + 29, tm.tm_sec);
+	memcpy(d + 31, " +0000\r\n", 8);
+	return buf_append(b, d, 39);
 }
 
 /* Index of the first CR or LF in s[i..n), or n: memchr beats a byte loop. */
@@ -505,22 +584,36 @@ static const unsigned char msg_qp_plain[256] = {
  * CPU for nothing).
  */
 static int
-msg_is_7bit(const char *s, size_t n)
+msg_is_7bit_bytes(const char *s, size_t n)
 {
 	const uint64_t	 lo = 0x0101010101010101ULL;
 	const uint64_t	 hi = 0x8080808080808080ULL;
-	uint64_t	 w;
-	size_t		 i = 0, e;
+	uint64_t	 w, acc = 0;
+	size_t		 i = 0;
 
-	/* Eight bytes at a time: any byte >= 0x80 or == 0 fails. */
+	/*
+	 * Eight bytes at a time: any byte >= 0x80 or == 0 fails. The loop
+	 * only ORs, so it runs at load speed; the verdict comes at the end.
+	 */
 	for (; i + 8 <= n; i += 8) {
 		memcpy(&w, s + i, 8);
-		if ((w & hi) != 0 || ((w - lo) & ~w & hi) != 0)
-			return 0;
+		acc |= w | ((w - lo) & ~w & hi);
 	}
+	if ((acc & hi) != 0)
+		return 0;
 	for (; i < n; i++)
 		if (s[i] == 0 || (unsigned char)s[i] >= 0x80)
 			return 0;
+	return 1;
+}
+
+static int
+msg_is_7bit(const char *s, size_t n)
+{
+	size_t		 i, e;
+
+	if (!msg_is_7bit_bytes(s, n))
+		return 0;
 	/* Line lengths, CR and LF both ending a line. */
 	for (i = 0; i < n; i = e + 1) {
 		e = msg_eol(s, i, n);
@@ -641,6 +734,537 @@ msg_put_qp(struct buf *b, const char *s, size_t n)
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Fast path: prepared segments and the streaming encoder (msg.h).     */
+
+#define MSG_STORE_MAX	((size_t)UINT32_MAX - 64)
+
+/*
+ * One QP token for c (RFC 2045 6.7 rules 1-3), as msg_put_qp writes it:
+ * last says c ends its hard line (or the body), where space and tab must
+ * be encoded. Returns its octets.
+ */
+static inline size_t
+msg_qp_tok(char *o, unsigned char c, int last)
+{
+	if (msg_qp_plain[c] || ((c == ' ' || c == '\t') && !last)) {
+		o[0] = (char)c;
+		return 1;
+	}
+	o[0] = '=';
+	o[1] = msg_hex[c >> 4];
+	o[2] = msg_hex[c & 15];
+	return 3;
+}
+
+/*
+ * QP-encode the raw line s[i..e) from column *col, soft breaks as
+ * msg_put_qp places them. hard: a line end follows e (the last octet is
+ * then encoded as line-final); else more octets follow on this line.
+ */
+static char *
+msg_qp_run(char *o, const unsigned char *s, size_t i, size_t e, int hard,
+    size_t *col)
+{
+	char	 tok[3];
+	size_t	 w;
+	int	 last;
+
+	for (; i < e; i++) {
+		last = hard && i + 1 == e;
+		w = msg_qp_tok(tok, s[i], last);
+		if (*col + w > (last ? MSG_QP_LINE : MSG_QP_LINE - 1)) {
+			memcpy(o, "=\r\n", 3);
+			o += 3;
+			*col = 0;
+		}
+		memcpy(o, tok, w);
+		o += w;
+		*col += w;
+	}
+	return o;
+}
+
+/* Does s[0..n) hold "=_"? */
+static int
+msg_has_eq_us(const unsigned char *s, size_t n)
+{
+	const unsigned char	*p, *end = s + n;
+
+	for (p = s; p < end && (p = memchr(p, '=', (size_t)(end - p))) != NULL;
+	    p++)
+		if (p + 1 < end && p[1] == '_')
+			return 1;
+	return 0;
+}
+
+int
+msg_seg_make(struct buf *st, size_t off, size_t n, struct msg_seg *sg)
+{
+	const unsigned char	*s;
+	size_t			 i, e, next, body, col;
+	unsigned		 f = 0;
+	char			*o, *q;
+	int			 r;
+
+	if (n > MSG_STORE_MAX / 8 || st->len > MSG_STORE_MAX - 8 * n - 32)
+		return -ENOMEM;
+	if ((r = buf_room(st, 8 * n + 32 + MSG_STORE_PAD)) != 0)
+		return r;
+	s = (const unsigned char *)st->data + off;
+	memset(sg, 0, sizeof(*sg));
+	sg->raw = (uint32_t)n;
+	if (n == 0)
+		return 0;
+
+	/*
+	 * One short line without its end, as most merged values are: one
+	 * pass. The 7bit form is the text itself, the QP form its tokens up
+	 * to the held last byte.
+	 */
+	if (n <= MSG_LINE_HARD) {
+		o = q = st->data + st->len;
+		for (i = 0; i < n; i++) {
+			unsigned char	 c = s[i];
+
+			if (msg_qp_plain[c] || c == ' ' || c == '\t') {
+				*o++ = (char)c;
+				continue;
+			}
+			if (c == '\r' || c == '\n')
+				break;
+			if (c == 0 || c >= 0x80)
+				f |= MSG_SEG_8BIT;
+			else if (c == '=' && i + 1 < n && s[i + 1] == '_')
+				f |= MSG_SEG_EQUS;
+			o[0] = '=';
+			o[1] = msg_hex[c >> 4];
+			o[2] = msg_hex[c & 15];
+			o += 3;
+		}
+		if (i == n) {
+			/* Drop the last byte's token: it is held. */
+			o -= msg_qp_plain[s[n - 1]] || s[n - 1] == ' ' ||
+			    s[n - 1] == '\t' ? 1 : 3;
+			if (s[0] == '_')
+				f |= MSG_SEG_US0;
+			if (s[n - 1] == '=')
+				f |= MSG_SEG_EQ1;
+			f |= MSG_SEG_HOLD;
+			sg->h1 = sg->hend = (uint32_t)n;
+			sg->o7 = (uint32_t)off;
+			sg->n7 = (uint32_t)n;
+			sg->oqp = (uint32_t)st->len;
+			sg->q1 = sg->nqp = (uint32_t)(o - q);
+			goto held;
+		}
+		f = 0;		/* a line end: the general way */
+	}
+
+	/* Raw facts. */
+	if (!msg_is_7bit_bytes((const char *)s, n))
+		f |= MSG_SEG_8BIT;
+	if (s[0] == '_')
+		f |= MSG_SEG_US0;
+	if (s[n - 1] == '=')
+		f |= MSG_SEG_EQ1;
+	if (msg_has_eq_us(s, n))
+		f |= MSG_SEG_EQUS;
+	e = msg_eol((const char *)s, 0, n);
+	if (e == n) {
+		/* One long line: as above, in more passes. */
+		sg->h1 = sg->hend = (uint32_t)n;
+		if (n > MSG_LINE_HARD)
+			f |= MSG_SEG_LONG;
+		f |= MSG_SEG_HOLD;
+		sg->o7 = (uint32_t)off;
+		sg->n7 = (uint32_t)n;
+		sg->oqp = (uint32_t)st->len;
+		o = q = st->data + st->len;
+		for (i = 0; i + 1 < n; i++)
+			o += msg_qp_tok(o, s[i], 0);
+		sg->q1 = sg->nqp = (uint32_t)(o - q);
+		goto held;
+	}
+
+	f |= MSG_SEG_EOL;
+	if (s[0] == '\r' || s[0] == '\n')
+		f |= MSG_SEG_SOL;
+	if (s[0] == '\n')
+		f |= MSG_SEG_LF0;
+	if (s[n - 1] == '\r')
+		f |= MSG_SEG_CR1;
+	if (s[n - 1] != '\r' && s[n - 1] != '\n')
+		f |= MSG_SEG_HOLD;
+	sg->h1 = (uint32_t)e;
+	for (i = 0; i < n; i = e + 1) {
+		e = msg_eol((const char *)s, i, n);
+		if (e - i > MSG_LINE_HARD)
+			f |= MSG_SEG_LONG;
+		if (e < n)
+			sg->hend = (uint32_t)(n - e - 1);
+	}
+
+	/* 7bit form: msg_put_7bit's. */
+	sg->o7 = (uint32_t)st->len;
+	o = q = st->data + st->len;
+	for (i = 0; i < n;) {
+		e = msg_eol((const char *)s, i, n);
+		memcpy(o, s + i, e - i);
+		o += e - i;
+		if (e == n)
+			break;
+		*o++ = '\r';
+		*o++ = '\n';
+		i = e + ((s[e] == '\r' && e + 1 < n && s[e + 1] == '\n') ?
+		    2 : 1);
+	}
+	sg->n7 = (uint32_t)(o - q);
+
+	/*
+	 * QP form: [first line's tokens, no soft breaks: they depend on the
+	 * column the segment starts at] [its line end, the other lines from
+	 * column 0 with their soft breaks, the last one up to the held byte]
+	 * [the held byte's token when it does not depend on what follows].
+	 */
+	sg->oqp = (uint32_t)(o - st->data);
+	q = o;
+	body = (f & MSG_SEG_HOLD) ? n - 1 : n;
+	e = msg_eol((const char *)s, 0, body);
+	for (i = 0; i < e; i++)
+		o += msg_qp_tok(o, s[i], i + 1 == e);
+	sg->q1 = (uint32_t)(o - q);
+	col = 0;
+	while (e < body) {
+		/* s[e] is a line end: CRLF, then the next line from 0. */
+		next = e + ((s[e] == '\r' && e + 1 < n && s[e + 1] == '\n') ?
+		    2 : 1);
+		*o++ = '\r';
+		*o++ = '\n';
+		col = 0;
+		e = msg_eol((const char *)s, next, body);
+		o = msg_qp_run(o, s, next, e, e < body, &col);
+	}
+	sg->nqp = (uint32_t)(o - q);
+	sg->qend = (uint32_t)col;
+held:
+	if (f & MSG_SEG_HOLD) {
+		sg->last = s[n - 1];
+		if (sg->last != ' ' && sg->last != '\t')
+			sg->lastw = (unsigned char)msg_qp_tok(o, sg->last, 0);
+		o += sg->lastw;
+	}
+	sg->flags = f;
+	st->len = (size_t)(o - st->data);
+	st->data[st->len] = '\0';
+	/* Room reserved above: 8n + 32 covers the encodings and the pad. */
+	return 0;
+}
+
+void
+msg_enc_begin(struct msg_enc *e, struct buf *b, int qp)
+{
+	memset(e, 0, sizeof(*e));
+	e->b = b;
+	e->start = b->len;
+	e->qp = qp;
+	e->pend = -1;
+}
+
+/*
+ * Copy n octets. Most segments are short: up to 128 octets are copied as
+ * four or eight fixed 16-octet moves whatever n is (no branch on the length to
+ * mispredict): the stores keep MSG_STORE_PAD readable octets after their
+ * data, and the encoder reserves as many past its output.
+ */
+static inline __attribute__((always_inline)) char *
+msg_copy64(char *o, const char *p, size_t n)
+{
+	if (n > 64) {
+		if (n > MSG_STORE_PAD) {
+			memcpy(o, p, n);
+			return o + n;
+		}
+		memcpy(o + 64, p + 64, 16);
+		memcpy(o + 80, p + 80, 16);
+		memcpy(o + 96, p + 96, 16);
+		memcpy(o + 112, p + 112, 16);
+	}
+	memcpy(o, p, 16);
+	memcpy(o + 16, p + 16, 16);
+	memcpy(o + 32, p + 32, 16);
+	memcpy(o + 48, p + 48, 16);
+	return o + n;
+}
+
+/*
+ * QP: the held byte c, now that what follows it is known (last: a line
+ * end or the body's end). Returns the new end; *col is updated.
+ */
+static char *
+msg_enc_flush(char *o, unsigned char c, int last, size_t *col)
+{
+	char	 tok[3] = { 0, 0, 0 };
+	size_t	 w;
+
+	w = msg_qp_tok(tok, c, last);
+	if (*col + w > (last ? MSG_QP_LINE : MSG_QP_LINE - 1)) {
+		memcpy(o, "=\r\n", 3);
+		o += 3;
+		*col = 0;
+	}
+	memcpy(o, tok, 3);	/* room was reserved; w counts */
+	*col += w;
+	return o + w;
+}
+
+/*
+ * QP: encoded tokens p[0..n) (no line end inside) from column *col, soft
+ * breaks where msg_put_qp puts them; hard: a line end follows, so the
+ * last token may take column 76. A break never splits a token: '=' only
+ * ever starts one.
+ */
+static char *
+msg_enc_run(char *o, const char *p, size_t n, int hard, size_t *col)
+{
+	size_t	 k;
+
+	while (*col + n > (hard ? MSG_QP_LINE : MSG_QP_LINE - 1)) {
+		k = MSG_QP_LINE - 1 - *col;
+		if (k >= 1 && p[k - 1] == '=')
+			k -= 1;
+		else if (k >= 2 && p[k - 2] == '=')
+			k -= 2;
+		memcpy(o, p, k);
+		memcpy(o + k, "=\r\n", 3);
+		o += k + 3;
+		p += k;
+		n -= k;
+		*col = 0;
+	}
+	memcpy(o, p, n);
+	*col += n;
+	return o + n;
+}
+
+/*
+ * The loops below keep the encoder's state in locals (not in *e) so that
+ * it stays in registers: this is the per-segment path of every message.
+ *
+ * Raw facts, whichever the encoding: the current raw line's length
+ * (a line over 998 octets rules out 7bit), and "=" ending one segment
+ * with "_" starting the next (EQ1 << 1 is US0, US0 << 1 is EQUS).
+ * A CR ending one segment and an LF starting the next are one line end,
+ * already written: the next one's first two octets are skipped
+ * (CR1 >> 1 is LF0, LF0 >> 3 is 2).
+ */
+#define MSG_ENC_FACTS(sg, f, prev, rawcol, facts) do {			\
+	size_t	 t_ = (rawcol) + (sg)->h1;	/* h1 is raw without EOL */ \
+									\
+	(facts) |= (f) | ((((prev) << 1) & (f) & MSG_SEG_US0) << 1) |	\
+	    (t_ > MSG_LINE_HARD ? MSG_SEG_LONG : 0);			\
+	(rawcol) = ((f) & MSG_SEG_EOL) ? (sg)->hend : t_;		\
+} while (0)
+
+/*
+ * Make room for need more octets at *o (whose buffer is b); *lim is the
+ * end of the room. 0 or -ENOMEM.
+ */
+static int
+msg_enc_room(struct buf *b, char **o, char **lim, size_t need)
+{
+	size_t	 len = (size_t)(*o - b->data);
+	int	 r;
+
+	b->len = len;
+	if ((r = buf_reserve(b, need + 64)) != 0)
+		return r;
+	*o = b->data + len;
+	*lim = b->data + b->cap - 1;
+	return 0;
+}
+
+/*
+ * The loop of msg_enc_plan, compiled twice: lean leaves out the raw
+ * facts and the CR-LF join (msg_enc_lean: the caller knows them).
+ */
+static inline __attribute__((always_inline)) int
+msg_enc_loop(struct msg_enc *e, const struct msg_seg *segs0,
+    const char *store0, const struct msg_seg *segs1, const char *store1,
+    const uint32_t *plan, size_t n, const int lean)
+{
+	struct buf		*b = e->b;
+	const struct msg_seg	*sg;
+	const char		*st, *p;
+	size_t			 i, skip, k, need;
+	size_t			 col = e->col, rawcol = e->rawcol, c;
+	unsigned		 facts = e->facts, prev = e->prev, f;
+	int			 pend = e->pend, r = 0;
+	const int		 qp = e->qp;
+	uint32_t		 x;
+	char			*o, *lim;
+
+	/*
+	 * Locals, not *e or *b: stores through o are char stores that could
+	 * alias them, so the compiler would reload them per segment.
+	 */
+	if ((r = buf_room(b, 64)) != 0)
+		return r;
+	o = b->data + b->len;
+	lim = b->data + b->cap - 1;
+	for (i = 0; i < n; i++) {
+		x = plan[i];
+		if (x & MSG_PLAN_ALT) {
+			sg = &segs1[x & ~MSG_PLAN_ALT];
+			st = store1;
+		} else {
+			sg = &segs0[x];
+			st = store0;
+		}
+		if (sg->raw == 0)
+			continue;
+		f = sg->flags;
+		skip = 0;
+		if (!qp) {
+			if ((size_t)(lim - o) < (size_t)sg->n7 + 144 &&
+			    (r = msg_enc_room(b, &o, &lim, sg->n7 + 144)) != 0)
+				break;
+			if (!lean) {
+				MSG_ENC_FACTS(sg, f, prev, rawcol, facts);
+				skip = ((prev >> 1) & f & MSG_SEG_LF0) >> 3;
+				prev = f;
+			}
+			o = msg_copy64(o, st + sg->o7 + skip, sg->n7 - skip);
+			continue;
+		}
+
+		/* Soft breaks add at most 3 octets per 73; 128 for copies. */
+		need = (size_t)sg->nqp + sg->nqp / 16 + 160;
+		if ((size_t)(lim - o) < need &&
+		    (r = msg_enc_room(b, &o, &lim, need)) != 0)
+			break;
+		if (!lean) {
+			MSG_ENC_FACTS(sg, f, prev, rawcol, facts);
+			skip = ((prev >> 1) & f & MSG_SEG_LF0) >> 3;
+			prev = f;
+		}
+		if (pend >= 0) {
+			if ((pend == ' ' || pend == '\t') &&
+			    !(f & MSG_SEG_SOL) && col < MSG_QP_LINE - 1) {
+				/* The usual: a space before more text. */
+				*o++ = (char)pend;
+				col++;
+			} else {
+				c = col;
+				o = msg_enc_flush(o, (unsigned char)pend,
+				    (f & MSG_SEG_SOL) != 0, &c);
+				col = c;
+			}
+			pend = -1;
+		}
+		p = st + sg->oqp;
+		if (!(f & MSG_SEG_EOL)) {
+			/* One line, no soft break needed: the usual. */
+			if (col + sg->q1 <= MSG_QP_LINE - 1) {
+				k = sg->q1;
+				col += k;
+			} else {
+				c = col;
+				o = msg_enc_run(o, p, sg->q1, 0, &c);
+				col = c;
+				p += sg->q1;
+				k = 0;
+			}
+		} else {
+			if (skip != 0) {
+				/* The first line is empty, its end written. */
+				p += 2;
+				k = sg->nqp - 2;
+			} else if (col + sg->q1 <= MSG_QP_LINE)
+				k = sg->nqp;
+			else {
+				c = col;
+				o = msg_enc_run(o, p, sg->q1, 1, &c);
+				p += sg->q1;
+				k = sg->nqp - sg->q1;
+			}
+			col = sg->qend;
+		}
+		if (f & MSG_SEG_HOLD) {
+			if (sg->lastw != 0 &&
+			    col + sg->lastw <= MSG_QP_LINE - 1) {
+				k += sg->lastw;
+				col += sg->lastw;
+			} else
+				pend = sg->last;
+		}
+		o = msg_copy64(o, p, k);
+	}
+	b->len = (size_t)(o - b->data);
+	e->col = col;
+	e->rawcol = rawcol;
+	e->facts = facts;
+	e->prev = prev;
+	e->pend = pend;
+	return r;
+}
+
+int
+msg_enc_plan(struct msg_enc *e, const struct msg_seg *segs0,
+    const char *store0, const struct msg_seg *segs1, const char *store1,
+    const uint32_t *plan, size_t n)
+{
+	if (e->lean)
+		return msg_enc_loop(e, segs0, store0, segs1, store1, plan, n,
+		    1);
+	return msg_enc_loop(e, segs0, store0, segs1, store1, plan, n, 0);
+}
+
+void
+msg_enc_lean(struct msg_enc *e, unsigned facts)
+{
+	e->lean = 1;
+	e->facts = facts & (MSG_SEG_8BIT | MSG_SEG_EQUS);
+}
+
+int
+msg_enc_seg(struct msg_enc *e, const char *store, const struct msg_seg *sg)
+{
+	uint32_t	 x = 0;
+
+	return msg_enc_plan(e, sg, store, NULL, NULL, &x, 1);
+}
+
+int
+msg_enc_end(struct msg_enc *e, struct msg_encoded *res)
+{
+	struct buf	*b = e->b;
+	int		 is7, r;
+
+	if ((r = buf_room(b, 8)) != 0)
+		return r;
+	if (e->pend >= 0) {
+		b->len = (size_t)(msg_enc_flush(b->data + b->len,
+		    (unsigned char)e->pend, 1, &e->col) - b->data);
+		e->pend = -1;
+	}
+	if (!e->lean && e->rawcol > MSG_LINE_HARD)
+		e->facts |= MSG_SEG_LONG;
+	is7 = !(e->facts & (MSG_SEG_8BIT | MSG_SEG_LONG));
+	/* facts holds every segment's flags; only these three matter. */
+	if (is7 == e->qp) {
+		b->len = e->start;
+		b->data[b->len] = '\0';
+		return 1;
+	}
+	b->data[b->len] = '\0';
+	res->s = b->data + e->start;
+	res->n = b->len - e->start;
+	res->qp = e->qp;
+	res->bnd = !e->qp && (e->facts & MSG_SEG_EQUS) != 0;
+	return 0;
+}
+
 static uint64_t
 msg_mix(uint64_t x)
 {
@@ -675,8 +1299,12 @@ msg_boundary(char out[40], const struct msg_input *in, unsigned attempt)
 	a = msg_mix(h ^ (uint64_t)in->date_ms);
 	c = msg_mix(a + attempt + 1);
 	a = msg_mix(a ^ ((uint64_t)attempt << 32));
-	snprintf(out, 40, "=_rm%016llx%016llx", (unsigned long long)a,
-	    (unsigned long long)c);
+	memcpy(out, "=_rm", 4);
+	for (int k = 0; k < 16; k++) {
+		out[4 + k] = "0123456789abcdef"[(a >> (60 - 4 * k)) & 15];
+		out[20 + k] = "0123456789abcdef"[(c >> (60 - 4 * k)) & 15];
+	}
+	out[36] = '\0';
 }
 
 struct msg_part {
@@ -684,22 +1312,64 @@ struct msg_part {
 	const char	*s;		/* borrows: the caller's body */
 	size_t		 n;
 	int		 qp;		/* quoted-printable, else 7bit */
+	int		 pre;		/* s is already encoded: MSG_PRE_* */
+	int		 bnd;		/* MSG_PRE_7BIT: may hold "=_" */
 };
+
+#define MSG_PRE_RAW	0
+#define MSG_PRE_7BIT	1	/* = raw text with CRLF line ends */
+#define MSG_PRE_QP	2
 
 static int
 msg_put_part_body(struct buf *b, const struct msg_part *p)
 {
+	if (p->pre == (p->qp ? MSG_PRE_QP : MSG_PRE_7BIT))
+		return buf_append(b, p->s, p->n);
+	/*
+	 * Also a MSG_PRE_7BIT body forced to QP: QP of the CRLF form is QP
+	 * of the raw text, since either line end is one hard break.
+	 */
 	if (p->qp)
 		return msg_put_qp(b, p->s, p->n);
 	return msg_put_7bit(b, p->s, p->n);
 }
 
+/* Can this part's encoded body hold the boundary? */
+static int
+msg_part_may_clash(const struct msg_part *p)
+{
+	/* QP output never holds "=_": '=' is followed by hex or CR. */
+	if (p->qp)
+		return 0;
+	return p->pre == MSG_PRE_RAW || p->bnd;
+}
+
+static void
+msg_part_from(struct msg_part *p, const char *type, const char *s,
+    size_t n, const struct msg_encoded *enc)
+{
+	p->type = type;
+	if (enc != NULL) {
+		p->s = enc->s != NULL ? enc->s : "";
+		p->n = enc->n;
+		p->qp = enc->qp;
+		p->pre = enc->qp ? MSG_PRE_QP : MSG_PRE_7BIT;
+		p->bnd = enc->bnd;
+		return;
+	}
+	p->s = s;
+	p->n = n;
+	p->qp = !msg_is_7bit(s, n);
+	p->pre = MSG_PRE_RAW;
+	p->bnd = 0;
+}
+
 static int
 msg_put_part_headers(struct buf *b, const struct msg_part *p)
 {
-	return buf_printf(b, "Content-Type: %s; charset=utf-8\r\n"
-	    "Content-Transfer-Encoding: %s\r\n\r\n", p->type,
-	    p->qp ? "quoted-printable" : "7bit");
+	return msg_cat(b, "Content-Type: ", p->type, "; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: ", p->qp ? "quoted-printable" : "7bit",
+	    "\r\n\r\n", (const char *)NULL);
 }
 
 static int
@@ -720,7 +1390,7 @@ msg_ends_crlf(const struct buf *b)
 
 /* Printable ASCII without space or the listed characters, 1..max. */
 static int
-msg_valid_printable(const char *s, const char *bad, size_t max)
+msg_valid_printable(const char *s, unsigned bad, size_t max)
 {
 	size_t	 n;
 
@@ -728,7 +1398,7 @@ msg_valid_printable(const char *s, const char *bad, size_t max)
 		return 0;
 	for (n = 0; s[n] != '\0'; n++)
 		if ((unsigned char)s[n] <= 32 || (unsigned char)s[n] >= 127 ||
-		    strchr(bad, s[n]) != NULL)
+		    (msg_bad[(unsigned char)s[n]] & bad))
 			return 0;
 	return n <= max;
 }
@@ -773,14 +1443,15 @@ msg_valid_extras(const struct msg_input *in)
 	size_t	 i;
 
 	if (in->unsub_url != NULL &&
-	    (strncasecmp(in->unsub_url, "https://", 8) != 0 ||
-	    !msg_valid_printable(in->unsub_url, "<>\",", MSG_URI_MAX)))
+	    (!msg_prefix_ci(in->unsub_url, "https://", 8) ||
+	    !msg_valid_printable(in->unsub_url, MSG_BAD_URI, MSG_URI_MAX)))
 		return 0;
 	if (in->unsub_mailto != NULL &&
-	    !msg_valid_printable(in->unsub_mailto, "<>\",", MSG_URI_MAX - 7))
+	    !msg_valid_printable(in->unsub_mailto, MSG_BAD_URI,
+	    MSG_URI_MAX - 7))
 		return 0;
 	if (in->feedback_id != NULL &&
-	    !msg_valid_printable(in->feedback_id, "", MSG_FBID_MAX))
+	    !msg_valid_printable(in->feedback_id, 0, MSG_FBID_MAX))
 		return 0;
 	if (in->nattachments > MSG_ATTACH_MAX ||
 	    (in->nattachments > 0 && in->attachments == NULL))
@@ -792,7 +1463,7 @@ msg_valid_extras(const struct msg_input *in)
 		    !msg_valid_ctype(a->content_type) ||
 		    (a->data == NULL && a->len > 0) ||
 		    (a->content_id != NULL &&
-		    !msg_valid_printable(a->content_id, "<>\"()[]\\,;:",
+		    !msg_valid_printable(a->content_id, MSG_BAD_CID,
 		    MSG_CID_MAX)))
 			return 0;
 	}
@@ -847,7 +1518,7 @@ msg_put_list_unsub(struct msg_hdr *h, const struct msg_input *in)
 		first = 0;
 	}
 	if (m != NULL && (r = msg_put_uri(h,
-	    strncasecmp(m, "mailto:", 7) == 0 ? "" : "mailto:", m,
+	    msg_prefix_ci(m, "mailto:", 7) ? "" : "mailto:", m,
 	    first)) != 0)
 		return r;
 	if ((r = msg_hdr_end(h)) != 0)
@@ -1055,8 +1726,9 @@ msg_put_body_attach(struct buf *b, const struct msg_input *in,
 		msg_boundary(bnd, in, attempt);
 		clash = 0;
 		for (i = 0; i < np; i++)
-			if (!parts[i].qp && memmem(parts[i].s, parts[i].n,
-			    bnd, strlen(bnd)) != NULL)
+			if (msg_part_may_clash(&parts[i]) &&
+			    memmem(parts[i].s, parts[i].n, bnd,
+			    strlen(bnd)) != NULL)
 				clash = 1;
 		/*
 		 * Not a real clash (never at a line start), but keep it out
@@ -1096,7 +1768,7 @@ msg_put_body_attach(struct buf *b, const struct msg_input *in,
 		    0)) != 0)
 			return r;
 	} else {
-		struct msg_part	 empty = { "text/plain", "", 0, 0 };
+		struct msg_part	 empty = { "text/plain", "", 0, 0, 0, 0 };
 		const struct msg_part *t = text != NULL ? text : &empty;
 
 		if ((r = msg_put_part_headers(b, t)) != 0 ||
@@ -1128,16 +1800,16 @@ msg_put_body(struct buf *b, const struct msg_input *in)
 	unsigned	 attempt;
 	int		 r, clash;
 
-	if (in->text != NULL)
-		parts[np++] = (struct msg_part){ "text/plain", in->text,
-		    in->textlen, !msg_is_7bit(in->text, in->textlen) };
-	if (in->html != NULL)
-		parts[np++] = (struct msg_part){ "text/html", in->html,
-		    in->htmllen, !msg_is_7bit(in->html, in->htmllen) };
+	if (in->text_enc != NULL || in->text != NULL)
+		msg_part_from(&parts[np++], "text/plain", in->text,
+		    in->textlen, in->text_enc);
+	if (in->html_enc != NULL || in->html != NULL)
+		msg_part_from(&parts[np++], "text/html", in->html,
+		    in->htmllen, in->html_enc);
 	if (in->nattachments > 0)
 		return msg_put_body_attach(b, in, parts, np);
 	if (np == 0)
-		parts[np++] = (struct msg_part){ "text/plain", "", 0, 0 };
+		parts[np++] = (struct msg_part){ "text/plain", "", 0, 0, 0, 0 };
 
 	if (np == 1) {
 		if ((r = msg_put_part_headers(b, &parts[0])) != 0 ||
@@ -1159,11 +1831,13 @@ msg_put_body(struct buf *b, const struct msg_input *in)
 				parts[i].qp = 1;
 		msg_boundary(bnd, in, attempt);
 		b->len = start;
-		if ((r = buf_printf(b, "Content-Type: multipart/alternative;"
-		    "\r\n boundary=\"%s\"\r\n\r\n", bnd)) != 0)
+		if ((r = msg_cat(b, "Content-Type: multipart/alternative;"
+		    "\r\n boundary=\"", bnd, "\"\r\n\r\n",
+		    (const char *)NULL)) != 0)
 			return r;
 		for (i = 0; i < np; i++) {
-			if ((r = buf_printf(b, "--%s\r\n", bnd)) != 0 ||
+			if ((r = msg_cat(b, "--", bnd, "\r\n",
+			    (const char *)NULL)) != 0 ||
 			    (r = msg_put_part_headers(b, &parts[i])) != 0)
 				return r;
 			pstart[i] = b->len;
@@ -1174,11 +1848,13 @@ msg_put_body(struct buf *b, const struct msg_input *in)
 			if ((r = buf_append(b, "\r\n", 2)) != 0)
 				return r;
 		}
-		if ((r = buf_printf(b, "--%s--\r\n", bnd)) != 0)
+		if ((r = msg_cat(b, "--", bnd, "--\r\n",
+		    (const char *)NULL)) != 0)
 			return r;
 		clash = 0;
 		for (i = 0; i < np; i++)
-			if (memmem(b->data + pstart[i], pend[i] - pstart[i],
+			if (msg_part_may_clash(&parts[i]) &&
+			    memmem(b->data + pstart[i], pend[i] - pstart[i],
 			    bnd, strlen(bnd)) != NULL)
 				clash = 1;
 		if (!clash || attempt >= MSG_BOUNDARY_TRIES)
@@ -1194,9 +1870,9 @@ msg_build(struct buf *out, const struct msg_input *in)
 	int		 r;
 
 	if (in->from == NULL || in->to == NULL ||
-	    !msg_valid_token(in->to, "<>(),;:\"\\[]", 1) ||
-	    !msg_valid_token(in->msgid_local, "<>@(),;:\"\\[]", 0) ||
-	    !msg_valid_token(in->msgid_domain, "<>@(),;:\"\\[]", 0))
+	    !msg_valid_token(in->to, MSG_BAD_ADDR, 1) ||
+	    !msg_valid_token(in->msgid_local, MSG_BAD_ADDR | MSG_BAD_AT, 0) ||
+	    !msg_valid_token(in->msgid_domain, MSG_BAD_ADDR | MSG_BAD_AT, 0))
 		return -EINVAL;
 	for (i = 0; i < in->nheaders; i++)
 		if (!msg_valid_name(in->headers[i].name))
@@ -1205,10 +1881,11 @@ msg_build(struct buf *out, const struct msg_input *in)
 		return -EINVAL;
 
 	if ((r = msg_put_date(out, in->date_ms)) != 0 ||
-	    (r = buf_printf(out, "Message-ID: <%s@%s>\r\n", in->msgid_local,
-	    in->msgid_domain)) != 0 ||
+	    (r = msg_cat(out, "Message-ID: <", in->msgid_local, "@",
+	    in->msgid_domain, ">\r\n", (const char *)NULL)) != 0 ||
 	    (r = msg_put_mailbox(&h, "From", in->from)) != 0 ||
-	    (r = buf_printf(out, "To: %s\r\n", in->to)) != 0 ||
+	    (r = msg_cat(out, "To: ", in->to, "\r\n",
+	    (const char *)NULL)) != 0 ||
 	    (r = msg_put_unstructured(&h, "Subject", in->subject, 1)) != 0)
 		goto fail;
 	if (in->reply_to != NULL &&
@@ -1216,8 +1893,8 @@ msg_build(struct buf *out, const struct msg_input *in)
 		goto fail;
 	if ((r = msg_put_list_unsub(&h, in)) != 0)
 		goto fail;
-	if (in->feedback_id != NULL && (r = buf_printf(out,
-	    "Feedback-ID: %s\r\n", in->feedback_id)) != 0)
+	if (in->feedback_id != NULL && (r = msg_cat(out, "Feedback-ID: ",
+	    in->feedback_id, "\r\n", (const char *)NULL)) != 0)
 		goto fail;
 	for (i = 0; i < in->nheaders; i++)
 		if (!msg_extra_shadowed(in, in->headers[i].name) &&

@@ -1128,3 +1128,145 @@ Test(msg, attachment_boundary_never_in_content)
 	buf_free(&text);
 	buf_free(&b);
 }
+
+/* ---- fast path: prepared segments and text_enc / html_enc ------------- */
+
+/* Encode s as one segment with msg_enc_*, as tpl_render_mime does. */
+static void
+msg_test_encode(const char *s, struct buf *store, struct buf *out,
+    struct msg_encoded *res)
+{
+	struct msg_seg	 sg;
+	struct msg_enc	 e;
+	int		 qp, r;
+
+	buf_reset(store);
+	buf_puts(store, s);
+	cr_assert_eq(msg_seg_make(store, 0, strlen(s), &sg), 0);
+	for (qp = 0; qp < 2; qp++) {
+		msg_enc_begin(&e, out, qp);
+		cr_assert_eq(msg_enc_seg(&e, store->data, &sg), 0);
+		if ((r = msg_enc_end(&e, res)) == 0)
+			return;
+		cr_assert_eq(r, 1);
+	}
+	cr_assert_fail("no encoding fits");
+}
+
+/* The boundary of a built multipart message (a static copy). */
+static const char *
+msg_test_boundary(const struct buf *b)
+{
+	static char	 bnd[64];
+	const char	*p = strstr(b->data, "boundary=\"");
+
+	cr_assert_not_null(p);
+	p += 10;
+	cr_assert(strchr(p, '"') - p < (long)sizeof(bnd));
+	memcpy(bnd, p, (size_t)(strchr(p, '"') - p));
+	bnd[strchr(p, '"') - p] = '\0';
+	return bnd;
+}
+
+Test(msg, enc_boundary_clash_matches_plain)
+{
+	struct msg_input in = msg_test_input();
+	struct msg_encoded enc;
+	struct buf	 text, store, out, m1, m2;
+	int		 round;
+
+	/*
+	 * A text that holds the boundary msg_build picks, then that one and
+	 * the next, ...: after MSG_BOUNDARY_TRIES clashes every part is QP.
+	 * At each step the prepared 7bit body must give the same message as
+	 * the raw text (it has to notice "=_" and look).
+	 */
+	buf_init(&text);
+	buf_init(&store);
+	buf_init(&out);
+	buf_init(&m1);
+	buf_init(&m2);
+	buf_puts(&text, "start\n");
+	in.html = "<p>x</p>";
+	in.htmllen = 8;
+	for (round = 0; round < 10; round++) {
+		in.text = text.data;
+		in.textlen = text.len;
+		in.text_enc = NULL;
+		buf_reset(&m1);
+		cr_assert_eq(msg_build(&m1, &in), 0);
+		buf_reset(&out);
+		msg_test_encode(text.data, &store, &out, &enc);
+		cr_assert_eq(enc.qp, 0);
+		cr_assert_eq(enc.bnd, round > 0);
+		in.text = NULL;
+		in.text_enc = &enc;
+		buf_reset(&m2);
+		cr_assert_eq(msg_build(&m2, &in), 0);
+		cr_assert_str_eq(m1.data, m2.data, "round %d", round);
+		buf_puts(&text, "--");
+		buf_puts(&text, msg_test_boundary(&m1));
+		buf_puts(&text, "\n");
+	}
+	/* By now the text part had to become QP. */
+	cr_assert_not_null(strstr(m1.data, "quoted-printable"));
+	buf_free(&text);
+	buf_free(&store);
+	buf_free(&out);
+	buf_free(&m1);
+	buf_free(&m2);
+}
+
+Test(msg, enc_segments_join_like_raw_text)
+{
+	static const char *const pieces[] = { "a \r", "\n", "b=", "_c ",
+		"\n\xc3\xa4", "", " end" };
+	struct msg_input in = msg_test_input();
+	struct msg_seg	 sg[7];
+	struct msg_encoded enc;
+	struct msg_enc	 e;
+	struct buf	 store, out, raw, m1, m2;
+	size_t		 i, off;
+	int		 qp = 0, r;
+
+	buf_init(&store);
+	buf_init(&out);
+	buf_init(&raw);
+	buf_init(&m1);
+	buf_init(&m2);
+	for (i = 0; i < 7; i++) {
+		off = store.len;
+		buf_puts(&store, pieces[i]);
+		buf_puts(&raw, pieces[i]);
+		cr_assert_eq(msg_seg_make(&store, off, strlen(pieces[i]),
+		    &sg[i]), 0);
+	}
+	cr_assert(sg[0].flags & MSG_SEG_CR1);
+	cr_assert(sg[1].flags & MSG_SEG_LF0);
+	cr_assert(sg[4].flags & MSG_SEG_8BIT);
+	cr_assert_eq(sg[5].raw, 0);
+	for (;; qp = !qp) {
+		msg_enc_begin(&e, &out, qp);
+		for (i = 0; i < 7; i++)
+			cr_assert_eq(msg_enc_seg(&e, store.data, &sg[i]), 0);
+		if ((r = msg_enc_end(&e, &enc)) == 0)
+			break;
+		cr_assert_eq(r, 1);
+		cr_assert_eq(qp, 0, "QP must fit 8-bit text");
+	}
+	cr_assert_eq(enc.qp, 1);
+	/* CR then LF across two segments is one line end. */
+	cr_assert_str_eq(out.data, "a=20\r\nb=3D_c=20\r\n=C3=A4 end");
+	in.text = raw.data;
+	in.textlen = raw.len;
+	cr_assert_eq(msg_build(&m1, &in), 0);
+	in.text = NULL;
+	in.text_enc = &enc;
+	cr_assert_eq(msg_build(&m2, &in), 0);
+	cr_assert_str_eq(m1.data, m2.data);
+	buf_free(&store);
+	buf_free(&out);
+	buf_free(&raw);
+	buf_free(&m1);
+	buf_free(&m2);
+}

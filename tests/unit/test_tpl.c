@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lib/buf.h"
+#include "mail/msg.h"
 #include "templates/tpl.h"
 
 static const char *const tpl_test_cols[] = { "first_name", "email", "city" };
@@ -829,5 +830,268 @@ Test(tpl, no_allocation_after_warmup)
 	    "&amp;b=2?c=Z%C3%BCrich\">5 March</a><li>TEA 3newsale</li>"
 	    "<li>CAKE &lt;BIG&gt; 5newsale</li>yes");
 	buf_free(&b);
+	tpl_free(t);
+}
+
+/* ---- tpl_render_mime: the fast path must match the plain one ----------- */
+
+/* A deterministic generator: tests must not depend on the clock. */
+static unsigned long tpl_test_rng = 12345;
+
+static unsigned
+tpl_test_rand(unsigned n)
+{
+	tpl_test_rng = tpl_test_rng * 6364136223846793005ULL +
+	    1442695040888963407ULL;
+	return (unsigned)((tpl_test_rng >> 33) % n);
+}
+
+/*
+ * Text made of the things that make MIME encoding hard: spaces and tabs
+ * before line ends, CR, LF and CRLF (split across pieces too), '=', "=_",
+ * 8-bit bytes, and runs long enough for soft breaks or 998-octet lines.
+ */
+static void
+tpl_test_noise(struct buf *b, unsigned maxlen)
+{
+	static const char *const bits[] = { " ", "\t", "\r", "\n", "\r\n",
+		"=", "_", "=_", "\xc3\xb6", "a", "word", "<&>\"'", "=3D",
+		"                                        ", "\x01", "." };
+	unsigned	 n = tpl_test_rand(maxlen + 1), k;
+
+	while (n-- > 0) {
+		if (tpl_test_rand(40) == 0)
+			for (k = tpl_test_rand(1100); k > 0; k--)
+				buf_putc(b, (char)('a' + k % 26));
+		else
+			buf_puts(b, bits[tpl_test_rand(sizeof(bits) /
+			    sizeof(bits[0]))]);
+	}
+}
+
+/* Build with the plain path and the fast path; both must be equal. */
+static void
+tpl_test_mime_same(const char *src, size_t srclen, enum tpl_ctx ctx,
+    const char *const *vals, const size_t *lens, struct tpl_scratch *sc,
+    int html)
+{
+	struct tpl_row	 row = { 3, vals, lens };
+	struct msg_input in = {
+		.from = "News <news@example.com>", .to = "rcpt@example.org",
+		.subject = "Hi", .msgid_domain = "example.com",
+		.msgid_local = "abc.123", .date_ms = 1700000000123LL,
+	};
+	struct msg_encoded enc;
+	struct buf	 raw, out, m1, m2;
+	struct tpl	*t;
+	char		 err[256];
+
+	t = tpl_compile(src, srclen, "t", ctx, tpl_test_cols, 3, err,
+	    sizeof(err));
+	if (t == NULL)
+		return;		/* e.g. a variable inside an HTML tag */
+	buf_init(&raw);
+	buf_init(&out);
+	buf_init(&m1);
+	buf_init(&m2);
+	cr_assert_eq(tpl_render(t, &row, &raw), 0);
+	cr_assert_eq(tpl_render_mime(t, &row, NULL, 0, sc, &out, &enc), 0);
+	if (html) {
+		in.html = raw.data;
+		in.htmllen = raw.len;
+		in.text = "plain";
+		in.textlen = 5;
+	} else {
+		in.text = raw.data;
+		in.textlen = raw.len;
+	}
+	cr_assert_eq(msg_build(&m1, &in), 0);
+	if (html) {
+		in.html = NULL;
+		in.html_enc = &enc;
+	} else {
+		in.text = NULL;
+		in.text_enc = &enc;
+	}
+	cr_assert_eq(msg_build(&m2, &in), 0);
+	cr_assert_eq(m1.len, m2.len, "length %zu vs %zu for template "
+	    "[%.*s]", m1.len, m2.len, (int)srclen, src);
+	cr_assert(memcmp(m1.data, m2.data, m1.len) == 0,
+	    "output differs for template [%.*s]", (int)srclen, src);
+	buf_free(&raw);
+	buf_free(&out);
+	buf_free(&m1);
+	buf_free(&m2);
+	tpl_free(t);
+}
+
+Test(tpl, mime_matches_plain_random)
+{
+	static const char *const tags[] = { "{{first_name}}", "{{email}}",
+		"{{city}}", "{{{city}}}", "{{first_name | upper}}",
+		"{{#if email}}", "{{/if}}", "{{email | \"x y\"}}" };
+	struct tpl_scratch sc;
+	struct buf	 src, v[3];
+	const char	*vals[3];
+	size_t		 lens[3];
+	int		 it, k, ifs;
+
+	tpl_scratch_init(&sc);
+	for (it = 0; it < 3000; it++) {
+		buf_init(&src);
+		ifs = 0;
+		for (k = tpl_test_rand(12); k >= 0; k--) {
+			unsigned	 t = tpl_test_rand(sizeof(tags) /
+			    sizeof(tags[0]));
+
+			tpl_test_noise(&src, 8);
+			/* Only well-formed blocks: this tests encoding. */
+			if (t == 5)
+				ifs++;
+			else if (t == 6 && ifs == 0)
+				continue;
+			else if (t == 6)
+				ifs--;
+			buf_puts(&src, tags[t]);
+		}
+		while (ifs-- > 0)
+			buf_puts(&src, "{{/if}}");
+		tpl_test_noise(&src, 6);
+		for (k = 0; k < 3; k++) {
+			buf_init(&v[k]);
+			if (tpl_test_rand(4) != 0)
+				tpl_test_noise(&v[k], 6);
+			vals[k] = v[k].data != NULL ? v[k].data : "";
+			lens[k] = v[k].len;
+		}
+		tpl_test_mime_same(src.data, src.len, TPL_CTX_TEXT, vals, lens,
+		    &sc, 0);
+		tpl_test_mime_same(src.data, src.len, TPL_CTX_HTML, vals, lens,
+		    &sc, 1);
+		for (k = 0; k < 3; k++)
+			buf_free(&v[k]);
+		buf_free(&src);
+	}
+	tpl_scratch_fini(&sc);
+}
+
+Test(tpl, mime_soft_breaks_at_every_column)
+{
+	struct tpl_scratch sc;
+	struct buf	 src;
+	const char	*vals[3] = { "\xc3\xa9", " ", "=" };
+	size_t		 lens[3] = { 2, 1, 1 }, pre, k;
+	static const char *const tails[] = { " ", "\t", "=", "x", "\n",
+		"\r\n", " \n" };
+
+	/*
+	 * A value or literal edge at each column 60..80 of a QP line, with
+	 * each kind of byte there: soft breaks, the 76th column a last
+	 * octet may take, a space that ends a line.
+	 */
+	tpl_scratch_init(&sc);
+	for (pre = 60; pre <= 80; pre++) {
+		for (k = 0; k < sizeof(tails) / sizeof(tails[0]); k++) {
+			buf_init(&src);
+			while (src.len < pre)
+				buf_putc(&src, (char)('a' + src.len % 26));
+			buf_puts(&src, "{{first_name}}");
+			buf_puts(&src, tails[k]);
+			buf_puts(&src, "{{email}}{{city}}");
+			buf_puts(&src, tails[(k + 1) % 7]);
+			tpl_test_mime_same(src.data, src.len, TPL_CTX_TEXT,
+			    vals, lens, &sc, 0);
+			buf_free(&src);
+		}
+	}
+	tpl_scratch_fini(&sc);
+}
+
+Test(tpl, mime_picks_7bit_and_qp)
+{
+	const char	*vals[3] = { "Zo\xc3\xab", "a@b.example", "K" };
+	size_t		 lens[3] = { 4, 11, 1 };
+	struct tpl_row	 row = { 3, vals, lens };
+	struct tpl_scratch sc;
+	struct msg_encoded enc;
+	struct buf	 out;
+	struct tpl	*t;
+	char		 err[256];
+
+	t = tpl_test_compile("Hi {{city}}\n", TPL_CTX_TEXT, err, sizeof(err));
+	cr_assert_not_null(t);
+	tpl_scratch_init(&sc);
+	buf_init(&out);
+	cr_assert_eq(tpl_render_mime(t, &row, NULL, 0, &sc, &out, &enc), 0);
+	cr_assert_eq(enc.qp, 0);
+	cr_assert_eq(enc.n, 6);
+	cr_assert(memcmp(enc.s, "Hi K\r\n", 6) == 0);
+	tpl_free(t);
+	/* An 8-bit value makes the part QP; the text before stays. */
+	t = tpl_test_compile("Hi {{first_name}} \n", TPL_CTX_TEXT, err,
+	    sizeof(err));
+	cr_assert_not_null(t);
+	buf_reset(&out);
+	buf_puts(&out, "kept");
+	cr_assert_eq(tpl_render_mime(t, &row, NULL, 0, &sc, &out, &enc), 0);
+	cr_assert_eq(enc.qp, 1);
+	cr_assert_str_eq(out.data, "keptHi Zo=C3=AB=20\r\n");
+	cr_assert_eq(enc.s, out.data + 4);
+	/* A row too short is refused, the buffer untouched. */
+	row.n = 0;
+	cr_assert_eq(tpl_render_mime(t, &row, NULL, 0, &sc, &out, &enc),
+	    -EINVAL);
+	cr_assert_str_eq(out.data, "keptHi Zo=C3=AB=20\r\n");
+	tpl_free(t);
+	buf_free(&out);
+	tpl_scratch_fini(&sc);
+}
+
+Test(tpl, mime_lists_match_plain)
+{
+	static const char *const f[] = { "name" };
+	static const struct tpl_listdef ld[] = { { "items", f, 1 } };
+	const struct tpl_opts opts = { ld, 1, NULL, NULL };
+	const char	*iv[3] = { "a\r", "\nb =", "_c\xc3\xa4" };
+	const struct tpl_list list = { 3, iv, NULL };
+	const char	*vals[3] = { "x", "y", "z" };
+	size_t		 lens[3] = { 1, 1, 1 };
+	struct tpl_row	 row = { 3, vals, lens };
+	struct tpl_scratch sc;
+	struct msg_encoded enc;
+	struct buf	 raw, out, m1, m2;
+	struct msg_input in = {
+		.from = "a@b.example", .to = "c@d.example", .subject = "s",
+		.msgid_domain = "e.example", .msgid_local = "1",
+	};
+	struct tpl	*t;
+	char		 err[256];
+	const char	*src = "{{#items}}[{{name}}]{{@index}} {{/items}}"
+	    "{{^items}}none{{/items}}";
+
+	t = tpl_compile_ex(src, strlen(src), "t", TPL_CTX_TEXT, tpl_test_cols,
+	    3, &opts, err, sizeof(err));
+	cr_assert_not_null(t, "%s", err);
+	tpl_scratch_init(&sc);
+	buf_init(&raw);
+	buf_init(&out);
+	buf_init(&m1);
+	buf_init(&m2);
+	cr_assert_eq(tpl_render_ex(t, &row, &list, 1, &raw), 0);
+	cr_assert_eq(tpl_render_mime(t, &row, &list, 1, &sc, &out, &enc), 0);
+	in.text = raw.data;
+	in.textlen = raw.len;
+	cr_assert_eq(msg_build(&m1, &in), 0);
+	in.text = NULL;
+	in.text_enc = &enc;
+	cr_assert_eq(msg_build(&m2, &in), 0);
+	cr_assert_str_eq(m1.data, m2.data);
+	cr_assert_eq(tpl_render_mime(t, &row, NULL, 0, &sc, &out, &enc),
+	    -EINVAL);
+	buf_free(&raw);
+	buf_free(&out);
+	buf_free(&m1);
+	buf_free(&m2);
+	tpl_scratch_fini(&sc);
 	tpl_free(t);
 }
