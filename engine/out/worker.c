@@ -374,6 +374,7 @@ struct wthread {
 	char		 supp_log_id[48];
 	bool		 supp_tailing;
 	struct buf	 b_subj, b_text, b_html, b_msg, b_tmp;
+	struct tpl_scratch tsc;		/* owns: tpl_render_mime() scratch */
 	unsigned long	 nout[OUTCOME__COUNT];
 	int		 rc;
 };
@@ -2092,6 +2093,7 @@ sconn_dispatch(struct sconn *c)
 	struct smtpc_result	 res;
 	struct tpl_row		 row;
 	struct msg_input	 in;
+	struct msg_encoded	 e_text, e_html;
 	char			 local[160];
 	int			 e;
 
@@ -2189,15 +2191,21 @@ sconn_dispatch(struct sconn *c)
 		in.nattachments = cp->natt;
 		unsub_links(w, cp, in.to, in.date_ms / 1000, &in);
 		e = tpl_render(cp->t_subject, &row, &w->b_subj);
+		/*
+		 * Bodies come out already in their transfer encoding: the
+		 * template's static text was encoded at compile time, so a
+		 * message is mostly copies (tpl_render_mime). e_text/e_html
+		 * point into b_text/b_html until msg_build has run.
+		 */
 		if (e == 0 && cp->t_text) {
-			e = tpl_render(cp->t_text, &row, &w->b_text);
-			in.text = w->b_text.data ? w->b_text.data : "";
-			in.textlen = w->b_text.len;
+			e = tpl_render_mime(cp->t_text, &row, NULL, 0, &w->tsc,
+			    &w->b_text, &e_text);
+			in.text_enc = &e_text;
 		}
 		if (e == 0 && cp->t_html) {
-			e = tpl_render(cp->t_html, &row, &w->b_html);
-			in.html = w->b_html.data ? w->b_html.data : "";
-			in.htmllen = w->b_html.len;
+			e = tpl_render_mime(cp->t_html, &row, NULL, 0, &w->tsc,
+			    &w->b_html, &e_html);
+			in.html_enc = &e_html;
 		}
 		in.subject = w->b_subj.data ? w->b_subj.data : "";
 		if (e == 0)
@@ -4224,6 +4232,7 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 			for (size_t k = 0; k < w->nwarm; k++)
 				w->warm[k].ip = cfg->warmup_sources[k];
 		}
+		tpl_scratch_init(&w->tsc);
 		buf_init(&w->b_subj);
 		buf_init(&w->b_text);
 		buf_init(&w->b_html);
@@ -4292,6 +4301,7 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 			free(b);
 		}
 		free(w->warm);
+		tpl_scratch_fini(&w->tsc);
 		buf_free(&w->b_subj);
 		buf_free(&w->b_text);
 		buf_free(&w->b_html);
