@@ -14,11 +14,14 @@ peers rather than the CPU, so this pays off even on two cores. Every test
 starts its own redis-server and receivers; each process picks ports from
 its own range (services.free_port, RINGMAIL_TEST_SLOT). Modules start
 longest first, by the times of the last run (BUILD/integration-times.json).
+A module with a line 'RUN_ALONE = True' (its assertions hold only if it is
+not starved of CPU for a few hundred ms) runs at the end, by itself.
 -j 1 runs everything in this process, one module after another."""
 import argparse
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -128,17 +131,29 @@ def run_parallel(jobs):
     mods = [os.path.basename(f) for f in files
             if os.path.basename(f).startswith("test_") and f.endswith(".py")]
     known = load_times()
-    # Longest first; a module without a recorded time first of all.
-    mods.sort(key=lambda m: -known.get(m[:-3], 1e9))
+    alone = set()
+    for m in mods:
+        with open(os.path.join(here, m), errors="replace") as f:
+            if re.search(r"^RUN_ALONE\s*=\s*True\b", f.read(), re.M):
+                alone.add(m)
+    # Longest first; a module without a recorded time first of all; the
+    # ones that run alone last.
+    mods.sort(key=lambda m: (m in alone, -known.get(m[:-3], 1e9)))
     tmp = tempfile.mkdtemp(prefix="ringmail-run-")
     total = {"run": 0, "failed": 0, "skipped": [], "bad": [], "times": [],
              "modules": []}
     free = list(range(jobs))
     running = []        # (proc, module, slot, out path, report path, t0)
     t_start = time.monotonic()
-    print("integration: %d modules, %d at a time" % (len(mods), jobs), flush=True)
+    print("integration: %d modules, %d at a time (%s alone at the end)"
+          % (len(mods), jobs, ", ".join(sorted(m[:-3] for m in alone)) or "none"),
+          flush=True)
     while mods or running:
         while mods and free:
+            if mods[0] in alone and running:
+                break               # wait for the others to end
+            if running and running[0][1] in alone:
+                break
             m = mods.pop(0)
             slot = free.pop(0)
             out = os.path.join(tmp, m + ".out")
