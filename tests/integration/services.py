@@ -1,7 +1,9 @@
 """Real components for the integration tests, started on free loopback
 ports and stopped afterwards: redis-server, SMTP receivers (aiosmtpd, and
 Postfix's smtp-sink), and the ringmail binary itself."""
+import collections
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -20,11 +22,12 @@ PY = "/usr/bin/python3"  # Debian's python: has aiosmtpd, dkim
 # service, so two processes asking the kernel for "any free port" could be
 # handed the same one in between; each slot therefore picks from its own
 # range below the kernel's ephemeral range (where outgoing connections
-# cannot take it either), and never hands out the same port twice.
+# cannot take it either), and does not hand out a port again while it is
+# among the last thousand it gave.
 PORT_SLOT_SIZE = 2000
 PORT_BASE = 12000
 _SLOT = os.environ.get("RINGMAIL_TEST_SLOT")
-_given = set()
+_given = collections.deque(maxlen=PORT_SLOT_SIZE // 2)    # recently handed out
 
 
 def _ephemeral_low():
@@ -36,12 +39,9 @@ def _ephemeral_low():
 
 
 def free_port():
-    import random
     if _SLOT is not None:
         lo = PORT_BASE + int(_SLOT) * PORT_SLOT_SIZE
         if lo + PORT_SLOT_SIZE <= _ephemeral_low():
-            if len(_given) > PORT_SLOT_SIZE // 2:
-                _given.clear()      # long since bound and released
             for _ in range(200):
                 port = random.randrange(lo, lo + PORT_SLOT_SIZE)
                 if port in _given:
@@ -53,7 +53,7 @@ def free_port():
                     continue
                 finally:
                     s.close()
-                _given.add(port)
+                _given.append(port)
                 return port
     while True:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -61,7 +61,7 @@ def free_port():
         port = s.getsockname()[1]
         s.close()
         if port not in _given:
-            _given.add(port)
+            _given.append(port)
             return port
 
 
