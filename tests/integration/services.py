@@ -1,7 +1,9 @@
 """Real components for the integration tests, started on free loopback
 ports and stopped afterwards: redis-server, SMTP receivers (aiosmtpd, and
 Postfix's smtp-sink), and the ringmail binary itself."""
+import collections
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -15,12 +17,52 @@ BIN = os.environ.get("RINGMAIL_BIN", os.path.join(ROOT, "build", "ringmail"))
 PY = "/usr/bin/python3"  # Debian's python: has aiosmtpd, dkim
 
 
+# run.py -j N runs test modules in N processes at once and gives each a
+# slot (RINGMAIL_TEST_SLOT). A port picked here is only bound later by the
+# service, so two processes asking the kernel for "any free port" could be
+# handed the same one in between; each slot therefore picks from its own
+# range below the kernel's ephemeral range (where outgoing connections
+# cannot take it either), and does not hand out a port again while it is
+# among the last thousand it gave.
+PORT_SLOT_SIZE = 2000
+PORT_BASE = 12000
+_SLOT = os.environ.get("RINGMAIL_TEST_SLOT")
+_given = collections.deque(maxlen=PORT_SLOT_SIZE // 2)    # recently handed out
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    if _SLOT is not None:
+        lo = PORT_BASE + int(_SLOT) * PORT_SLOT_SIZE
+        if lo + PORT_SLOT_SIZE <= _ephemeral_low():
+            for _ in range(200):
+                port = random.randrange(lo, lo + PORT_SLOT_SIZE)
+                if port in _given:
+                    continue
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                finally:
+                    s.close()
+                _given.append(port)
+                return port
+    while True:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _given:
+            _given.append(port)
+            return port
 
 
 def wait_port(port, timeout=10.0):

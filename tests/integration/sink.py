@@ -55,10 +55,13 @@ class Handler:
         base = os.path.join(args.outdir, "%06d" % n)
         with open(base + ".eml", "wb") as f:
             f.write(envelope.original_content or envelope.content)
-        with open(base + ".json", "w") as f:
+        # The .json appears last and whole (rename): a test listing the
+        # directory while mail arrives must never read a half-written one.
+        with open(base + ".json.tmp", "w") as f:
             json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
                        "peer": session.peer[0] if session.peer else None,
                        "helo": session.host_name}, f)
+        os.replace(base + ".json.tmp", base + ".json")
         return "250 2.0.0 Ok: queued as %06d" % n
 
 

@@ -1,7 +1,9 @@
 """Hostile and broken SMTP peers (issue 3, "Survive hostile peers"): for each
 mode of tests/integration/evil_smtp.py a small campaign is routed to it
-(static route), every smtp.timeouts.* shortened to 3 s, retry.delay 1 s and
-max_attempts 2, and `ringmail worker --until-done` is run with a bound.
+(static route), every smtp.timeouts.* shortened to 3 s, retry.delay 1 s,
+max_attempts 2 and smtp.host_penalty 1 s (so a peer failing at connection
+level is retried after 1 s, not the default 15 s), and `ringmail worker
+--until-done` is run with a bound.
 
 Every test checks the same contract first (check_contract): the worker
 neither crashes nor hangs, every recipient ends with exactly one final
@@ -32,6 +34,7 @@ text: |
 DOMAIN = "hostile.test"
 N = 4
 WORKER_BOUND = 60    # seconds: far above what any mode needs when handled
+HOST_PENALTY = "1s"
 
 
 class HostileBase(unittest.TestCase):
@@ -49,7 +52,7 @@ class HostileBase(unittest.TestCase):
         self.wd.cleanup()
 
     def deliver(self, mode, n=N, tls=None, cert=None, extra_smtp="",
-                connection_limit=2):
+                connection_limit=2, stage_timeouts=None):
         """Route a campaign of n recipients to a peer in `mode`, run the
         worker and check the contract. Returns (cid, final events by
         recipient, all events, stats, worker log)."""
@@ -59,7 +62,9 @@ class HostileBase(unittest.TestCase):
         cfg = os.path.join(self.wd.path, "config.yaml")
         transport_config(cfg, self.redis.port, {DOMAIN: self.evil.port},
                          tls=tls, extra_smtp=extra_smtp,
-                         connection_limit=connection_limit)
+                         connection_limit=connection_limit,
+                         stage_timeouts=stage_timeouts,
+                         host_penalty=HOST_PENALTY)
         camp = self.wd.file("c.yaml", CAMP)
         rows = ["email,name"] + ["u%02d@%s,N%d" % (i, DOMAIN, i) for i in range(n)]
         csv = self.wd.file("r.csv", "\n".join(rows) + "\n")
@@ -178,7 +183,9 @@ class Hostile(HostileBase):
         self.assertEqual(len(self.evil.messages()), 0)
 
     def test_stall_after_final_dot(self):
-        _, final, evs, st, _ = self.deliver("stall_dot")
+        # The peer never answers: a 1 s final-dot deadline shows the same.
+        _, final, evs, st, _ = self.deliver("stall_dot",
+                                            stage_timeouts={"data_dot": "1s"})
         self.assert_retried_then_failed(final, evs, st, r"timeout")
         for e in final.values():
             self.assertEqual(e["stage"], "dot")
@@ -204,7 +211,10 @@ class Hostile(HostileBase):
         self.assert_retried_then_failed(final, evs, st, r"timeout")
 
     def test_trickle_final_dot_reply(self):
-        _, final, evs, st, _ = self.deliver("trickle_dot")
+        # 2 s: still twice the 1 s between trickled bytes, so a deadline
+        # pushed forward by each byte would never fire.
+        _, final, evs, st, _ = self.deliver("trickle_dot",
+                                            stage_timeouts={"data_dot": "2s"})
         self.assert_retried_then_failed(final, evs, st, r"timeout")
 
     def test_ehlo_5xx_falls_back_to_helo(self):

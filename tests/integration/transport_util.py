@@ -110,17 +110,27 @@ FINAL = ("sent", "bounced", "failed", "expired", "suppressed", "cancelled")
 
 def transport_config(path, redis_port, routes, timeouts="3s", tls=None,
                      ca_file=None, extra_smtp="", threads=1, max_attempts=2,
-                     connection_limit=2):
+                     connection_limit=2, stage_timeouts=None, host_penalty=None):
     """Config with every smtp.timeouts.* shortened to `timeouts` and quick
-    retries: delay 1s, max_attempts 2, so deferrals end within seconds."""
+    retries: delay 1s, max_attempts 2, so deferrals end within seconds.
+    stage_timeouts {stage: duration} overrides single stages (a test about
+    one stage's deadline need not wait as long as the others allow);
+    host_penalty sets smtp.host_penalty (default 15 s: a test whose peer
+    fails at connection level would wait that long before its retry)."""
     t = ["connect", "banner", "ehlo", "mail_from", "rcpt_to", "data",
          "data_block", "data_dot", "idle"]
+    stage_timeouts = stage_timeouts or {}
+    unknown = set(stage_timeouts) - set(t)
+    if unknown:
+        raise ValueError("unknown smtp.timeouts stages: %s" % sorted(unknown))
     lines = ["redis:", "  host: 127.0.0.1", "  port: %d" % redis_port,
              "worker:", "  threads: %d" % threads, "  claim_idle: 30s",
              "smtp:", "  ehlo_name: client.ringmail.test",
-             "  connection_limit: %d" % connection_limit,
-             "  timeouts:"]
-    lines += ["    %s: %s" % (k, timeouts) for k in t]
+             "  connection_limit: %d" % connection_limit]
+    if host_penalty is not None:
+        lines.append("  host_penalty: %s" % host_penalty)
+    lines.append("  timeouts:")
+    lines += ["    %s: %s" % (k, stage_timeouts.get(k, timeouts)) for k in t]
     if tls is not None:
         lines.append("  tls: %s" % tls)
     if ca_file is not None:
