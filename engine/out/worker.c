@@ -3359,6 +3359,7 @@ on_reclaim(struct rconn *rc, void *r, void *priv)
 {
 	redisReply	*reply = r;
 	struct wcamp	*c = priv;
+	struct wthread	*w = rc->arg;
 
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
 	    reply->elements < 2)
@@ -3366,8 +3367,18 @@ on_reclaim(struct rconn *rc, void *r, void *priv)
 	if (reply->element[1]->type == REDIS_REPLY_ARRAY &&
 	    reply->element[1]->elements > 0)
 		log_info("campaign=%s reclaimed=%zu thread=%u", c->id,
-		    reply->element[1]->elements, ((struct wthread *)rc->arg)->index);
+		    reply->element[1]->elements, w->index);
 	take_entries(rc->arg, c, reply->element[1], true);
+	/*
+	 * A full batch: a dead worker's jobs are still waiting. Reclaim
+	 * again at the next refresh (1 s) rather than in 10 s, while this
+	 * thread has room, so recovering a crashed worker's share does not
+	 * take fetch_batch jobs per 10 s.
+	 */
+	if (reply->element[1]->type == REDIS_REPLY_ARRAY &&
+	    reply->element[1]->elements >= w->cfg->fetch_batch &&
+	    w->nheld < w->cfg->max_queued)
+		w->next_reclaim = 0;
 }
 
 /* ------------------------------------------------------------------ */
