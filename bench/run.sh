@@ -9,7 +9,9 @@
 #   bench_tls.py    STARTTLS delivery vs plain, beside a Postfix sender
 #                   with TLS, same receiver (issue 3)
 #   bench_classify.sh classifier replies/s and DSNs/s per core (issue 6)
-# BENCH_ONLY=delivery|render|imap|settle|tls|classify runs one of them.
+#   bench_conns.py  5,000 concurrent SMTP sessions from one worker: RSS per
+#                   session, plain and STARTTLS (issue 3)
+# BENCH_ONLY=delivery|render|imap|settle|tls|classify|conns runs one.
 # These three print their tables; add them to bench/RESULTS.md by hand.
 set -euo pipefail
 build=${1:-build}
@@ -32,4 +34,8 @@ if [[ $only == all || $only == tls ]]; then
 fi
 if [[ $only == all || $only == classify ]]; then
 	"$root/bench/bench_classify.sh" "$build"
+fi
+if [[ $only == all || $only == conns ]]; then
+	/usr/bin/python3 "$root/bench/bench_conns.py"
+	/usr/bin/python3 "$root/bench/bench_conns.py" --tls
 fi
