@@ -33,7 +33,6 @@ Bounded: --messages recipients, each worker run under --timeout s;
 everything binds 127.0.0.1 on free ports and is stopped at the end.
 """
 import argparse
-import collections
 import json
 import os
 import subprocess

@@ -54,7 +54,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import services  # noqa: E402
-from services import Redis, Workdir, free_port, wait_port  # noqa: E402
+from services import Redis, Workdir, free_port, stop_proc, wait_port  # noqa: E402
 from test_interop import Postfix  # noqa: E402
 from transport_util import make_ca, make_cert  # noqa: E402
 
@@ -236,13 +236,7 @@ class SinkRx:
                 "rx_cpu": proc_cpu(self.proc.pid) - m[1]}
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_proc(self.proc)
 
 
 class Sender(Postfix):

@@ -9,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from services import Workdir, free_port, ringmail, wait_port
+from services import Workdir, free_port, ringmail, stop_proc, wait_port
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 
@@ -76,13 +76,7 @@ class Dnsmasq:
         raise RuntimeError("dnsmasq did not start")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_proc(self.proc)
 
 
 class DNS(unittest.TestCase):

@@ -4,7 +4,6 @@ personalisation, counters and events in Redis."""
 import email
 import email.policy
 import os
-import re
 import signal
 import subprocess
 import time

@@ -1,7 +1,6 @@
 """Delivery without static routes: MX resolution through a real DNS server
 (dnsmasq on loopback), sites shared by domains with the same MX set,
 failover from a dead MX to the next one, null MX and NXDOMAIN bounces."""
-import os
 import unittest
 
 from services import Redis, Sink, Workdir, ringmail

@@ -1,7 +1,6 @@
 """IP pools: sessions are bound to the pool's source addresses (before
 connect) and greet with each source's EHLO name; a campaign picks its pool
 at submit time; an unknown pool is refused."""
-import os
 import unittest
 
 from services import Redis, Sink, Workdir, ringmail

@@ -2,7 +2,6 @@
 the run, the adaptive controller backs off from a receiver that answers
 421 above its limit, and `ringmail explain` / `status --sites` name the
 binding constraint while mail waits."""
-import os
 import re
 import subprocess
 import time

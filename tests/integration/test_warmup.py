@@ -3,7 +3,6 @@ day's volume of warmup.schedule, the rest of their pool carries the
 overflow; a day advances only when the previous day's deferral and bounce
 ratios stayed under the maxima; when every source of a pool has used its
 volume, mail waits and `ringmail explain` says why."""
-import os
 import signal
 import subprocess
 import time

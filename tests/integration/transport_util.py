@@ -5,10 +5,8 @@ import json
 import os
 import socket
 import subprocess
-import sys
-import time
 
-from services import BIN, HERE, PY, free_port, wait_port
+from services import BIN, HERE, PY, free_port, stop_proc, wait_port
 
 
 class EvilSMTP:
@@ -44,13 +42,7 @@ class EvilSMTP:
         return out
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_proc(self.proc)
         self.log.close()
 
 
