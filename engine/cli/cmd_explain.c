@@ -1,5 +1,5 @@
 /*
- * ringmail explain [--config FILE] CAMPAIGN|SITE|ADDRESS
+ * ringmail explain [--config FILE] CAMPAIGN|SITE|ADDRESS|SOURCE-IP
  *
  * Names what holds mail back and when it will next be tried:
  *   CAMPAIGN  its state (paused, scheduled, cancelling), its rate cap, its
@@ -14,6 +14,7 @@
  *             name contains its domain.
  * Exit status: 0, 1 when nothing matches, 2 on usage errors.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -289,6 +290,77 @@ explain_campaign(redisContext *rc, const char *id)
 	return 1;
 }
 
+/*
+ * A source IP on a warm-up schedule (config warmup:): where it stands
+ * today and how the previous active day was judged. 0 when the argument
+ * is not an IP address, or the address has no warm-up record.
+ */
+static int
+explain_source(redisContext *rc, const struct config *cfg, const char *arg)
+{
+	unsigned char	 a[sizeof(struct in6_addr)];
+	char		 ip[INET6_ADDRSTRLEN];
+	redisReply	*r;
+	const char	*day, *v;
+	long long	 d;
+	bool		 listed = false;
+
+	if (inet_pton(AF_INET, arg, a) == 1)
+		inet_ntop(AF_INET, a, ip, sizeof(ip));
+	else if (inet_pton(AF_INET6, arg, a) == 1)
+		inet_ntop(AF_INET6, a, ip, sizeof(ip));
+	else
+		return 0;
+	for (size_t i = 0; i < cfg->nwarmup_sources; i++)
+		listed |= strcmp(cfg->warmup_sources[i], ip) == 0;
+	if ((r = cli_cmd(rc, "HGETALL %s{%s}", RM_KEY_WARMUP_PFX, ip)) == NULL)
+		return -1;
+	if (r->elements == 0) {
+		freeReplyObject(r);
+		if (!listed)
+			return 0;
+		printf("source %s: on the warm-up schedule, nothing sent from it "
+		    "yet (day 1: %u messages)\n", ip, cfg->warmup_schedule[0]);
+		return 1;
+	}
+	day = hget(r, "day");
+	d = day ? strtoll(day, NULL, 10) : 0;
+	printf("source %s\n", ip);
+	if (!listed)
+		printf("  no longer in warmup.sources: no daily limit\n");
+	else if ((size_t)d >= cfg->nwarmup_schedule)
+		printf("  warm: past the %zu-day schedule, no daily limit\n",
+		    cfg->nwarmup_schedule);
+	else {
+		long long taken = (v = hget(r, "taken")) ? strtoll(v, NULL,
+		    10) : 0;
+
+		printf("  warm-up day %lld of %zu: %u messages a day; %lld "
+		    "taken today (UTC %s)%s\n", d + 1, cfg->nwarmup_schedule,
+		    cfg->warmup_schedule[d], taken, (v = hget(r, "date")) ?
+		    v : "?", taken >= cfg->warmup_schedule[d] ? ": used up, "
+		    "the pool's other sources carry on until 00:00 UTC" : "");
+	}
+	printf("  today: sent %s, deferred %s, bounced %s\n",
+	    (v = hget(r, "sent")) ? v : "0",
+	    hget(r, "deferred") ? hget(r, "deferred") : "0",
+	    hget(r, "bounced") ? hget(r, "bounced") : "0");
+	if ((v = hget(r, "last_date")) != NULL) {
+		const char	*adv = hget(r, "last_advanced");
+
+		printf("  last active day %s: sent %s, deferred %s, bounced %s: "
+		    "%s (maxima: deferrals %u%%, bounces %u%%)\n", v,
+		    hget(r, "last_sent") ? hget(r, "last_sent") : "0",
+		    hget(r, "last_deferred") ? hget(r, "last_deferred") : "0",
+		    hget(r, "last_bounced") ? hget(r, "last_bounced") : "0",
+		    adv != NULL && strcmp(adv, "1") == 0 ? "advanced a day" :
+		    "stayed on its day", cfg->warmup_max_deferral_pct,
+		    cfg->warmup_max_bounce_pct);
+	}
+	freeReplyObject(r);
+	return 1;
+}
+
 static int
 explain_address(redisContext *rc, const char *addr)
 {
@@ -340,14 +412,14 @@ cmd_explain(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		if (c != 'c') {
 			fprintf(stderr, "usage: ringmail explain [--config FILE] "
-			    "CAMPAIGN|SITE|ADDRESS\n");
+			    "CAMPAIGN|SITE|ADDRESS|SOURCE-IP\n");
 			return 2;
 		}
 		cfgpath = optarg;
 	}
 	if (argc - optind != 1) {
 		fprintf(stderr, "usage: ringmail explain [--config FILE] "
-		    "CAMPAIGN|SITE|ADDRESS\n");
+		    "CAMPAIGN|SITE|ADDRESS|SOURCE-IP\n");
 		return 2;
 	}
 	what = argv[optind];
@@ -358,6 +430,8 @@ cmd_explain(int argc, char **argv)
 	if (strchr(what, '@') != NULL)
 		found = explain_address(rc, what);
 	else if (rm_id_valid(what) && (found = explain_campaign(rc, what)) != 0)
+		;
+	else if ((found = explain_source(rc, cfg, what)) != 0)
 		;
 	else
 		found = explain_sites(rc, what, false);

@@ -12,7 +12,7 @@ static const struct {
 	{ "submit", cmd_submit, "queue a campaign: submit CAMPAIGN.yaml RECIPIENTS.csv" },
 	{ "worker", cmd_worker, "run the sending engine" },
 	{ "status", cmd_status, "campaign progress and counters" },
-	{ "explain", cmd_explain, "explain CAMPAIGN|SITE|ADDRESS: what holds mail back" },
+	{ "explain", cmd_explain, "explain CAMPAIGN|SITE|ADDRESS|SOURCE-IP: what holds mail back" },
 	{ "bounce", cmd_bounce, "bounce parse FILE...: classify bounce messages" },
 	{ "passwd", cmd_passwd, "passwd USER: hash a mailbox password" },
 	{ "route", cmd_route, "route DOMAIN...: MX resolution and site" },

@@ -87,6 +87,17 @@ routes:
         b = self.redis.hgetall("rm:warmup:{127.0.0.4}")
         self.assertEqual((a["day"], a["last_advanced"], a["last_deferred"]), ("1", "1", "2"), a)
         self.assertEqual((b["day"], b["last_advanced"], b["last_deferred"]), ("0", "0", "30"), b)
+        # What an operator sees.
+        ex = ringmail("explain", "--config", cfg, "127.0.0.2").stdout
+        self.assertIn("warm-up day 2 of 2: 10 messages a day; 10 taken today", ex)
+        self.assertIn("used up, the pool's other sources carry on", ex)
+        self.assertRegex(ex, r"last active day \d{8}: sent 98, deferred 2, bounced 0: "
+                             r"advanced a day \(maxima: deferrals 10%, bounces 5%\)")
+        ex = ringmail("explain", "--config", cfg, "127.0.0.4").stdout
+        self.assertIn("warm-up day 1 of 2: 5 messages a day", ex)
+        self.assertIn("stayed on its day", ex)
+        ex = ringmail("explain", "--config", cfg, "127.0.0.3", check=False)
+        self.assertEqual(ex.returncode, 1, "a warm source has no warm-up record")
 
     def test_past_the_schedule_is_warm(self):
         cfg = self.config(["127.0.0.2"], ["127.0.0.2"], [5])
