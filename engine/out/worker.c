@@ -252,6 +252,44 @@ struct dest {
 #define WORKER_DEST_BUCKETS	4096
 
 static pthread_mutex_t	 sctl_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * TLS sessions for resumption, per MX host, shared by the worker's
+ * threads: a session one thread's connection ended with resumes another
+ * thread's next handshake to that host (the connection fair share moves
+ * sessions between threads). tls_session_cache is not thread-safe: every
+ * use holds tls_mu, and a get takes its own reference under it.
+ */
+static pthread_mutex_t	 tls_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_session_cache tls_cache;
+
+static SSL_SESSION *
+tls_cache_get(const char *host)
+{
+	SSL_SESSION	*s;
+
+	pthread_mutex_lock(&tls_mu);
+	if ((s = tls_session_cache_get(&tls_cache, host)) != NULL)
+		SSL_SESSION_up_ref(s);
+	pthread_mutex_unlock(&tls_mu);
+	return s;
+}
+
+static void
+tls_cache_put(const char *host, SSL_SESSION *s)
+{
+	pthread_mutex_lock(&tls_mu);
+	tls_session_cache_put(&tls_cache, host, s);
+	pthread_mutex_unlock(&tls_mu);
+}
+
+static void
+tls_cache_remove(const char *host)
+{
+	pthread_mutex_lock(&tls_mu);
+	tls_session_cache_remove(&tls_cache, host);
+	pthread_mutex_unlock(&tls_mu);
+}
 static struct sctl	*sctl_tab[WORKER_DEST_BUCKETS];
 
 /*
@@ -355,7 +393,6 @@ struct wthread {
 	mono_us		 wake;		/* earliest parked site/slot, 0 = none */
 	mono_us		 last_flush;
 	SSL_CTX		*ssl_ctx;	/* borrowed: one per process */
-	struct tls_session_cache tls_cache; /* resumption, per MX host */
 	struct dkim_key	**dkim;		/* owns: this thread's copies */
 	size_t		 ndkim;
 	struct token_key *verp;		/* owns: this thread's copy, or NULL */
@@ -1601,8 +1638,7 @@ sconn_reap(struct sconn *c, struct sconn **pp)
 		    NULL;
 
 		if (sess != NULL)
-			tls_session_cache_put(&w->tls_cache,
-			    c->d->hosts[c->hi].name, sess);
+			tls_cache_put(c->d->hosts[c->hi].name, sess);
 		tls_conn_fini(&c->t);
 	}
 	buf_free(&c->plain);
@@ -2391,11 +2427,16 @@ sconn_starttls(struct sconn *c)
 	struct wthread	*w = c->w;
 	struct dhost	*h = &c->d->hosts[c->hi];
 	bool		 verify = c->d->cs.tls == CONFIG_TLS_VERIFY;
+	SSL_SESSION	*sess;
+	int		 rc;
 
 	if (w->ssl_ctx == NULL)
 		return smtpc_tls_failed(&c->smtp, "no TLS context");
-	if (tls_conn_start(&c->t, w->ssl_ctx, h->name, verify,
-	    tls_session_cache_get(&w->tls_cache, h->name)) != 0)
+	sess = tls_cache_get(h->name);
+	rc = tls_conn_start(&c->t, w->ssl_ctx, h->name, verify, sess);
+	if (sess != NULL)
+		SSL_SESSION_free(sess);	/* tls_conn_start took its own */
+	if (rc != 0)
 		return smtpc_tls_failed(&c->smtp, c->t.reason);
 	c->tls_on = true;
 	return 0;
@@ -2416,7 +2457,6 @@ sconn_plain_input(struct sconn *c, size_t n)
 static void
 sconn_tls_input(struct sconn *c, size_t n)
 {
-	struct wthread	*w = c->w;
 	struct dhost	*h = &c->d->hosts[c->hi];
 	unsigned	 ev = 0;
 	int		 rc;
@@ -2424,7 +2464,7 @@ sconn_tls_input(struct sconn *c, size_t n)
 	rc = tls_conn_input(&c->t, c->rbuf, n, &c->plain);
 	if (rc != 0) {
 		if (!c->tls_up) {
-			tls_session_cache_remove(&w->tls_cache, h->name);
+			tls_cache_remove(h->name);
 			if (c->d->cs.tls == CONFIG_TLS_OPPORTUNISTIC) {
 				/*
 				 * RFC 7435: retry this host once in plain
@@ -4199,6 +4239,8 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		strcpy(host, "host");
 	host[sizeof(host) - 1] = '\0';
 	srandom((unsigned)(getpid() ^ (unsigned)wall_ms()));
+	if (tls_session_cache_init(&tls_cache, 1024 * n) != 0)
+		return 1;
 	if ((ws = calloc(n, sizeof(*ws))) == NULL)
 		return 1;
 	log_info("worker starting threads=%u redis=%s:%u routes=%zu", n,
@@ -4225,7 +4267,6 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 			return 1;
 		if (unsub != NULL && (w->unsub = token_key_dup(unsub)) == NULL)
 			return 1;
-		tls_session_cache_init(&w->tls_cache, 1024);
 		w->fleet_threads = n;
 		w->ndests = cfg->nroutes;
 		w->dests = calloc(cfg->nroutes ? cfg->nroutes : 1,
@@ -4298,7 +4339,6 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 		free(w->dests);
 		free(w->recs);
 		strset_fini(&w->recent_supp);
-		tls_session_cache_fini(&w->tls_cache);
 		buf_free(&w->rargs.store);
 		free(w->rargs.off);
 		free(w->rargs.len);
@@ -4329,6 +4369,7 @@ worker_run(const struct config *cfg, const struct worker_opts *o)
 	}
 	free(ws);
 	sctl_free_all();
+	tls_session_cache_fini(&tls_cache);
 	for (size_t i = 0; i < cfg->nroutes; i++)
 		free(proto[i].hosts);
 	free(proto);
