@@ -199,6 +199,15 @@ explain_eta(redisContext *rc, long long left, long long done,
 		    cap, left);
 }
 
+/* A hash field, or "0" when absent (counters). */
+static const char *
+hget0(const redisReply *h, const char *f)
+{
+	const char	*v = hget(h, f);
+
+	return v != NULL ? v : "0";
+}
+
 static int
 explain_campaign(redisContext *rc, const char *id)
 {
@@ -332,8 +341,7 @@ explain_source(redisContext *rc, const struct config *cfg, const char *arg)
 		printf("  warm: past the %zu-day schedule, no daily limit\n",
 		    cfg->nwarmup_schedule);
 	else {
-		long long taken = (v = hget(r, "taken")) ? strtoll(v, NULL,
-		    10) : 0;
+		long long taken = strtoll(hget0(r, "taken"), NULL, 10);
 
 		printf("  warm-up day %lld of %zu: %u messages a day; %lld "
 		    "taken today (UTC %s)%s\n", d + 1, cfg->nwarmup_schedule,
@@ -342,20 +350,16 @@ explain_source(redisContext *rc, const struct config *cfg, const char *arg)
 		    "the pool's other sources carry on until 00:00 UTC" : "");
 	}
 	printf("  today: sent %s, deferred %s, bounced %s\n",
-	    (v = hget(r, "sent")) ? v : "0",
-	    hget(r, "deferred") ? hget(r, "deferred") : "0",
-	    hget(r, "bounced") ? hget(r, "bounced") : "0");
+	    hget0(r, "sent"), hget0(r, "deferred"), hget0(r, "bounced"));
 	if ((v = hget(r, "last_date")) != NULL) {
 		const char	*adv = hget(r, "last_advanced");
 
 		printf("  last active day %s: sent %s, deferred %s, bounced %s: "
 		    "%s (maxima: deferrals %u%%, bounces %u%%)\n", v,
-		    hget(r, "last_sent") ? hget(r, "last_sent") : "0",
-		    hget(r, "last_deferred") ? hget(r, "last_deferred") : "0",
-		    hget(r, "last_bounced") ? hget(r, "last_bounced") : "0",
-		    adv != NULL && strcmp(adv, "1") == 0 ? "advanced a day" :
-		    "stayed on its day", cfg->warmup_max_deferral_pct,
-		    cfg->warmup_max_bounce_pct);
+		    hget0(r, "last_sent"), hget0(r, "last_deferred"),
+		    hget0(r, "last_bounced"), adv != NULL && strcmp(adv,
+		    "1") == 0 ? "advanced a day" : "stayed on its day",
+		    cfg->warmup_max_deferral_pct, cfg->warmup_max_bounce_pct);
 	}
 	freeReplyObject(r);
 	return 1;

@@ -1034,12 +1034,26 @@ config_name_ok(const char *s, size_t len)
 	return true;
 }
 
+/* An IP address in canonical (inet_ntop) form into out; false if none. */
+static bool
+config_ip_canon(const char *s, char *out, size_t outsz)
+{
+	struct in6_addr a6;
+	struct in_addr	a4;
+
+	if (inet_pton(AF_INET, s, &a4) == 1)
+		return inet_ntop(AF_INET, &a4, out, (socklen_t)outsz) != NULL;
+	if (inet_pton(AF_INET6, s, &a6) == 1)
+		return inet_ntop(AF_INET6, &a6, out, (socklen_t)outsz) !=
+		    NULL;
+	return false;
+}
+
 static int
 config_source(struct config_ctx *x, struct config_source *src,
     const char *path, yaml_node_t *m)
 {
 	yaml_node_pair_t	*b, *e;
-	unsigned char		 a[16];
 	int			 rc;
 
 	if (m->type != YAML_MAPPING_NODE)
@@ -1062,11 +1076,16 @@ config_source(struct config_ctx *x, struct config_source *src,
 		sv = config_sval(v);
 		len = v->data.scalar.length;
 		if (strcmp(key, "source") == 0) {
-			if (strlen(sv) != len || (inet_pton(AF_INET, sv, a) != 1 &&
-			    inet_pton(AF_INET6, sv, a) != 1))
+			char	ip[INET6_ADDRSTRLEN];
+
+			/* Kept in canonical form: sources are compared as
+			 * text (shaping.sources, warmup.sources). */
+			if (strlen(sv) != len || !config_ip_canon(sv, ip,
+			    sizeof(ip)))
 				return config_errf(x, v, "%s.source: expected "
 				    "an IPv4 or IPv6 address", path);
-			if ((rc = config_set_str(&src->addr, sv, len)) != 0)
+			if ((rc = config_set_str(&src->addr, ip,
+			    strlen(ip))) != 0)
 				return rc;
 		} else if (strcmp(key, "ehlo_name") == 0) {
 			if (!config_domain_ok(sv, len))
@@ -1371,22 +1390,7 @@ config_site_key_ok(const char *s, size_t len)
 	return true;
 }
 
-/* An IP address in canonical (inet_ntop) form into out; false if none. */
-static bool
-config_ip_canon(const char *s, char *out, size_t outsz)
-{
-	struct in6_addr a6;
-	struct in_addr	a4;
-
-	if (inet_pton(AF_INET, s, &a4) == 1)
-		return inet_ntop(AF_INET, &a4, out, (socklen_t)outsz) != NULL;
-	if (inet_pton(AF_INET6, s, &a6) == 1)
-		return inet_ntop(AF_INET6, &a6, out, (socklen_t)outsz) !=
-		    NULL;
-	return false;
-}
-
-/* "10%", "10" or "0.5%": percent 0..100, kept as whole percent. */
+/* "10%" or "10": a whole percentage, 0..100. */
 static int
 config_pct(const char *s, size_t len, uint32_t *out)
 {
@@ -1403,12 +1407,9 @@ config_pct(const char *s, size_t len, uint32_t *out)
 static bool
 config_in_pools(const struct config *c, const char *ip)
 {
-	char	a[INET6_ADDRSTRLEN];
-
 	for (size_t i = 0; i < c->npools; i++)
 		for (size_t k = 0; k < c->pools[i].nsrc; k++)
-			if (config_ip_canon(c->pools[i].src[k].addr, a,
-			    sizeof(a)) && strcmp(a, ip) == 0)
+			if (strcmp(c->pools[i].src[k].addr, ip) == 0)
 				return true;
 	return false;
 }

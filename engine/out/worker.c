@@ -1922,22 +1922,12 @@ warm_until_tomorrow(void)
 	return (mono_us)(86400 - t % 86400 + 1) * 1000000;
 }
 
+/* Pool sources and warmup.sources are both canonical text (config). */
 static struct wsrc *
 warm_find(struct wthread *w, const char *addr)
 {
-	char		ip[INET6_ADDRSTRLEN];
-	unsigned char	a[sizeof(struct in6_addr)];
-
-	if (w->nwarm == 0)
-		return NULL;
-	if (inet_pton(AF_INET, addr, a) == 1)
-		inet_ntop(AF_INET, a, ip, sizeof(ip));
-	else if (inet_pton(AF_INET6, addr, a) == 1)
-		inet_ntop(AF_INET6, a, ip, sizeof(ip));
-	else
-		return NULL;
 	for (size_t i = 0; i < w->nwarm; i++)
-		if (strcmp(w->warm[i].ip, ip) == 0)
+		if (strcmp(w->warm[i].ip, addr) == 0)
 			return &w->warm[i];
 	return NULL;
 }
